@@ -1,0 +1,37 @@
+# Every target creates (or reuses) the virtual environment and installs what it needs by itself.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ifrvp-installed
+PROFILE ?= quick
+
+.PHONY: workbook test install kernel lab bench clean-reports
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	$(PY) -m ipykernel install --sys-prefix --name ifrvp --display-name "IFRVP (Python 3)" >/dev/null
+	touch $(STAMP)
+
+kernel: $(STAMP)
+
+workbook: $(STAMP)
+	$(PY) -m ifrvp_core.workbook --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) benchmarks/model_speed.py
+	$(PY) benchmarks/data_throughput.py
+	$(PY) benchmarks/train_throughput.py
+
+clean-reports:
+	rm -rf reports/*.html reports/executed reports/figures
