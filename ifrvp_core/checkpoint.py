@@ -1,0 +1,194 @@
+"""Checkpoint files: atomic writes, safe loads, official IFRNet weights, this project's format.
+
+Everything is loaded with ``torch.load(weights_only=True)``: no pickled code runs, so a checkpoint
+from anywhere is safe to open. Writes go to a temporary file in the same folder that is fsynced
+and renamed over the destination, so a crash or a full disk never leaves a half-written file
+where a good one was.
+
+This project's checkpoints are dicts with ``format == "ifrvp-checkpoint"`` (see
+docs/architecture.md); official IFRNet files are bare state_dicts with the published key names,
+which this package's modules share, so they load as they are.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+CHECKPOINT_FORMAT = "ifrvp-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+def save_atomic(obj, path) -> Path:
+    """`torch.save(obj)` to `path` through a temporary file + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_file(path, map_location="cpu"):
+    """`torch.load(path, weights_only=True)` with errors that name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a directory, not a file: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated zip, garbage bytes, pickled code, ...
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({size} bytes): {type(error).__name__}: {str(error).splitlines()[0]}. "
+            "The file is truncated, corrupt, or holds objects that weights_only loading refuses."
+        ) from error
+
+
+def is_project_checkpoint(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT
+
+
+def extract_state_dict(obj, source="checkpoint") -> dict:
+    """The model state_dict inside a project checkpoint or an official/bare state_dict."""
+    if is_project_checkpoint(obj):
+        state = obj.get("model")
+    elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        state = obj["state_dict"]
+    else:
+        state = obj
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{source} holds no model state_dict (a dict of tensors)")
+    # Checkpoints saved from a DistributedDataParallel wrapper carry a `module.` prefix.
+    if all(key.startswith("module.") for key in state):
+        state = {key[len("module.") :]: value for key, value in state.items()}
+    return state
+
+
+def _summarise(keys, limit=8) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source: str | None = None) -> nn.Module:
+    """Load weights into `model` from a file path or an already loaded object.
+
+    Accepts an official IFRNet state_dict (published key names, optionally `module.`-prefixed)
+    or this project's checkpoint dict. Missing, unexpected or mis-shaped keys raise
+    `CheckpointError` naming them.
+    """
+    if isinstance(path_or_state, (str, os.PathLike)):
+        source = str(path_or_state)
+        obj = load_file(path_or_state)
+    else:
+        source, obj = source or "checkpoint object", path_or_state
+    state = extract_state_dict(obj, source)
+    own = model.state_dict()
+    missing = set(own) - set(state)
+    unexpected = set(state) - set(own)
+    mismatched = [
+        f"{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(own[key].shape)}"
+        for key in own  # model order: the first mismatch shown is the first layer that differs
+        if key in state and state[key].shape != own[key].shape
+    ]
+    problems = []
+    if strict and missing:
+        problems.append(f"missing keys ({len(missing)}): {_summarise(missing)}")
+    if strict and unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_summarise(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:8])}")
+    if problems:
+        name = getattr(model, "model_name", type(model).__name__)
+        k = getattr(model, "context_frames", "?")
+        raise CheckpointError(f"{source} does not fit {name} (K={k}): " + " | ".join(problems))
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
+def infer_model_config(state: dict) -> tuple[str, int]:
+    """Guess (variant name, context_frames) from an official or bare state_dict's shapes."""
+    from ifrvp_core.models import VARIANTS
+
+    try:
+        first = state["encoder.pyramid1.0.0.weight"]
+        widths = tuple(state[f"encoder.pyramid{i}.0.0.weight"].shape[0] for i in range(1, 5))
+        decoder4_in = state["decoder4.convblock.0.0.weight"].shape[1]
+    except KeyError as error:
+        raise CheckpointError(f"not an IFRNet-family state_dict: key {error.args[0]!r} is missing") from error
+    block = "elan" if any(".attention." in key for key in state) else "resblock"
+    context_frames, remainder = divmod(decoder4_in - 1, widths[3])
+    if remainder:
+        raise CheckpointError(f"cannot infer context frames from decoder4 input width {decoder4_in}")
+    for name, config in VARIANTS.items():
+        if tuple(config["widths"]) == widths and config["first_kernel"] == first.shape[-1] and config["block"] == block:
+            return name, context_frames
+    raise CheckpointError(f"no registered variant has widths {widths}, first kernel {first.shape[-1]}, block {block}")
+
+
+def load_model(path, model_name: str | None = None, device="cpu", eval_mode: bool = True) -> nn.Module:
+    """Build the right variant for a checkpoint file and load its weights.
+
+    Project checkpoints carry their model name, context frames and options; for an official
+    state_dict the variant is inferred from its shapes unless `model_name` is given.
+    """
+    from ifrvp_core.models import build_model
+
+    obj = load_file(path)
+    if is_project_checkpoint(obj):
+        name = model_name or obj["model_name"]
+        options = dict(obj.get("model_options") or {})
+        if "widths" in options:
+            options["widths"] = tuple(options["widths"])
+        model = build_model(name, context_frames=int(obj.get("context_frames", 2)), **options)
+    else:
+        inferred, context_frames = infer_model_config(extract_state_dict(obj, str(path)))
+        model = build_model(model_name or inferred, context_frames=context_frames)
+    load_checkpoint(model, obj, source=str(path))
+    model.to(device)
+    if eval_mode:
+        model.eval()
+    return model
+
+
+def model_checkpoint(model: nn.Module, **extra) -> dict:
+    """A minimal project checkpoint dict for `model` (training adds optimizer, RNG, ...)."""
+    options = dict(getattr(model, "model_options", {}))
+    if "widths" in options:
+        options["widths"] = list(options["widths"])
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_name": getattr(model, "model_name", type(model).__name__),
+        "context_frames": int(getattr(model, "context_frames", 2)),
+        "model_options": options,
+        "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        **extra,
+    }

@@ -1,0 +1,276 @@
+"""The IFRNet family for interpolation and extrapolation (one parametrised implementation).
+
+IFRNet (Kong et al., CVPR 2022) encodes every input frame into a 4-level pyramid, then four
+decoders, coarse to fine, jointly refine the target frame's features and the flows from the target
+to each input frame. The last decoder also emits a blend mask and an RGB residual:
+
+    prediction = clamp(sum_k mask_k * warp(frame_k, flow_k) + mean + residual, 0, 1)
+
+Module names follow the published code, so official two-frame checkpoints load without renaming.
+The target time ``t`` is an input map of the coarsest decoder, so the same weights interpolate
+(``0 < t < 1``) and extrapolate (``t > 1``). With K context frames the frames sit at times
+``2-K, ..., 0, 1`` (see docs/architecture.md); K = 2 is exactly the published layout.
+
+Shapes: B batch, K context frames, H x W image size, c1..c4 encoder widths at 1/2..1/16.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ifrvp_core.models.elan import ELANBlock
+from ifrvp_core.warp import backward_warp
+
+
+def convrelu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 1):
+    """Conv2d (with bias) followed by a per-channel PReLU, as a two-item Sequential (keys `.0`, `.1`)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=True),
+        nn.PReLU(out_channels),
+    )
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class ResBlock(nn.Module):
+    """IFRNet's residual block; the last `side_channels` channels get an extra conv path.
+
+    (B, C, H, W) -> (B, C, H, W). Written with split/cat (no in-place writes) for autograd.
+    """
+
+    def __init__(self, channels: int, side_channels: int):
+        super().__init__()
+        self.side_channels = side_channels
+        self.conv1 = convrelu(channels, channels)
+        self.conv2 = convrelu(side_channels, side_channels)
+        self.conv3 = convrelu(channels, channels)
+        self.conv4 = convrelu(side_channels, side_channels)
+        self.conv5 = nn.Conv2d(channels, channels, 3, 1, 1, bias=True)
+        self.prelu = nn.PReLU(channels)
+
+    def _refine_side(self, out: torch.Tensor, side_conv: nn.Module) -> torch.Tensor:
+        main, side = out.split([out.shape[1] - self.side_channels, self.side_channels], dim=1)
+        return torch.cat([main, side_conv(side)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._refine_side(self.conv1(x), self.conv2)
+        out = self._refine_side(self.conv3(out), self.conv4)
+        return self.prelu(x + self.conv5(out))
+
+
+class Encoder(nn.Module):
+    """Shared 4-level pyramid: (N, 3, H, W) -> [(N, c1, H/2, W/2), ..., (N, c4, H/16, W/16)]."""
+
+    def __init__(self, widths: Sequence[int], first_kernel: int = 3):
+        super().__init__()
+        c1, c2, c3, c4 = widths
+        self.pyramid1 = nn.Sequential(convrelu(3, c1, first_kernel, 2, first_kernel // 2), convrelu(c1, c1))
+        self.pyramid2 = nn.Sequential(convrelu(c1, c2, 3, 2, 1), convrelu(c2, c2))
+        self.pyramid3 = nn.Sequential(convrelu(c2, c3, 3, 2, 1), convrelu(c3, c3))
+        self.pyramid4 = nn.Sequential(convrelu(c3, c4, 3, 2, 1), convrelu(c4, c4))
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        f1 = self.pyramid1(image)
+        f2 = self.pyramid2(f1)
+        f3 = self.pyramid3(f2)
+        f4 = self.pyramid4(f3)
+        return [f1, f2, f3, f4]
+
+
+class Decoder(nn.Module):
+    """One decoder level: convrelu -> ResBlock (or ELAN block) -> 2x transposed conv.
+
+    (B, in, h, w) -> (B, out, 2h, 2w). The input is assembled by `IFRNetModel`.
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, side_channels: int, block: str):
+        super().__init__()
+        middle = ResBlock(mid_channels, side_channels) if block == "resblock" else ELANBlock(mid_channels)
+        self.convblock = nn.Sequential(
+            convrelu(in_channels, mid_channels),
+            middle,
+            nn.ConvTranspose2d(mid_channels, out_channels, 4, 2, 1, bias=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convblock(x)
+
+
+def _as_time_tensor(t, batch: int, device, dtype) -> torch.Tensor:
+    """A float or (B,) sequence/tensor of target times -> (B, 1, 1, 1)."""
+    time = torch.as_tensor(t, device=device, dtype=dtype)
+    if time.dim() == 0:
+        time = time.expand(batch)
+    time = time.reshape(-1)
+    if time.numel() != batch:
+        raise ValueError(f"target time t has {time.numel()} values for a batch of {batch}")
+    return time.view(batch, 1, 1, 1)
+
+
+class IFRNetModel(nn.Module):
+    """IFRNet with K context frames, for interpolation (0 < t < 1) and extrapolation (t > 1).
+
+    Args:
+        widths: encoder widths (c1, c2, c3, c4).
+        side_channels: ResBlock side channels `s`.
+        first_kernel: kernel of the very first conv (7 for IFRNet_L).
+        context_frames: K >= 2 input frames.
+        block: "resblock" (published) or "elan".
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 48, 72, 96),
+        side_channels: int = 32,
+        first_kernel: int = 3,
+        context_frames: int = 2,
+        block: str = "resblock",
+    ):
+        super().__init__()
+        if context_frames < 2:
+            raise ValueError(f"context_frames must be >= 2, got {context_frames}")
+        if block not in ("resblock", "elan"):
+            raise ValueError(f"block must be 'resblock' or 'elan', got {block!r}")
+        c1, c2, c3, c4 = widths
+        k = context_frames
+        self.context_frames = k
+        # K=2 keeps the published single sigmoid logit; K>2 uses one logit per frame (softmax).
+        self.mask_channels = 1 if k == 2 else k
+        self.model_name = "IFRNet"  # set by the registry
+        self.model_options = dict(
+            widths=tuple(widths), side_channels=side_channels, first_kernel=first_kernel, block=block
+        )
+        self.encoder = Encoder(widths, first_kernel)
+        self.decoder4 = Decoder(k * c4 + 1, k * c4, 2 * k + c3, side_channels, block)
+        self.decoder3 = Decoder((k + 1) * c3 + 2 * k, (k + 1) * c3, 2 * k + c2, side_channels, block)
+        self.decoder2 = Decoder((k + 1) * c2 + 2 * k, (k + 1) * c2, 2 * k + c1, side_channels, block)
+        self.decoder1 = Decoder((k + 1) * c1 + 2 * k, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
+
+    # ----------------------------------------------------------------------------------------
+    def _warp_each(self, features: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+        """Warp every frame's map with its own flow in one call.
+
+        features (B, K, C, h, w), flows (B, 2K, h, w) -> (B, K, C, h, w).
+        """
+        b, k, c, h, w = features.shape
+        warped = backward_warp(features.reshape(b * k, c, h, w), flows.reshape(b * k, 2, h, w))
+        return warped.reshape(b, k, c, h, w)
+
+    def _decode(self, pyramids: list[torch.Tensor], time: torch.Tensor):
+        """Run the decoders coarse to fine.
+
+        pyramids: per level (B, K, c_l, h_l, w_l) at 1/2..1/16; time (B, 1, 1, 1).
+        Returns flows fine->coarse [(B,2K,...) at 1, 1/2, 1/4, 1/8], refined features
+        [1/2, 1/4, 1/8], the mask logits and the residual, all at the (padded) network size.
+        """
+        k = self.context_frames
+        f4 = pyramids[3]
+        b, _, _, h4, w4 = f4.shape
+        out = self.decoder4(torch.cat([f4.flatten(1, 2), time.expand(b, 1, h4, w4)], dim=1))
+        flow = out[:, : 2 * k]
+        flows = [flow]
+        refined = [out[:, 2 * k :]]
+        for level, decoder in ((2, self.decoder3), (1, self.decoder2), (0, self.decoder1)):
+            warped = self._warp_each(pyramids[level], flow)
+            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), flow], dim=1))
+            flow = out[:, : 2 * k] + 2.0 * upsample2x(flow)
+            flows.append(flow)
+            if level > 0:
+                refined.append(out[:, 2 * k :])
+        mask_logits = out[:, 2 * k : 2 * k + self.mask_channels]
+        residual = out[:, 2 * k + self.mask_channels :]
+        return flows[::-1], refined[::-1], mask_logits, residual
+
+    def _blend_weights(self, mask_logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1 or K, H, W) logits -> (B, K, H, W) weights summing to 1 over K."""
+        if self.mask_channels == 1:
+            m = torch.sigmoid(mask_logits)
+            return torch.cat([m, 1.0 - m], dim=1)
+        return torch.softmax(mask_logits, dim=1)
+
+    def forward(self, frames: torch.Tensor, t, target: torch.Tensor | None = None, scale_factor: float = 1.0):
+        """Full forward pass with everything losses and pictures need.
+
+        Args:
+            frames: (B, K, 3, H, W) context frames in [0, 1], oldest first.
+            t: float or (B,) target time (0 < t < 1 interpolates, t = 1 + k is k frames ahead).
+            target: optional (B, 3, H, W) true target; its encoder features are returned.
+            scale_factor: run the network on frames resized by this factor (< 1 for large
+                inputs); flows, mask and residual are resized back.
+
+        Returns:
+            dict with `prediction` (B,3,H,W), `merged` (B,3,H,W), `flows` [fine->coarse
+            (B,2K,h,w) at 1, 1/2, 1/4, 1/8 of the network size; channels 2k:2k+2 point from the
+            target to frame k], `mask` (B,K,H,W), `residual` (B,3,H,W), `warped` (B,K,3,H,W),
+            `refined_features` [1/2, 1/4, 1/8], `target_features` (if target given), `mean`.
+            Full-size maps are cropped to H x W; coarser levels cover the padded network input.
+        """
+        if frames.dim() != 5 or frames.shape[2] != 3:
+            raise ValueError(f"frames must be (B, K, 3, H, W), got {tuple(frames.shape)}")
+        b, k, _, height, width = frames.shape
+        if k != self.context_frames:
+            raise ValueError(f"model was built for {self.context_frames} context frames, got {k}")
+        time = _as_time_tensor(t, b, frames.device, frames.dtype)
+
+        mean = frames.mean(dim=(1, 2, 3, 4)).view(b, 1, 1, 1)
+        centred = frames - mean.unsqueeze(1)
+        net_input = centred.flatten(0, 1)
+        if target is not None:
+            net_input = torch.cat([net_input, target - mean], dim=0)
+
+        net_height, net_width = height, width
+        if scale_factor != 1.0:
+            net_height = max(1, round(height * scale_factor))
+            net_width = max(1, round(width * scale_factor))
+            net_input = F.interpolate(net_input, size=(net_height, net_width), mode="bilinear", align_corners=False)
+        pad_h, pad_w = (-net_height) % 16, (-net_width) % 16
+        if pad_h or pad_w:
+            net_input = F.pad(net_input, (0, pad_w, 0, pad_h), mode="replicate")
+
+        features = self.encoder(net_input)
+        pyramids = [f[: b * k].unflatten(0, (b, k)) for f in features]
+        flows, refined, mask_logits, residual = self._decode(pyramids, time)
+
+        full_flow = flows[0][..., :net_height, :net_width]
+        mask = self._blend_weights(mask_logits)[..., :net_height, :net_width]
+        residual = residual[..., :net_height, :net_width]
+        if (net_height, net_width) != (height, width):
+            # Flows are in pixels, so they scale with the resize (per axis, exact for rounding).
+            full_flow = F.interpolate(full_flow, size=(height, width), mode="bilinear", align_corners=False)
+            ratio = full_flow.new_tensor([width / net_width, height / net_height]).repeat(k).view(1, 2 * k, 1, 1)
+            full_flow = full_flow * ratio
+            mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+            residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
+            flows = [full_flow] + flows[1:]
+        else:
+            flows = [full_flow] + flows[1:]
+
+        warped = self._warp_each(centred, full_flow)
+        merged = (mask.unsqueeze(2) * warped).sum(dim=1) + mean
+        prediction = torch.clamp(merged + residual, 0.0, 1.0)
+        output = {
+            "prediction": prediction,
+            "merged": merged,
+            "flows": flows,
+            "mask": mask,
+            "residual": residual,
+            "warped": warped + mean.unsqueeze(1),
+            "refined_features": refined,
+            "mean": mean,
+        }
+        if target is not None:
+            output["target_features"] = [f[b * k :] for f in features[:3]]
+        return output
+
+    @torch.inference_mode()
+    def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0) -> torch.Tensor:
+        """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1].
+
+        Any H, W (replicate-padded to a multiple of 16 inside, cropped back).
+        """
+        return self.forward(frames, t, scale_factor=scale_factor)["prediction"]
