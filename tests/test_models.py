@@ -162,3 +162,15 @@ def official_key_names(decoder_levels=(4, 3, 2, 1)):
 @pytest.mark.parametrize("name", ["IFRNet", "IFRNet_L", "IFRNet_S"])
 def test_state_dict_uses_official_key_names(name):
     assert set(build_model(name).state_dict()) == official_key_names()
+
+
+def test_prepare_for_inference_keeps_results():
+    from ifrvp_core.models import prepare_for_inference
+
+    torch.manual_seed(0)
+    model = build_model("IFRNet_T").eval()
+    frames = torch.rand(1, 2, 3, 48, 64)
+    reference = model.predict(frames, 2.0)
+    fast = prepare_for_inference(build_model("IFRNet_T"), channels_last=True)
+    fast.load_state_dict(model.state_dict())
+    assert torch.allclose(fast.predict(frames, 2.0), reference, atol=1e-5)

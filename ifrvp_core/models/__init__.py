@@ -70,3 +70,24 @@ def build_model(name: str, context_frames: int = 2, **options) -> IFRNetModel:
 
 
 __all__ = ["IFRNetModel", "VARIANTS", "build_model", "list_models", "register_model"]
+
+
+def prepare_for_inference(model, channels_last: bool = False, compile: bool = False, device=None):
+    """Eval mode, optional channels_last memory format and optional `torch.compile`.
+
+    Results are unchanged up to float rounding (tests check 1e-5). channels_last helps
+    convolutions on recent CPUs with oneDNN and on GPUs; measure with benchmarks/model_speed.py.
+    """
+    import torch
+
+    model = model.eval()
+    if device is not None:
+        model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model.forward = torch.compile(model.forward, dynamic=False)
+    return model
+
+
+__all__.append("prepare_for_inference")

@@ -1,0 +1,82 @@
+"""Forward latency, frames/s, parameters and MACs of every IFRNet-family variant.
+
+    python benchmarks/model_speed.py                       # CPU (and GPU when present), both sizes
+    python benchmarks/model_speed.py --sizes 256x448 --repeats 7 --channels-last --compile
+
+Latency is the median of `--repeats` timed `model.predict` calls (after warm-up) with
+`torch.inference_mode`; frames/s = batch / latency. MACs are counted once per variant with
+torch's FlopCounterMode (MACs = FLOPs / 2; grid_sample and elementwise ops are not counted).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ifrvp_core.models import build_model, list_models, prepare_for_inference
+
+
+def count_macs(model, frames) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(frames, 2.0)
+    return counter.get_total_flops() // 2
+
+
+def time_predict(model, frames, repeats: int, warmup: int) -> list[float]:
+    sync = torch.cuda.synchronize if frames.is_cuda else (lambda: None)
+    for _ in range(warmup):
+        model.predict(frames, 2.0)
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(frames, 2.0)
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(list_models()))
+    parser.add_argument("--sizes", default="256x448,1024x2048", help="HxW list")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats-large", type=int, default=3, help="repeats for inputs above 1 Mpixel on CPU")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (CPU, plus CUDA when present)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, channels_last={args.channels_last}, "
+          f"compile={args.compile}, batch {args.batch}")
+    header = f"{'model':<12} {'device':<6} {'size':>10} {'params':>11} {'GMACs':>9} {'median ms':>10} {'min ms':>9} {'frames/s':>9}"
+    print(header)
+    print("-" * len(header))
+    for name in args.models.split(","):
+        base = build_model(name)
+        params = sum(p.numel() for p in base.parameters())
+        for device in devices:
+            model = prepare_for_inference(build_model(name), args.channels_last, args.compile, device)
+            for height, width in sizes:
+                frames = torch.rand(args.batch, 2, 3, height, width, device=device)
+                macs = count_macs(base, frames.cpu()[:1]) * args.batch if device == "cpu" else None
+                repeats = args.repeats_large if (device == "cpu" and height * width > 1_000_000) else args.repeats
+                times = time_predict(model, frames, repeats, args.warmup)
+                median = statistics.median(times)
+                gmacs = f"{macs / 1e9:9.1f}" if macs is not None else f"{'':>9}"
+                print(f"{name:<12} {device:<6} {f'{height}x{width}':>10} {params:>11,} {gmacs} "
+                      f"{median * 1e3:10.1f} {min(times) * 1e3:9.1f} {args.batch / median:9.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
