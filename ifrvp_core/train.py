@@ -1,0 +1,458 @@
+"""Training engine: one file for every dataset, one process or many (torchrun), exact resume.
+
+    python -m ifrvp_core.train --model_name IFRNet_S --dataset synthetic --max_steps 500
+    torchrun --nproc_per_node=4 -m ifrvp_core.train --dataset vimeo90k --data_root /data/vimeo_septuplet
+    ifrvp train --config configs/cityscapes.yaml --batch_size 6      # flags win over the file
+
+The seed project's flags and defaults are kept (`--model_name IFRNet --epochs 300
+--batch_size 12 --lr_start 1e-4 --lr_end 1e-5 --log_path checkpoint --resume_epoch 0
+--resume_path None`). The recipe is IFRNet's: AdamW (no weight decay), cosine LR per iteration
+from lr_start to lr_end, Charbonnier + census + geometry + flow distillation.
+
+Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; backend nccl with CUDA, gloo otherwise;
+only rank 0 writes. The sample order depends only on (seed, epoch), so a run resumed from
+`latest.pt` (saved every `--save_interval_steps`, at each epoch end, and on SIGTERM/SIGINT)
+continues with exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ifrvp_core.checkpoint import CheckpointError, load_checkpoint, load_file, model_checkpoint, save_atomic
+from ifrvp_core.data import build_dataset, make_loader, set_loader_epoch
+from ifrvp_core.losses import LossConfig, PredictionLoss
+from ifrvp_core.models import build_model
+
+LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency")
+
+
+@dataclass
+class TrainConfig:
+    # the seed project's flags
+    model_name: str = "IFRNet"
+    epochs: int = 300
+    batch_size: int = 12  # per process
+    lr_start: float = 1e-4
+    lr_end: float = 1e-5
+    log_path: str = "checkpoint"
+    resume_epoch: int = 0
+    resume_path: str | None = None
+    # additions
+    resume: str | None = None  # "auto": the run folder's latest.pt if it exists
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    task: str = "extrapolate"
+    context_frames: int = 2
+    frame_stride: int | None = None
+    crop_size: int = 224
+    augment: bool = True
+    num_workers: int = 2
+    seed: int = 0
+    amp: str = "none"  # none | bf16 | fp16 (GPU only)
+    grad_clip: float = 0.0
+    eval_interval: int = 1  # epochs
+    max_steps: int = 0  # 0: epochs * steps per epoch
+    val_samples: int = 64
+    val_batch_size: int = 4
+    run_name: str | None = None
+    save_interval_steps: int = 0
+    log_interval: int = 10
+    dist_timeout_min: float = 30.0
+    loss_charbonnier: float = 1.0
+    loss_census: float = 1.0
+    loss_geometry: float = 0.01
+    loss_distillation: float = 0.01
+    loss_laplacian: float = 0.0
+    loss_perceptual: float = 0.0
+    loss_frequency: float = 0.0
+    perceptual_weights: str | None = None
+
+    def loss_config(self) -> LossConfig:
+        return LossConfig(**{name: getattr(self, f"loss_{name}") for name in LOSS_FIELDS}, perceptual_weights=self.perceptual_weights)
+
+    @classmethod
+    def from_args(cls, argv=None) -> "TrainConfig":
+        """Defaults < `--config` file (JSON or YAML) < command-line flags."""
+        parser = argparse.ArgumentParser(prog="ifrvp train", description="Train an IFRNet-family model.")
+        parser.add_argument("--config", help="JSON or YAML file with any of the keys below")
+        for item in dataclasses.fields(cls):
+            kind = item.type if isinstance(item.type, type) else str(item.type)
+            if kind in (bool, "bool"):
+                parser.add_argument(f"--{item.name}", type=_parse_bool, default=None, metavar="BOOL")
+            elif kind in (int, "int"):
+                parser.add_argument(f"--{item.name}", type=int, default=None)
+            elif kind in (float, "float"):
+                parser.add_argument(f"--{item.name}", type=float, default=None)
+            elif "int" in kind:
+                parser.add_argument(f"--{item.name}", type=_optional(int), default=None)
+            else:
+                parser.add_argument(f"--{item.name}", type=_optional(str), default=None)
+        args = parser.parse_args(argv)
+        values = {}
+        if args.config:
+            values.update(_read_config_file(args.config))
+        values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise SystemExit(f"unknown config keys in {args.config}: {sorted(unknown)}")
+        return cls(**values)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _optional(kind):
+    def parse(text):
+        return None if text in ("None", "none", "") else kind(text)
+
+    return parse
+
+
+def _read_config_file(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"config file not found: {path}")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+# ----------------------------------------------------------------------------- distributed
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(config: TrainConfig) -> Dist:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world_size > 1:
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=config.dist_timeout_min)
+        )
+    return Dist(rank, world_size, local_rank, device)
+
+
+def all_reduce_sum(values: torch.Tensor, env: Dist) -> torch.Tensor:
+    if env.world_size > 1:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+# ----------------------------------------------------------------------------- state
+def rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state[0], numpy_state[1].numpy().astype(np.uint32), *numpy_state[2:]))
+    python = state["python"]
+    random.setstate((python[-2], tuple(python[:-2]), python[-1]))
+
+
+def library_versions() -> dict:
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__}
+
+
+def cosine_lr(iteration: int, total: int, lr_start: float, lr_end: float) -> float:
+    """Per-iteration cosine decay from lr_start (iteration 0) to lr_end (iteration total)."""
+    progress = min(iteration / max(total, 1), 1.0)
+    return lr_end + 0.5 * (lr_start - lr_end) * (1.0 + math.cos(math.pi * progress))
+
+
+class StopFlag:
+    """SIGTERM/SIGINT ask the loop to save `latest` after the current step and exit."""
+
+    def __init__(self):
+        self.signal = None
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+
+# ----------------------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, config: TrainConfig, env: Dist):
+        self.config, self.env = config, env
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        self.run_dir = Path(config.log_path) / (config.run_name or f"{config.model_name}_{config.dataset}_{config.task}")
+        model = build_model(config.model_name, context_frames=config.context_frames).to(env.device)
+        self.model = model
+        self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None) if env.world_size > 1 else model
+        future = 1
+        common = dict(
+            context_frames=config.context_frames, future_frames=future, task=config.task, frame_stride=config.frame_stride, seed=config.seed
+        )
+        self.train_set = build_dataset(config.dataset, config.data_root, "train", augment=config.augment, crop_size=config.crop_size, **common)
+        val_split = "val" if config.dataset == "cityscapes" else "test"
+        self.val_set = build_dataset(config.dataset, self.train_set.root, val_split, **common)
+        self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
+        self.steps_per_epoch = self.loader.sampler.batches_per_epoch()
+        full = config.epochs * self.steps_per_epoch
+        self.total_steps = min(full, config.max_steps) if config.max_steps else full
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr_start, weight_decay=0.0)
+        self.loss_fn = PredictionLoss(config.loss_config())
+        self.iteration, self.epoch, self.best_psnr = 0, config.resume_epoch, -math.inf
+        self.history: list[dict] = []
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        if self.amp_dtype is not None and env.device.type != "cuda":
+            self.log_text(f"warning: --amp {config.amp} needs a GPU; training in float32 on {env.device}")
+            self.amp_dtype = None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self._resume()
+
+    # ------------------------------------------------------------------ io
+    def log_text(self, text: str) -> None:
+        if self.env.main:
+            print(text, flush=True)
+
+    def _resume(self) -> None:
+        config = self.config
+        path = config.resume_path
+        if config.resume == "auto" and (self.run_dir / "latest.pt").is_file():
+            path = str(self.run_dir / "latest.pt")
+        if not path:
+            return
+        state = load_file(path)
+        if isinstance(state, dict) and state.get("optimizer") is not None:
+            load_checkpoint(self.model, state, source=path)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.iteration, self.epoch = int(state["iteration"]), int(state["epoch"])
+            self.best_psnr = float(state.get("best_psnr", -math.inf))
+            if state.get("rng"):
+                set_rng_state(state["rng"])
+            self.log_text(f"resumed from {path} at epoch {self.epoch}, iteration {self.iteration}")
+        else:  # weights only (e.g. an official IFRNet checkpoint): the seed project's --resume_epoch
+            load_checkpoint(self.model, state, source=path)
+            self.iteration = self.epoch * self.steps_per_epoch
+            self.log_text(f"loaded weights from {path}; starting at epoch {self.epoch}")
+
+    def checkpoint(self, metrics: dict | None = None) -> dict:
+        return model_checkpoint(
+            self.model,
+            optimizer=self.optimizer.state_dict(),
+            scheduler={"kind": "cosine", "iteration": self.iteration, "total_steps": self.total_steps},
+            epoch=self.epoch,
+            iteration=self.iteration,
+            best_psnr=self.best_psnr,
+            rng=rng_state(),
+            config=dataclasses.asdict(self.config),
+            versions=library_versions(),
+            metrics=metrics or {},
+        )
+
+    def save(self, name: str, metrics: dict | None = None) -> None:
+        if self.env.main:
+            save_atomic(self.checkpoint(metrics), self.run_dir / name)
+
+    def write_log(self, record: dict) -> None:
+        if not self.env.main:
+            return
+        self.history.append(record)
+        with open(self.run_dir / "log.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if record["kind"] == "train":
+            csv_path = self.run_dir / "log.csv"
+            flat = {k: v for k, v in record.items() if not isinstance(v, dict)} | record.get("terms", {})
+            new = not csv_path.exists()
+            with open(csv_path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(flat))
+                if new:
+                    writer.writeheader()
+                writer.writerow(flat)
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, batch: dict) -> tuple[float, dict]:
+        device = self.env.device
+        frames = batch["context"].to(device, non_blocking=True)
+        target = batch["target"][:, 0].to(device, non_blocking=True)
+        times = batch["target_times"][:, 0].to(device)
+        teacher = batch["teacher_flow"].to(device) if "teacher_flow" in batch else None
+        lr = cosine_lr(self.iteration, self.total_steps, self.config.lr_start, self.config.lr_end)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            output = self.ddp(frames, times, target=target)
+            loss, terms = self.loss_fn(output, target, teacher)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return lr, {"loss": loss.detach(), **terms}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        from ifrvp_core.metrics import psnr, ssim
+
+        self.model.eval()
+        count = min(len(self.val_set), self.config.val_samples)
+        indices = list(range(self.env.rank, count, self.env.world_size))
+        sums = torch.zeros(3, dtype=torch.float64)
+        for start in range(0, len(indices), self.config.val_batch_size):
+            samples = [self.val_set[i] for i in indices[start : start + self.config.val_batch_size]]
+            frames = torch.stack([s["context"] for s in samples]).to(self.env.device)
+            target = torch.stack([s["target"][0] for s in samples]).to(self.env.device)
+            times = torch.stack([s["target_times"][0] for s in samples]).to(self.env.device)
+            prediction = self.model(frames, times)["prediction"].float().clamp(0, 1)
+            sums += torch.tensor([psnr(prediction, target).sum().item(), ssim(prediction, target).sum().item(), len(samples)], dtype=torch.float64)
+        self.model.train()
+        sums = all_reduce_sum(sums.to(self.env.device), self.env).cpu()
+        return {"psnr": (sums[0] / sums[2]).item(), "ssim": (sums[1] / sums[2]).item(), "samples": int(sums[2])}
+
+    def run(self) -> dict:
+        config, env = self.config, self.env
+        if env.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+        self.log_text(
+            f"run folder {self.run_dir}\n{config.model_name} on {config.dataset} ({len(self.train_set)} train / "
+            f"{len(self.val_set)} val samples), {env.world_size} process(es) on {env.device}, "
+            f"batch {config.batch_size}/process, {self.steps_per_epoch} steps/epoch, {self.total_steps} steps"
+        )
+        stop = StopFlag()
+        started = time.time()
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=self.total_steps, initial=self.iteration, disable=not env.main, desc="train",
+                        mininterval=1.0 if sys.stderr.isatty() else 10.0, file=sys.stderr)
+        self.model.train()
+        metrics: dict = {}
+        while self.iteration < self.total_steps and self.epoch < config.epochs:
+            skip = self.iteration - self.epoch * self.steps_per_epoch
+            set_loader_epoch(self.loader, self.epoch, skip_batches=max(skip, 0))
+            wait_start = time.perf_counter()
+            window = {"samples": 0, "time": 0.0, "wait": 0.0}
+            for batch in self.loader:
+                waited = time.perf_counter() - wait_start
+                step_start = time.perf_counter()
+                lr, terms = self.train_step(batch)
+                self.iteration += 1
+                step_time = time.perf_counter() - step_start
+                window["samples"] += batch["context"].shape[0] * env.world_size
+                window["time"] += step_time + waited
+                window["wait"] += waited
+                progress.update(1)
+                if self.iteration % config.log_interval == 0 or self.iteration == self.total_steps:
+                    values = all_reduce_sum(torch.stack([v.float() for v in terms.values()]).cpu(), env) / env.world_size
+                    record = {
+                        "kind": "train", "iteration": self.iteration, "epoch": self.epoch, "lr": lr,
+                        "loss": values[0].item(), "terms": {k: v.item() for k, v in zip(list(terms)[1:], values[1:])},
+                        "samples_per_s": window["samples"] / max(window["time"], 1e-9),
+                        "data_wait_share": window["wait"] / max(window["time"], 1e-9),
+                        "elapsed_s": time.time() - started,
+                    }
+                    self.write_log(record)
+                    progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+                    window = {"samples": 0, "time": 0.0, "wait": 0.0}
+                if config.save_interval_steps and self.iteration % config.save_interval_steps == 0:
+                    self.save("latest.pt")
+                if stop.signal is not None or self.iteration >= self.total_steps:
+                    break
+                wait_start = time.perf_counter()
+            if stop.signal is not None:
+                self.save("latest.pt")
+                self.log_text(f"signal {stop.signal}: saved {self.run_dir / 'latest.pt'} at iteration {self.iteration}")
+                progress.close()
+                return {"stopped_by_signal": stop.signal, "iteration": self.iteration}
+            epoch_done = self.iteration >= (self.epoch + 1) * self.steps_per_epoch
+            finished = self.iteration >= self.total_steps
+            if epoch_done:
+                self.epoch += 1
+            if finished or (epoch_done and self.epoch % config.eval_interval == 0):
+                metrics = self.validate()
+                self.write_log({"kind": "val", "iteration": self.iteration, "epoch": self.epoch, **metrics})
+                self.log_text(f"epoch {self.epoch} iteration {self.iteration}: val PSNR {metrics['psnr']:.3f} SSIM {metrics['ssim']:.4f}")
+                if metrics["psnr"] > self.best_psnr:
+                    self.best_psnr = metrics["psnr"]
+                    self.save("best.pt", metrics)
+            self.save("latest.pt", metrics)
+        progress.close()
+        summary = {
+            "run_dir": str(self.run_dir.resolve()), "model_name": config.model_name, "dataset": config.dataset,
+            "iterations": self.iteration, "epochs": self.epoch, "world_size": env.world_size,
+            "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr,
+        }
+        if env.main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def main(argv=None) -> int:
+    config = TrainConfig.from_args(argv)
+    env = setup_distributed(config)
+    try:
+        summary = Trainer(config, env).run()
+        if env.main:
+            print("IFRVP_SUMMARY " + json.dumps(summary), flush=True)
+        code = 0
+    except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"[rank {env.rank}] training failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        traceback.print_exc()
+        code = 1
+    finally:
+        if env.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
