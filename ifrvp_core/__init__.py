@@ -21,7 +21,6 @@ _PUBLIC = {
     "list_datasets": "ifrvp_core.data",
     "launch_training": "ifrvp_core.launch",
     "TrainConfig": "ifrvp_core.train",
-    "evaluate": "ifrvp_core.evaluate",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -1,0 +1,204 @@
+"""The `ifrvp` command: train, evaluate, predict, interpolate.
+
+    ifrvp train --model_name IFRNet_T ...                   (arguments go to ifrvp_core.train)
+    ifrvp evaluate --checkpoint best.pt --dataset cityscapes --data_root data/cityscapes \
+        --steps 5 --baselines --output reports/cityscapes.json
+    ifrvp evaluate --checkpoint none --baselines --dataset synthetic --output baselines.json
+    ifrvp predict clip.mp4 --checkpoint best.pt --steps 10 --out future.mp4 --side-by-side
+    ifrvp interpolate a.png b.png --checkpoint IFRNet_Vimeo90K.pth --times 0.25,0.5,0.75 --out mid/
+
+Exit codes: 0 success; 2 user error (missing/unreadable file, bad option value), reported as
+one line on stderr without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed as one line, exit code 2."""
+
+
+def _user_errors() -> tuple:
+    from ifrvp_core.checkpoint import CheckpointError
+    from ifrvp_core.data.io import DataError
+    from ifrvp_core.metrics import MetricUnavailableError
+
+    return (UserError, CheckpointError, DataError, MetricUnavailableError, FileNotFoundError, NotADirectoryError, ValueError)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _times(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.25,0.5,0.75, got {text!r}") from None
+    if not values or any(t <= 0 for t in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated times > 0, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ifrvp", description="IFRNet for video prediction.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,predict,interpolate}")
+    sub.required = True
+
+    sub.add_parser("train", help="train a model (all further arguments go to ifrvp_core.train)", add_help=False)
+
+    ev = sub.add_parser("evaluate", help="score a checkpoint and/or the baselines on a test protocol")
+    ev.add_argument("--checkpoint", required=True, help="checkpoint file, or 'none' with --baselines")
+    ev.add_argument("--dataset", required=True, help="vimeo90k, gopro, cityscapes, frames or synthetic")
+    ev.add_argument("--data_root", "--data-root", dest="data_root", default=None, help="dataset root (synthetic: optional)")
+    ev.add_argument("--protocol", default=None, help="evaluation protocol (default: the dataset's own)")
+    ev.add_argument("--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
+    ev.add_argument("--baselines", action="store_true", help="also score copy-last and DIS extrapolation")
+    ev.add_argument("--max-samples", "--max_samples", dest="max_samples", type=_positive_int, default=None)
+    ev.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=4)
+    ev.add_argument("--num-workers", "--num_workers", dest="num_workers", type=int, default=0)
+    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    ev.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
+    ev.add_argument("--lpips-weights", dest="lpips_weights", default=None, help="AlexNet ImageNet weights for LPIPS")
+    ev.add_argument("--output", required=True, help="results .json (a .csv is written next to it)")
+    ev.add_argument("--no-progress", dest="progress", action="store_false")
+
+    pr = sub.add_parser("predict", help="predict future frames of a video or frames folder")
+    pr.add_argument("source", help="video file or folder of frames")
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--steps", type=_positive_int, default=5, help="frames to predict")
+    pr.add_argument("--out", required=True, help="OUT.mp4 or an output folder for PNGs")
+    pr.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's)")
+    pr.add_argument("--context-start", "--context_start", dest="context_start", type=int, default=0,
+                    help="index of the first context frame")
+    pr.add_argument("--side-by-side", "--side_by_side", dest="side_by_side", action="store_true",
+                    help="write context | prediction | truth | error panels")
+    pr.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
+    pr.add_argument("--device", default=None)
+    pr.add_argument("--no-progress", dest="progress", action="store_false")
+
+    it = sub.add_parser("interpolate", help="frames between two images")
+    it.add_argument("frame_a")
+    it.add_argument("frame_b")
+    it.add_argument("--checkpoint", required=True)
+    it.add_argument("--times", type=_times, default=[0.5], help="comma-separated times, e.g. 0.25,0.5,0.75")
+    it.add_argument("--out", default="interpolated", help="output folder")
+    it.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
+    it.add_argument("--device", default=None)
+    return parser
+
+
+def _load(checkpoint: str, device):
+    from ifrvp_core.checkpoint import load_model
+    from ifrvp_core.evaluate import resolve_device
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    return load_model(path, device=resolve_device(device))
+
+
+def _evaluate(args) -> int:
+    from ifrvp_core.evaluate import dis_extrapolation, copy_last, evaluate, format_table, get_protocol, model_step_fn, save_results
+
+    methods = {}
+    if args.checkpoint.lower() != "none":
+        model = _load(args.checkpoint, args.device)
+        methods[getattr(model, "model_name", "model")] = model_step_fn(model, args.scale_factor)
+    elif not args.baselines:
+        raise UserError("--checkpoint none evaluates nothing without --baselines")
+    if args.baselines:
+        methods["copy-last"] = copy_last
+        methods["DIS"] = dis_extrapolation
+    protocol = get_protocol(args.protocol or args.dataset)
+    if protocol.dataset != args.dataset.lower():
+        protocol = replace(protocol, dataset=args.dataset.lower())
+    if args.data_root is not None and not Path(args.data_root).exists():
+        raise UserError(f"data root not found: {args.data_root}")
+    output = Path(args.output)
+    if output.suffix.lower() != ".json":
+        raise UserError(f"--output must be a .json file, got {output}")
+    results = evaluate(
+        methods, protocol, steps=args.steps, batch_size=args.batch_size, device=args.device,
+        num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
+        root=args.data_root, lpips_weights=args.lpips_weights,
+    )
+    print(f"protocol {protocol.name}: {len(results.sample_names)} samples, t+1..t+{results.steps}")
+    print(format_table(results))
+    written = save_results(results, output)
+    print("wrote " + ", ".join(str(path) for path in written.values()))
+    return 0
+
+
+def _predict(args) -> int:
+    from ifrvp_core.predict import iter_source_frames, predict_video
+
+    iter_source_frames(args.source)  # fail on a bad source before loading the model
+    model = _load(args.checkpoint, args.device)
+    info = predict_video(
+        model, args.source, args.steps, args.out, context_start=args.context_start, fps=args.fps,
+        side_by_side=args.side_by_side, scale_factor=args.scale_factor, device=args.device, progress=args.progress,
+    )
+    truth = f", {info['truth_frames']} with truth" if args.side_by_side else ""
+    print(f"wrote {info['frames']} frames ({info['width']}x{info['height']}{truth}) to {info['out']}")
+    return 0
+
+
+def _interpolate(args) -> int:
+    from ifrvp_core.predict import interpolate_files
+
+    for path in (args.frame_a, args.frame_b):
+        if not Path(path).is_file():
+            raise UserError(f"image not found: {path}")
+    model = _load(args.checkpoint, args.device)
+    written = interpolate_files(model, args.frame_a, args.frame_b, args.times, args.out, args.scale_factor)
+    print(f"wrote {len(written)} frames to {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the `ifrvp` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        # Everything after `train` belongs to the training parser (its own --help and errors).
+        from ifrvp_core.train import main as train_main
+
+        code = train_main(argv[1:])
+        return int(code or 0)
+    args = build_parser().parse_args(argv)
+    handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate}
+    try:
+        return handlers[args.command](args)
+    except _user_errors() as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"ifrvp {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ifrvp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

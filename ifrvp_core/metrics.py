@@ -1,0 +1,481 @@
+"""Image and flow metrics for video prediction, batched in torch, per sample.
+
+Every image metric takes ``prediction`` and ``target`` of shape (B, 3, H, W), float, RGB in
+[0, 1], and returns a (B,) float tensor of per-sample scores on the inputs' device, so a whole
+batch of full-size Cityscapes frames is scored on the GPU in one call.
+
+Implementations (and what they are checked against in tests/test_metrics.py):
+
+- ``psnr``: ``10 log10(1 / MSE)`` per sample, MSE in float64; equals
+  ``skimage.metrics.peak_signal_noise_ratio(data_range=1)``. Identical images give ``inf``.
+- ``ssim``: ``pytorch_msssim.ssim`` with an 11-tap Gaussian window, sigma 1.5, K = (0.01, 0.03),
+  which is scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1, channel_axis=...)``: scikit-image filters with
+  'reflect' padding and then drops a 5-pixel border, which is what the valid convolution of
+  pytorch-msssim computes directly. Float32 agrees with scikit-image's float64 to ~1e-7.
+- ``ms_ssim``: ``pytorch_msssim.ms_ssim`` (5 scales, the standard weights) for images whose
+  shorter side exceeds 160 px. Smaller images (e.g. 64 x 96 test crops) cannot be downsampled 4
+  times under an 11-tap window; for them the same algorithm runs on as many scales L as fit
+  (shorter side > 10 * 2**(L-1)) with the first L standard weights renormalised to sum to 1,
+  unless ``allow_fewer_scales=False``, which raises instead. Such numbers are not comparable
+  with published 5-scale MS-SSIM; `ms_ssim_scales(h, w)` says how many scales a size gets.
+- ``lpips``: the `lpips` package (v0.1, AlexNet trunk, its published linear calibration weights
+  shipped inside the package). The AlexNet trunk needs torchvision's ImageNet weights
+  ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints/`` (or a given path). This
+  module never downloads: when the file is absent, ``lpips_status()`` returns a
+  `MetricUnavailable` with the reason and ``lpips()`` raises `MetricUnavailableError`; the
+  evaluation then reports "n/a (reason)", never a number. Both weight files are read with
+  ``torch.load(weights_only=True)``.
+- ``epe``: mean end-point error (Euclidean distance of flow vectors, in pixels) over valid pixels.
+
+`MetricAccumulator` sums per-sample scores per (step, metric) over batches and, when
+``torch.distributed`` is initialised, all-reduces sums and counts across ranks before taking means.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "ALEXNET_WEIGHTS_FILE",
+    "METRIC_DIRECTIONS",
+    "MS_SSIM_WEIGHTS",
+    "MetricAccumulator",
+    "MetricUnavailable",
+    "MetricUnavailableError",
+    "epe",
+    "get_lpips_model",
+    "lpips",
+    "lpips_status",
+    "ms_ssim",
+    "ms_ssim_scales",
+    "psnr",
+    "ssim",
+]
+
+# Published MS-SSIM scale weights (Wang et al. 2003), finest scale first.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
+# Values slightly outside [0, 1] come from bilinear resampling and float rounding; real range
+# mistakes (0..255 images, [-1, 1] normalisation) are far outside this.
+RANGE_TOLERANCE = 1e-3
+# +1: higher is better, -1: lower is better (used for best/worst-sample reports).
+METRIC_DIRECTIONS = {"psnr": 1, "ssim": 1, "ms_ssim": 1, "lpips": -1, "epe": -1}
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_tensor(name: str, value, channels: int | None = 3) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {value.dtype}")
+    if value.dim() != 4:
+        raise ValueError(f"{name} must be (B, C, H, W), got shape {tuple(value.shape)}")
+    if channels is not None and value.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channels (B, {channels}, H, W), got shape {tuple(value.shape)}")
+
+
+def _check_images(prediction: torch.Tensor, target: torch.Tensor, min_side: int = 1) -> None:
+    """Raise ValueError naming the argument for wrong type, dtype, shape or value range."""
+    _check_tensor("prediction", prediction)
+    _check_tensor("target", target)
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"prediction and target shapes differ: prediction {tuple(prediction.shape)} vs target {tuple(target.shape)}"
+        )
+    if min(prediction.shape[-2:]) < min_side:
+        raise ValueError(
+            f"images of size {tuple(prediction.shape[-2:])} are too small: this metric needs at least "
+            f"{min_side} px per side"
+        )
+    for name, value in (("prediction", prediction), ("target", target)):
+        if value.numel() == 0:
+            raise ValueError(f"{name} is empty, shape {tuple(value.shape)}")
+        low, high = float(value.min()), float(value.max())
+        if math.isnan(low) or math.isnan(high):
+            raise ValueError(f"{name} contains NaN")
+        if low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
+            raise ValueError(
+                f"{name} values must be in [0, 1]; got min {low:.4g}, max {high:.4g} "
+                "(0..255 images must be divided by 255 first)"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# PSNR, SSIM, MS-SSIM
+
+
+def _float(image: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32 (SSIM statistics need the precision); float32/64 unchanged."""
+    return image if image.dtype in (torch.float32, torch.float64) else image.float()
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB with data range 1.
+
+    Args:
+        prediction: (B, 3, H, W) in [0, 1].
+        target: (B, 3, H, W) in [0, 1].
+
+    Returns:
+        (B,) float32; ``inf`` where a sample is reproduced exactly.
+    """
+    _check_images(prediction, target)
+    # float64: at PSNR ~ 50 dB float32 squared errors lose the digits scikit-image keeps.
+    mse = (prediction.double() - target.double()).pow(2).flatten(1).mean(dim=1)
+    return (10.0 * torch.log10(1.0 / mse)).float()
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Structural similarity, Gaussian window 11 x 11 (sigma 1.5), mean over channels.
+
+    Args:
+        prediction: (B, 3, H, W) in [0, 1], H and W at least 11.
+        target: (B, 3, H, W) in [0, 1].
+
+    Returns:
+        (B,) float32, equal to scikit-image's `structural_similarity` with
+        ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1``.
+    """
+    import pytorch_msssim
+
+    _check_images(prediction, target, min_side=SSIM_WINDOW)
+    value = pytorch_msssim.ssim(
+        _float(prediction), _float(target), data_range=1.0, size_average=False,
+        win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA, K=(0.01, 0.03),
+    )
+    return value.float()
+
+
+def ms_ssim_scales(height: int, width: int) -> int:
+    """Number of MS-SSIM scales an image of this size gets (5 when the shorter side > 160)."""
+    smaller = min(height, width)
+    levels = 0
+    for level in range(1, len(MS_SSIM_WEIGHTS) + 1):
+        # pytorch-msssim's own size rule for 5 scales, generalised to L scales.
+        if smaller > (SSIM_WINDOW - 1) * 2 ** (level - 1):
+            levels = level
+    return levels
+
+
+def ms_ssim(prediction: torch.Tensor, target: torch.Tensor, allow_fewer_scales: bool = True) -> torch.Tensor:
+    """Multi-scale SSIM as pytorch-msssim computes it.
+
+    Args:
+        prediction: (B, 3, H, W) in [0, 1].
+        target: (B, 3, H, W) in [0, 1].
+        allow_fewer_scales: for images with a shorter side <= 160 px, use as many scales as fit
+            with renormalised weights (see the module docstring); False raises ValueError.
+
+    Returns:
+        (B,) float32 in [0, 1].
+    """
+    import pytorch_msssim
+
+    _check_images(prediction, target, min_side=SSIM_WINDOW)
+    height, width = prediction.shape[-2:]
+    levels = ms_ssim_scales(height, width)
+    x, y = _float(prediction), _float(target)
+    if levels == len(MS_SSIM_WEIGHTS):
+        value = pytorch_msssim.ms_ssim(
+            x, y, data_range=1.0, size_average=False, win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA,
+            weights=list(MS_SSIM_WEIGHTS), K=(0.01, 0.03),
+        )
+        return value.float()
+    if not allow_fewer_scales or levels < 1:
+        raise ValueError(
+            f"ms_ssim needs a shorter side > {(SSIM_WINDOW - 1) * 2 ** 4} px for 5 scales; got images of "
+            f"{height}x{width}" + ("" if levels else " (too small for even one scale)")
+        )
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:levels], dtype=x.dtype, device=x.device)
+    return _ms_ssim_levels(x, y, weights / weights.sum()).float()
+
+
+def _ms_ssim_levels(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """pytorch-msssim's MS-SSIM loop for any number of scales (its size assertion is fixed at 5).
+
+    x, y: (B, C, H, W); weights: (L,). Returns (B,).
+    """
+    import torch.nn.functional as F
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    window = _fspecial_gauss_1d(SSIM_WINDOW, SSIM_SIGMA).to(x).repeat(x.shape[1], 1, 1, 1)
+    contrast_structure = []
+    levels = weights.shape[0]
+    for level in range(levels):
+        ssim_per_channel, cs = _ssim(x, y, data_range=1.0, win=window, size_average=False, K=(0.01, 0.03))
+        if level < levels - 1:
+            contrast_structure.append(torch.relu(cs))
+            padding = [side % 2 for side in x.shape[2:]]
+            x = F.avg_pool2d(x, kernel_size=2, padding=padding)
+            y = F.avg_pool2d(y, kernel_size=2, padding=padding)
+    stacked = torch.stack(contrast_structure + [torch.relu(ssim_per_channel)], dim=0)  # (L, B, C)
+    return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# LPIPS
+
+
+@dataclass(frozen=True)
+class MetricUnavailable:
+    """A metric that could not be computed, with the reason (falsy; prints as "n/a (reason)")."""
+
+    metric: str
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"n/a ({self.reason})"
+
+
+class MetricUnavailableError(RuntimeError):
+    """Raised by `lpips` when its weights are missing; `.status` holds the MetricUnavailable."""
+
+    def __init__(self, status: MetricUnavailable):
+        super().__init__(f"{status.metric} unavailable: {status.reason}")
+        self.status = status
+
+
+def default_alexnet_weights() -> Path:
+    """Where torchvision keeps the ImageNet AlexNet weights: torch.hub.get_dir()/checkpoints/."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+
+
+def _resolve_alexnet_weights(weights_path=None) -> Path:
+    if weights_path is None:
+        weights_path = os.environ.get("IFRVP_ALEXNET_WEIGHTS") or default_alexnet_weights()
+    return Path(weights_path)
+
+
+def lpips_status(weights_path=None) -> MetricUnavailable | None:
+    """None when LPIPS (alex) can be computed, else a MetricUnavailable naming the missing file."""
+    path = _resolve_alexnet_weights(weights_path)
+    if not path.is_file():
+        return MetricUnavailable(
+            "lpips",
+            f"AlexNet ImageNet weights not found at {path}; put torchvision's {ALEXNET_WEIGHTS_FILE} there "
+            "(or set IFRVP_ALEXNET_WEIGHTS)",
+        )
+    try:
+        import lpips as _lpips  # noqa: F401
+    except ImportError as error:
+        return MetricUnavailable("lpips", f"the lpips package is not installed ({error})")
+    return None
+
+
+_LPIPS_CACHE: dict[tuple, nn.Module] = {}
+
+
+def get_lpips_model(device="cpu", weights_path=None) -> nn.Module:
+    """The lpips.LPIPS(net='alex', version='0.1') module, built without any download.
+
+    The trunk is constructed with random weights (``pnet_rand=True``) and the AlexNet ImageNet
+    ``features`` weights are loaded from `weights_path` (default: the torch hub cache); the
+    linear calibration weights come from the file shipped in the lpips package. Cached per
+    (device, weights file). Raises MetricUnavailableError when the AlexNet file is missing.
+    """
+    status = lpips_status(weights_path)
+    if status is not None:
+        raise MetricUnavailableError(status)
+    path = _resolve_alexnet_weights(weights_path).resolve()
+    device = torch.device(device)
+    key = (str(device), str(path), path.stat().st_mtime_ns)
+    model = _LPIPS_CACHE.get(key)
+    if model is not None:
+        return model
+
+    import lpips as _lpips
+
+    with warnings.catch_warnings():  # torchvision's deprecation notice for alexnet(pretrained=False)
+        warnings.simplefilter("ignore", UserWarning)
+        model = _lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    linear_file = Path(_lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    linear_state = torch.load(linear_file, map_location="cpu", weights_only=True)
+    _, unexpected = model.load_state_dict(linear_state, strict=False)
+    # `lins.k` are aliases of `link`, so only the five `link` weights must come from the file.
+    if unexpected or not {f"lin{k}.model.1.weight" for k in range(5)} <= set(linear_state):
+        raise MetricUnavailableError(MetricUnavailable("lpips", f"unexpected LPIPS linear weights in {linear_file}"))
+
+    try:
+        alexnet_state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise MetricUnavailableError(
+            MetricUnavailable("lpips", f"cannot read AlexNet weights {path}: {type(error).__name__}: {error}")
+        ) from error
+    # lpips splits torchvision's alexnet.features into slices that keep the original indices:
+    # features.{0,3,6,8,10} are the convolutions.
+    slices = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
+    trunk_state = {}
+    for index, slice_number in slices.items():
+        for kind in ("weight", "bias"):
+            source_key = f"features.{index}.{kind}"
+            if not isinstance(alexnet_state, dict) or source_key not in alexnet_state:
+                raise MetricUnavailableError(
+                    MetricUnavailable("lpips", f"{path} is not a torchvision AlexNet state_dict (no {source_key!r})")
+                )
+            trunk_state[f"slice{slice_number}.{index}.{kind}"] = alexnet_state[source_key]
+    try:
+        model.net.load_state_dict(trunk_state, strict=True)
+    except RuntimeError as error:
+        raise MetricUnavailableError(
+            MetricUnavailable("lpips", f"{path} does not fit AlexNet: {str(error).splitlines()[0]}")
+        ) from error
+    model = model.eval().requires_grad_(False).to(device)
+    _LPIPS_CACHE[key] = model
+    return model
+
+
+def lpips(prediction: torch.Tensor, target: torch.Tensor, weights_path=None) -> torch.Tensor:
+    """LPIPS v0.1 (AlexNet) distance, lower is better.
+
+    Args:
+        prediction: (B, 3, H, W) in [0, 1] (mapped to [-1, 1] as LPIPS expects).
+        target: (B, 3, H, W) in [0, 1].
+        weights_path: AlexNet ImageNet weights file (default: torch hub cache).
+
+    Returns:
+        (B,) float32. Raises MetricUnavailableError when the AlexNet weights are absent.
+    """
+    _check_images(prediction, target)
+    model = get_lpips_model(prediction.device, weights_path)
+    with torch.inference_mode():
+        value = model(prediction.float().clamp(0, 1) * 2 - 1, target.float().clamp(0, 1) * 2 - 1)
+    return value.flatten(1).mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# flow
+
+
+def epe(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean end-point error per sample.
+
+    Args:
+        flow: (B, 2N, H, W) predicted flows, N >= 1 flow fields stacked as (x, y) pairs.
+        gt: (B, 2N, H, W) ground-truth flows.
+        valid: optional (B, N, H, W), (B, 1, H, W) or (B, H, W) mask; pixels where it is 0 are
+            ignored (per flow field when it has N channels).
+
+    Returns:
+        (B,) mean Euclidean error in pixels over valid pixels of all N fields; NaN for a sample
+        without any valid pixel.
+    """
+    for name, value in (("flow", flow), ("gt", gt)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor, got {getattr(value, 'dtype', type(value).__name__)}")
+        if value.dim() != 4 or value.shape[1] % 2:
+            raise ValueError(f"{name} must be (B, 2N, H, W), got shape {tuple(value.shape)}")
+    if flow.shape != gt.shape:
+        raise ValueError(f"flow and gt shapes differ: flow {tuple(flow.shape)} vs gt {tuple(gt.shape)}")
+    batch, channels, height, width = flow.shape
+    fields = channels // 2
+    error = (flow.float() - gt.float()).view(batch, fields, 2, height, width).norm(dim=2)  # (B, N, H, W)
+    if valid is None:
+        return error.flatten(1).mean(dim=1)
+    if valid.dim() == 3:
+        valid = valid.unsqueeze(1)
+    if valid.dim() != 4 or valid.shape[0] != batch or valid.shape[-2:] != (height, width) or valid.shape[1] not in (1, fields):
+        raise ValueError(
+            f"valid must be (B, {fields}, H, W), (B, 1, H, W) or (B, H, W) matching flow {tuple(flow.shape)}; "
+            f"got shape {tuple(valid.shape)}"
+        )
+    weight = valid.to(error.dtype).expand_as(error)
+    return (error * weight).flatten(1).sum(dim=1) / weight.flatten(1).sum(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# accumulation
+
+
+class MetricAccumulator:
+    """Per-step, per-metric running sums and counts of per-sample scores; DDP-aware means.
+
+    >>> acc = MetricAccumulator()
+    >>> acc.update("t+1", "psnr", torch.tensor([30.0, 32.0]))
+    >>> acc.compute()
+    {'t+1': {'psnr': 31.0}}
+
+    NaN scores (e.g. EPE of a sample without valid pixels) are not counted; ``inf`` (PSNR of an
+    exact copy) is kept, so a mean can be ``inf``, as scikit-image would report it.
+    """
+
+    def __init__(self):
+        self._sums: dict[tuple[str, str], float] = {}
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def update(self, step: str, metric: str, values) -> None:
+        """Add per-sample scores: `values` is a (B,) tensor, a sequence, or a number."""
+        values = torch.as_tensor(values, dtype=torch.float64).detach().flatten().cpu()
+        values = values[~torch.isnan(values)]
+        key = (str(step), str(metric))
+        self._sums[key] = self._sums.get(key, 0.0) + float(values.sum())
+        self._counts[key] = self._counts.get(key, 0) + int(values.numel())
+
+    def reset(self) -> None:
+        self._sums.clear()
+        self._counts.clear()
+
+    def _reduced(self) -> tuple[dict, dict]:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return dict(self._sums), dict(self._counts)
+        # Ranks can have seen different (step, metric) keys (e.g. an empty shard): agree on the union.
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, sorted(self._sums))
+        keys = sorted({tuple(key) for keys in gathered for key in keys})
+        device = torch.device("cpu")
+        if dist.get_backend() == "nccl":
+            device = torch.device("cuda", torch.cuda.current_device())
+        packed = torch.tensor(
+            [[self._sums.get(key, 0.0), float(self._counts.get(key, 0))] for key in keys],
+            dtype=torch.float64, device=device,
+        ).reshape(-1, 2)
+        dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+        packed = packed.cpu()
+        sums = {key: float(packed[i, 0]) for i, key in enumerate(keys)}
+        counts = {key: int(round(float(packed[i, 1]))) for i, key in enumerate(keys)}
+        return sums, counts
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{step: {metric: number of samples}} (all ranks together)."""
+        _, counts = self._reduced()
+        out: dict[str, dict[str, int]] = {}
+        for (step, metric), count in counts.items():
+            out.setdefault(step, {})[metric] = count
+        return out
+
+    def compute(self) -> dict[str, dict[str, float | None]]:
+        """{step: {metric: mean over all samples of all ranks}}; None where nothing was counted.
+
+        Collective under DDP: every rank must call it.
+        """
+        sums, counts = self._reduced()
+        out: dict[str, dict[str, float | None]] = {}
+        for key in sorted(sums, key=_step_sort_key):
+            step, metric = key
+            out.setdefault(step, {})[metric] = sums[key] / counts[key] if counts[key] else None
+        return out
+
+
+def _step_sort_key(key):
+    step, metric = key
+    try:
+        number = int(str(step).split("+")[-1])
+    except ValueError:
+        number = 10**9
+    return number, str(step), metric

@@ -1,0 +1,328 @@
+"""Predict the future of a video or a frames folder, and interpolate between two images.
+
+`predict_video` reads K context frames (and the real frames after them, when they exist, for
+side-by-side comparisons) *streaming*: a video is decoded frame by frame from the context start
+and decoding stops after the last frame needed, so a two-hour file costs the same as a clip.
+Predictions are made recursively (`iter_rollout`: each prediction becomes the newest context
+frame) and written one by one as an H.264 MP4 (yuv420p, even sides, via imageio-ffmpeg) or a
+folder of PNGs, through a temporary file/folder renamed into place at the end.
+
+    >>> model = load_model("runs/x/best.pt")
+    >>> predict_video(model, "clip.mp4", steps=10, out="future.mp4", side_by_side=True)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
+
+__all__ = [
+    "compose_side_by_side",
+    "interpolate_files",
+    "interpolate_pair",
+    "iter_rollout",
+    "iter_source_frames",
+    "predict_video",
+    "to_tensor",
+    "to_uint8",
+    "write_frames",
+    "write_video",
+]
+
+DEFAULT_FPS = 25.0
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+
+def to_uint8(frame: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> uint8 RGB (H, W, 3), rounded."""
+    return frame.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def iter_source_frames(source, start: int = 0) -> tuple[Iterator[np.ndarray], float | None]:
+    """Frames of a video file or an image folder from index `start` on, one at a time.
+
+    Returns:
+        (iterator of uint8 RGB (H, W, 3), frames per second of a video or None for folders).
+        Raises DataError naming the path when it is missing, unreadable or not a video/folder.
+    """
+    source = Path(source)
+    if source.is_dir():
+        images = _list_images(source)
+        if not images:
+            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frames folder {source}")
+        return (read_image(path) for path in images[start:]), None
+    if not source.exists():
+        raise DataError(f"video or frames folder not found: {source}")
+    if source.suffix.lower() not in VIDEO_SUFFIXES:
+        raise DataError(f"not a video ({', '.join(VIDEO_SUFFIXES)}) or a frames folder: {source}")
+    reader = VideoReader(source)  # DataError naming the file if OpenCV cannot open it
+    return reader.iter_frames(start), reader.fps
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    """Replicate-pad the last row/column so both sides are even (yuv420p needs it)."""
+    pad_h, pad_w = image.shape[0] % 2, image.shape[1] % 2
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return image
+
+
+def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) -> tuple[Path, int]:
+    """Write uint8 RGB frames as a playable H.264 MP4 (yuv420p), atomically.
+
+    Odd sides are made even by repeating the last row/column (never resized). Frames must all
+    have the size of the first. Returns (path, number of frames written).
+    """
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
+    os.close(fd)
+    count = 0
+    size = None
+    try:
+        writer = imageio.get_writer(
+            tmp_name, format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
+            macro_block_size=1, quality=8, ffmpeg_log_level="error",
+        )
+        try:
+            for frame in frames:
+                frame = _even(np.ascontiguousarray(frame, dtype=np.uint8))
+                if size is None:
+                    size = frame.shape
+                elif frame.shape != size:
+                    raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, the video is {size[1]}x{size[0]}")
+                writer.append_data(frame)
+                count += 1
+        finally:
+            writer.close()
+        if count == 0:
+            raise ValueError(f"no frames to write to {path}")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path, count
+
+
+def write_frames(frames: Iterable[np.ndarray], folder, prefix: str = "frame") -> tuple[Path, int]:
+    """Write uint8 RGB frames as `<folder>/<prefix>_00000.png ...`.
+
+    The PNGs go to a temporary sibling folder that replaces `folder` at the end, so a crash
+    never leaves a half-filled output folder. Returns (folder, number of frames).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output {folder} exists and is not a folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    count = 0
+    try:
+        for count, frame in enumerate(frames, start=1):
+            write_image_atomic(tmp / f"{prefix}_{count - 1:05d}.png", frame)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder, count
+
+
+# --------------------------------------------------------------------------------------------
+# pictures
+
+
+def _label(image: np.ndarray, text: str) -> np.ndarray:
+    image = image.copy()
+    scale = max(0.3, min(image.shape[1], image.shape[0]) / 400.0)
+    thickness = max(1, int(round(scale * 2)))
+    origin = (4, int(14 * scale) + 4)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image
+
+
+def error_image(prediction: np.ndarray, truth: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """|prediction - truth| averaged over RGB, times `gain`, as an inferno heat map (uint8 RGB)."""
+    difference = np.abs(prediction.astype(np.float32) - truth.astype(np.float32)).mean(axis=2)
+    scaled = np.clip(difference * gain, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def compose_side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None, step: int) -> np.ndarray:
+    """context | prediction | truth | error, each (H, W, 3) uint8 -> (H, 4W, 3) uint8.
+
+    Without a true frame (past the end of the source) the truth and error panels are gray.
+    """
+    blank = np.full_like(prediction, 96)
+    panels = [
+        _label(context, "context (newest)"),
+        _label(prediction, f"prediction t+{step}"),
+        _label(truth, f"truth t+{step}") if truth is not None else _label(blank, "no truth"),
+        _label(error_image(prediction, truth), "|error| x4") if truth is not None else _label(blank, "no truth"),
+    ]
+    return np.concatenate(panels, axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# prediction
+
+
+def iter_rollout(step_fn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
+    """Yield `steps` predictions (B, 3, H, W) one at a time; each becomes the newest context frame.
+
+    Same recursion as `ifrvp_core.evaluate.rollout`, but streaming (long rollouts at full
+    resolution never hold all predictions at once).
+    """
+    window = context
+    with torch.inference_mode():
+        for _ in range(steps):
+            frame = step_fn(window)
+            yield frame
+            window = torch.cat([window[:, 1:], frame.unsqueeze(1).to(window.dtype)], dim=1)
+
+
+def predict_video(
+    model,
+    source,
+    steps: int,
+    out,
+    context_start: int = 0,
+    fps: float | None = None,
+    side_by_side: bool = False,
+    scale_factor: float = 1.0,
+    device=None,
+    progress: bool = True,
+) -> dict:
+    """Predict `steps` frames after a context window of a video or frames folder and write them.
+
+    Args:
+        model: IFRNet-family model (`predict(frames, t, scale_factor)`, `context_frames`).
+        source: video file or folder of frames (sorted by name).
+        steps: number of frames to predict (recursively).
+        out: `.mp4` file, or a folder for PNGs (any other path).
+        context_start: index of the first context frame in the source.
+        fps: output frame rate (default: the video's, 25 for folders).
+        side_by_side: write context | prediction | truth | error panels; the truth is the real
+            frame at that time when the source has it.
+        scale_factor: run the model on frames resized by this factor (large inputs).
+        device: where the model runs (None: CUDA when available).
+        progress: tqdm bar over the predicted frames.
+
+    Returns:
+        {"out": Path, "frames": int, "width": int, "height": int, "truth_frames": int}
+    """
+    from tqdm.auto import tqdm
+
+    from ifrvp_core.evaluate import ModelStep, resolve_device
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if context_start < 0:
+        raise ValueError(f"context_start must be >= 0, got {context_start}")
+    out = Path(out)
+    if out.suffix.lower() in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES, ".gif") and out.suffix.lower() != ".mp4":
+        raise ValueError(f"output {out} must be an .mp4 file or a folder for PNG frames")
+    device = resolve_device(device)
+    step_fn = ModelStep(model.to(device).eval(), scale_factor)
+    k = step_fn.context_frames
+    frames, source_fps = iter_source_frames(source, context_start)
+    context_images = list(islice(frames, k))
+    if len(context_images) < k:
+        raise DataError(
+            f"{source} has {len(context_images)} frame(s) from index {context_start}; the model needs {k} context frames"
+        )
+    shapes = {image.shape for image in context_images}
+    if len(shapes) > 1:
+        raise DataError(f"context frames of {source} differ in size: {sorted(shapes)}")
+    height, width = context_images[0].shape[:2]
+    context = torch.stack([to_tensor(image) for image in context_images]).unsqueeze(0).to(device)
+    truth_count = 0
+
+    def output_frames():
+        nonlocal truth_count
+        bar = tqdm(total=steps, desc="predict", unit="frame", disable=not progress, leave=False)
+        for step, prediction in enumerate(iter_rollout(step_fn, context, steps), start=1):
+            predicted = to_uint8(prediction[0])
+            if side_by_side:
+                truth = next(frames, None)  # the real frame at t+step, read only now (streaming)
+                if truth is not None and truth.shape != predicted.shape:
+                    truth = None
+                truth_count += truth is not None
+                yield compose_side_by_side(context_images[-1], predicted, truth, step)
+            else:
+                yield predicted
+            bar.update(1)
+        bar.close()
+
+    if out.suffix.lower() == ".mp4":
+        path, count = write_video(output_frames(), out, fps or source_fps or DEFAULT_FPS)
+    else:
+        path, count = write_frames(output_frames(), out, prefix="pred")
+    panel_width = width * (4 if side_by_side else 1)
+    return {"out": path, "frames": count, "width": panel_width, "height": height, "truth_frames": truth_count}
+
+
+def interpolate_pair(model, frame_a: torch.Tensor, frame_b: torch.Tensor, times, scale_factor: float = 1.0) -> torch.Tensor:
+    """Frames between two images with a two-context-frame model.
+
+    Args:
+        model: IFRNet-family model with `context_frames == 2` (official IFRNet weights work).
+        frame_a: (3, H, W) in [0, 1], at t = 0.
+        frame_b: (3, H, W) in [0, 1], at t = 1.
+        times: target times (0 < t < 1 interpolates; t > 1 extrapolates).
+
+    Returns:
+        (len(times), 3, H, W) in [0, 1].
+    """
+    if getattr(model, "context_frames", 2) != 2:
+        raise ValueError(f"interpolation needs a model with 2 context frames, this one has {model.context_frames}")
+    if frame_a.shape != frame_b.shape:
+        raise ValueError(f"the two frames differ in size: {tuple(frame_a.shape)} vs {tuple(frame_b.shape)}")
+    device = next(model.parameters()).device
+    pair = torch.stack([frame_a, frame_b]).unsqueeze(0).to(device)
+    times = [float(t) for t in times]
+    if not times:
+        raise ValueError("times is empty")
+    batch = pair.expand(len(times), -1, -1, -1, -1)
+    with torch.inference_mode():
+        return model.predict(batch, torch.tensor(times, device=device), scale_factor=scale_factor)
+
+
+def interpolate_files(model, path_a, path_b, times, out_dir, scale_factor: float = 1.0) -> list[Path]:
+    """Read two images, interpolate at `times`, write `<out_dir>/interp_t0.500.png ...`."""
+    image_a, image_b = read_image(path_a), read_image(path_b)
+    if image_a.shape != image_b.shape:
+        raise DataError(
+            f"{path_a} is {image_a.shape[1]}x{image_a.shape[0]} but {path_b} is {image_b.shape[1]}x{image_b.shape[0]}"
+        )
+    frames = interpolate_pair(model, to_tensor(image_a), to_tensor(image_b), times, scale_factor)
+    out_dir = Path(out_dir)
+    return [write_image_atomic(out_dir / f"interp_t{float(t):.3f}.png", to_uint8(frame)) for t, frame in zip(times, frames)]

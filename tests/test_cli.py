@@ -1,0 +1,194 @@
+"""The `ifrvp` command: predict (MP4 / PNG, side by side), evaluate, interpolate, train, errors."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from ifrvp_core.cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from ifrvp_core.checkpoint import model_checkpoint, save_atomic
+    from ifrvp_core.models import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_atomic(model_checkpoint(build_model("IFRNet_T")), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 9-frame 70x90 MP4 (sides not divisible by 16) of a bar moving right."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    writer = imageio.get_writer(path, fps=12, codec="libx264", pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
+    for i in range(9):
+        frame = np.full((70, 90, 3), 40, np.uint8)
+        frame[10:60, 5 + 6 * i : 17 + 6 * i] = (230, 180, 60)
+        writer.append_data(frame)
+    writer.close()
+    return path
+
+
+def _read_video(path):
+    reader = imageio.get_reader(path)
+    frames = [frame for frame in reader]
+    fps = reader.get_meta_data()["fps"]
+    reader.close()
+    return frames, fps
+
+
+def test_predict_writes_playable_mp4_with_requested_frames(video, checkpoint, tmp_path, capsys):
+    out = tmp_path / "future.mp4"
+    code = main(["predict", str(video), "--checkpoint", str(checkpoint), "--steps", "5", "--out", str(out), "--no-progress"])
+    assert code == 0
+    frames, fps = _read_video(out)
+    assert len(frames) == 5 and frames[0].shape == (70, 90, 3) and fps == 12
+    assert "wrote 5 frames (90x70)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["future.mp4"]  # no temporary file left
+
+
+def test_predict_side_by_side_and_png_folder(video, checkpoint, tmp_path, capsys):
+    out = tmp_path / "sbs.mp4"
+    # Context frames 4, 5; truth exists for t+1..t+3 (frames 6-8), not for t+4.
+    code = main(["predict", str(video), "--checkpoint", str(checkpoint), "--steps", "4", "--out", str(out),
+                 "--side-by-side", "--context-start", "4", "--fps", "5", "--no-progress"])
+    assert code == 0
+    frames, fps = _read_video(out)
+    assert len(frames) == 4 and frames[0].shape == (70, 360, 3) and fps == 5
+    assert "3 with truth" in capsys.readouterr().out
+    context_panel = frames[0][20:50, 20:80].astype(int)
+    source, _ = _read_video(video)
+    assert np.abs(context_panel - source[5][20:50, 20:80].astype(int)).mean() < 4  # newest context frame
+    assert frames[3][30:60, 3 * 90 + 20 : 3 * 90 + 80].std() < 1  # no truth: flat gray error panel
+
+    folder = tmp_path / "pngs"
+    assert main(["predict", str(video), "--checkpoint", str(checkpoint), "--steps", "3", "--out", str(folder), "--no-progress"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["pred_00000.png", "pred_00001.png", "pred_00002.png"]
+    assert imageio.imread(folder / "pred_00002.png").shape == (70, 90, 3)
+
+
+def test_predict_and_checkpoint_errors_exit_2_naming_the_path(video, checkpoint, tmp_path, capsys):
+    missing_video = tmp_path / "nope.mp4"
+    assert main(["predict", str(missing_video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert str(missing_video) in err and "Traceback" not in err and err.count("\n") == 1
+
+    missing_checkpoint = tmp_path / "missing.pt"
+    assert main(["predict", str(video), "--checkpoint", str(missing_checkpoint), "--out", str(tmp_path / "o.mp4")]) == 2
+    assert str(missing_checkpoint) in capsys.readouterr().err
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert main(["predict", str(video), "--checkpoint", str(corrupt), "--out", str(tmp_path / "o.mp4")]) == 2
+    assert str(corrupt) in capsys.readouterr().err
+
+    short = tmp_path / "short"
+    short.mkdir()
+    imageio.imwrite(short / "0000.png", np.zeros((20, 20, 3), np.uint8))
+    assert main(["predict", str(short), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.mp4")]) == 2
+    assert "needs 2 context frames" in capsys.readouterr().err
+    assert main(["predict", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.avi")]) == 2
+    assert "must be an .mp4 file or a folder" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_console_script_reports_missing_video_without_traceback(tmp_path, checkpoint):
+    script = Path(sys.executable).parent / "ifrvp"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ifrvp_core.cli"]
+    missing = tmp_path / "missing_video.mp4"
+    result = subprocess.run(command + ["predict", str(missing), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x.mp4")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from ifrvp_core.data.synthetic import write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic_cli")
+    write_synthetic(root, "test", 2, num_frames=6, height=64, width=96, seed=5, progress=False)
+    return root
+
+
+def test_evaluate_writes_json_and_csv(checkpoint, synthetic_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    output = tmp_path / "reports" / "results.json"
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--data_root", str(synthetic_root),
+                 "--steps", "3", "--baselines", "--batch-size", "2", "--device", "cpu", "--output", str(output), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "t+1*" in printed and "lpips: n/a (" in printed
+    data = json.loads(output.read_text())
+    assert list(data) == ["IFRNet_T", "copy-last", "DIS"]
+    for method in data:
+        assert list(data[method]) == ["t+1", "t+2", "t+3"]
+        assert data[method]["t+2"]["lpips"] is None
+        assert 5 < data[method]["t+2"]["psnr"] < 60 and 0 < data[method]["t+2"]["ms_ssim"] <= 1
+    assert "epe" in data["IFRNet_T"]["t+1"] and "epe" in data["DIS"]["t+1"]
+    rows = list(csv.DictReader(output.with_suffix(".csv").open()))
+    assert {r["method"] for r in rows} == {"IFRNet_T", "copy-last", "DIS"}
+    assert float(next(r for r in rows if r["method"] == "DIS" and r["step"] == "t+3" and r["metric"] == "ssim")["value"]) == pytest.approx(data["DIS"]["t+3"]["ssim"])
+
+    baselines_only = tmp_path / "baselines.json"
+    assert main(["evaluate", "--checkpoint", "none", "--baselines", "--dataset", "synthetic", "--data-root", str(synthetic_root),
+                 "--steps", "2", "--output", str(baselines_only), "--no-progress"]) == 0
+    assert list(json.loads(baselines_only.read_text())) == ["copy-last", "DIS"]
+
+
+def test_evaluate_user_errors(checkpoint, tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", "none", "--dataset", "synthetic", "--output", str(tmp_path / "r.json")]) == 2
+    assert "without --baselines" in capsys.readouterr().err
+    missing_root = tmp_path / "no_such_root"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "cityscapes", "--data_root", str(missing_root),
+                 "--output", str(tmp_path / "r.json")]) == 2
+    assert str(missing_root) in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "kitti", "--output", str(tmp_path / "r.json")]) == 2
+    assert "unknown protocol 'kitti'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: bad option value
+        main(["evaluate", "--checkpoint", "none", "--dataset", "synthetic", "--steps", "0", "--output", "r.json"])
+    assert exit_info.value.code == 2
+
+
+def test_interpolate_writes_frames_between_two_images(checkpoint, tmp_path, capsys):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    imageio.imwrite(a, np.zeros((37, 50, 3), np.uint8))
+    imageio.imwrite(b, np.full((37, 50, 3), 200, np.uint8))
+    out = tmp_path / "mid"
+    assert main(["interpolate", str(a), str(b), "--checkpoint", str(checkpoint), "--times", "0.25,0.5,0.75", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["interp_t0.250.png", "interp_t0.500.png", "interp_t0.750.png"]
+    assert imageio.imread(out / "interp_t0.500.png").shape == (37, 50, 3)
+    with pytest.raises(SystemExit):
+        main(["interpolate", str(a), str(b), "--checkpoint", str(checkpoint), "--times", "half"])
+    assert main(["interpolate", str(a), str(tmp_path / "c.png"), "--checkpoint", str(checkpoint)]) == 2
+    assert str(tmp_path / "c.png") in capsys.readouterr().err
+
+
+def test_train_passes_the_remaining_arguments(monkeypatch):
+    import ifrvp_core.train as train
+
+    seen = []
+    monkeypatch.setattr(train, "main", lambda argv=None: seen.append(argv) or 0)
+    assert main(["train", "--model_name", "IFRNet_T", "--max_steps", "3"]) == 0
+    assert seen == [["--model_name", "IFRNet_T", "--max_steps", "3"]]
+
+
+def test_write_video_pads_odd_sides_to_even(tmp_path):
+    from ifrvp_core.predict import write_video
+
+    frames = [np.full((71, 93, 3), 10 * i, np.uint8) for i in range(4)]
+    path, count = write_video(iter(frames), tmp_path / "odd.mp4", fps=8)
+    written, _ = _read_video(path)
+    assert count == len(written) == 4 and written[0].shape == (72, 94, 3)
+    assert abs(int(written[2][35, 46, 0]) - 20) <= 3  # content kept, not rescaled
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(iter([]), tmp_path / "empty.mp4")
+    assert not (tmp_path / "empty.mp4").exists()

@@ -1,0 +1,274 @@
+"""Protocols, recursive rollouts, baselines, the evaluation loop and its result files."""
+import csv
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ifrvp_core import evaluate as E
+from ifrvp_core import metrics as M
+
+
+def _write_png(path: Path, value: int = 0, size=(8, 8)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((*size, 3), value % 256, np.uint8))
+
+
+def _names(files):
+    return [Path(f).name for f in files]
+
+
+# --------------------------------------------------------------------------------------------
+# protocols
+
+
+def test_protocol_table():
+    assert E.list_protocols() == ["cityscapes", "vimeo90k", "gopro", "frames", "synthetic"]
+    city = E.get_protocol("cityscapes")
+    assert (city.split, city.context_frames, city.steps, city.resolution) == ("val", 2, 5, (1024, 2048))
+    vimeo = E.get_protocol("Vimeo90K")
+    assert (vimeo.split, vimeo.steps, vimeo.resolution, dict(vimeo.dataset_options)["variant"]) == ("test", 1, (256, 448), "septuplet")
+    gopro = E.get_protocol("gopro")
+    assert (gopro.frame_stride, gopro.context_frames, gopro.steps) == (8, 2, 5)
+    assert "epe" in E.get_protocol("synthetic").metrics
+    with pytest.raises(ValueError, match="unknown protocol 'kitti'.*cityscapes"):
+        E.get_protocol("kitti")
+
+
+def test_vimeo90k_protocol_uses_septuplet_test_list(tmp_path):
+    (tmp_path / "sep_testlist.txt").write_text("00001/0001\n00002/0007\n")
+    (tmp_path / "sep_trainlist.txt").write_text("00003/0001\n")
+    for entry in ("00001/0001", "00002/0007", "00003/0001"):
+        for i in range(1, 8):
+            _write_png(tmp_path / "sequences" / entry / f"im{i}.png", i)
+    dataset = E.get_protocol("vimeo90k").build_dataset(tmp_path)
+    assert len(dataset) == 2
+    files = dataset.sample_files(1)
+    assert [str(Path(f).relative_to(tmp_path)) for f in files["context"]] == ["sequences/00002/0007/im1.png", "sequences/00002/0007/im2.png"]
+    assert _names(files["target"]) == ["im3.png"]
+
+
+def test_cityscapes_protocol_picks_frames_18_to_24(tmp_path):
+    city = tmp_path / "leftImg8bit_sequence" / "val" / "frankfurt"
+    for frame in range(30):
+        _write_png(city / f"frankfurt_000001_{frame:06d}_leftImg8bit.png", frame)
+    dataset = E.get_protocol("cityscapes").build_dataset(tmp_path)
+    assert len(dataset) == 1
+    files = dataset.sample_files(0)
+    # 1-based frames 18, 19 are the context; t+1 is the annotated 20th frame (index 19).
+    assert _names(files["context"]) == [f"frankfurt_000001_{i:06d}_leftImg8bit.png" for i in (17, 18)]
+    assert _names(files["target"]) == [f"frankfurt_000001_{i:06d}_leftImg8bit.png" for i in range(19, 24)]
+
+
+def test_gopro_protocol_strides_by_eight(tmp_path):
+    for frame in range(60):
+        _write_png(tmp_path / "test" / "GOPR0384_11_00" / "sharp" / f"{frame:06d}.png", frame)
+    dataset = E.get_protocol("gopro").build_dataset(tmp_path)
+    files = dataset.sample_files(0)
+    assert _names(files["context"]) == ["000000.png", "000008.png"]
+    assert _names(files["target"]) == [f"{i:06d}.png" for i in (16, 24, 32, 40, 48)]
+
+
+def test_frames_protocol_uses_last_ten_percent(tmp_path):
+    for frame in range(100):
+        _write_png(tmp_path / "clip" / f"{frame:04d}.png", frame)
+    dataset = E.get_protocol("frames").build_dataset(tmp_path / "clip")
+    assert len(dataset) == 1  # frames 90..99 hold one 7-frame window
+    files = dataset.sample_files(0)
+    assert _names(files["context"]) == ["0090.png", "0091.png"]
+    assert _names(files["target"]) == [f"{i:04d}.png" for i in range(92, 97)]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from ifrvp_core.data.synthetic import write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(root, "test", 3, num_frames=8, height=64, width=96, seed=3, progress=False)
+    write_synthetic(root, "train", 1, num_frames=8, height=64, width=96, seed=3, progress=False)
+    return root
+
+
+def test_synthetic_protocol_uses_test_split_with_flow(synthetic_root):
+    dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
+    assert len(dataset) == 3
+    files = dataset.sample_files(0)
+    assert [str(Path(f).relative_to(synthetic_root)) for f in files["context"]] == ["test/clip_00000/00000.png", "test/clip_00000/00001.png"]
+    assert _names(files["target"]) == ["00002.png", "00003.png", "00004.png"]
+    sample = dataset[0]
+    assert sample["gt_flow"].shape == (4, 64, 96) and sample["gt_valid"].shape == (2, 64, 96)
+
+
+# --------------------------------------------------------------------------------------------
+# rollouts and step functions
+
+
+def test_rollout_of_last_frame_step_equals_copy_last():
+    context = torch.rand(2, 3, 3, 8, 10)
+    rolled = E.rollout(lambda frames: frames[:, -1].clone(), context, 4)
+    assert rolled.shape == (2, 4, 3, 8, 10)
+    for k in range(4):
+        assert torch.equal(rolled[:, k], E.copy_last(context))
+
+
+def test_rollout_feeds_predictions_back():
+    values = torch.tensor([0.0, 0.3, 0.6])
+    context = values.view(1, 3, 1, 1, 1).expand(1, 3, 3, 4, 4).clone()
+    rolled = E.rollout(lambda frames: frames.mean(dim=1), context, 3)
+    # p1 = mean(0, .3, .6) = .3; p2 = mean(.3, .6, .3) = .4; p3 = mean(.6, .3, .4) = 13/30
+    expected = torch.tensor([0.3, 0.4, 13 / 30])
+    assert torch.allclose(rolled[0, :, 0, 0, 0], expected, atol=1e-6)
+    assert torch.allclose(rolled.amax(dim=(2, 3, 4)), rolled.amin(dim=(2, 3, 4)))  # constant images
+    with pytest.raises(ValueError, match=r"step function returned \(1, 1, 4, 4\)"):
+        E.rollout(lambda frames: frames[:, -1, :1], context, 1)
+
+
+class LastFrameModel(torch.nn.Module):
+    """Stand-in for an IFRNet-family model: predicts the newest frame, records its calls."""
+
+    def __init__(self, context_frames=2):
+        super().__init__()
+        self.context_frames = context_frames
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.calls = []
+
+    def predict(self, frames, t, scale_factor=1.0):
+        self.calls.append((frames.shape[1], float(t), scale_factor))
+        return frames[:, -1].clone()
+
+    def forward(self, frames, t, scale_factor=1.0):
+        b, k, _, h, w = frames.shape
+        return {"prediction": frames[:, -1], "flows": [torch.zeros(b, 2 * k, h, w)]}
+
+
+def test_model_step_fn_extrapolates_at_t2_with_newest_frames():
+    model = LastFrameModel(context_frames=2)
+    step = E.model_step_fn(model, scale_factor=0.5)
+    context = torch.rand(1, 4, 3, 8, 8)
+    assert torch.equal(step(context), context[:, -1])
+    assert model.calls == [(2, 2.0, 0.5)]
+    assert step.flows(context).shape == (1, 4, 8, 8)
+    with pytest.raises(ValueError, match="has 1 frames but 2 are needed"):
+        step(context[:, :1])
+
+
+def _translating_frames(shift_per_frame=2, frames=3, height=64, width=96):
+    """A smooth random texture moving right by `shift_per_frame` px per frame: (1, frames, 3, H, W)."""
+    gen = torch.Generator().manual_seed(7)
+    wide = width + shift_per_frame * frames + 16
+    texture = torch.nn.functional.interpolate(torch.rand(1, 3, height // 4, wide // 4, generator=gen), size=(height, wide), mode="bicubic", align_corners=False).clamp(0, 1)
+    origin = shift_per_frame * frames + 8
+    crops = [texture[..., origin - shift_per_frame * k : origin - shift_per_frame * k + width] for k in range(frames)]
+    return torch.stack(crops, dim=1)
+
+
+def test_dis_extrapolation_beats_copy_last_on_translation():
+    clip = _translating_frames()
+    context, truth = clip[:, :2], clip[:, 2]
+    interior = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    dis_psnr = M.psnr(E.dis_extrapolation(context)[interior].clamp(0, 1), truth[interior]).item()
+    copy_psnr = M.psnr(E.copy_last(context)[interior], truth[interior]).item()
+    assert dis_psnr > copy_psnr + 8.0, (dis_psnr, copy_psnr)
+    flows = E.dis_extrapolation.flows(context)  # target -> newest is (-2, 0), -> oldest (-4, 0)
+    centre = flows[0, :, 16:-16, 16:-16].mean(dim=(1, 2))
+    assert torch.allclose(centre, torch.tensor([-4.0, 0.0, -2.0, 0.0]), atol=0.3)
+
+
+# --------------------------------------------------------------------------------------------
+# the evaluation loop
+
+
+def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
+    methods = {"last-frame-model": E.model_step_fn(LastFrameModel()), "copy-last": E.copy_last, "DIS": E.dis_extrapolation}
+    results = E.evaluate(methods, dataset, steps=3, batch_size=2, device="cpu", progress=False)
+
+    assert list(results) == list(methods)
+    for method in methods:
+        assert list(results[method]) == ["t+1", "t+2", "t+3"]
+        for step in ("t+1", "t+2", "t+3"):
+            assert set(results[method][step]) >= {"psnr", "ssim", "ms_ssim", "lpips"}
+            assert results[method][step]["lpips"] is None
+    assert "alexnet-owt-7be5be79.pth" in results.unavailable["lpips"]
+
+    # Hand-computed copy-last PSNR at t+2 (newest context frame vs the second future frame).
+    expected = np.mean([M.psnr(dataset[i]["context"][-1:], dataset[i]["target"][1:2]).item() for i in range(len(dataset))])
+    assert math.isclose(results["copy-last"]["t+2"]["psnr"], expected, rel_tol=1e-6)
+    # A model that returns its newest input is exactly copy-last, at every step.
+    for step in ("t+1", "t+2", "t+3"):
+        for metric in ("psnr", "ssim", "ms_ssim"):
+            assert results["last-frame-model"][step][metric] == pytest.approx(results["copy-last"][step][metric], abs=1e-9)
+    # EPE: only methods with flows; DIS beats the zero-flow stand-in on moving content.
+    assert "epe" not in results["copy-last"]["t+1"]
+    assert results["DIS"]["t+1"]["epe"] < results["last-frame-model"]["t+1"]["epe"]
+
+    assert results.sample_names == [dataset[i]["name"] for i in range(3)] and results.sample_indices == [0, 1, 2]
+    scores = results.per_sample["DIS"]["t+1"]["psnr"]
+    assert scores.shape == (3,) and math.isclose(scores.mean(), results["DIS"]["t+1"]["psnr"], rel_tol=1e-6)
+    best, worst = results.best_worst("DIS", "psnr", "t+1", count=2)
+    assert best[0][2] == scores.max() and worst[0][2] == scores.min() and best[0][1] == results.sample_names[int(scores.argmax())]
+    best_epe, _ = results.best_worst("DIS", "epe", "t+1", count=1)
+    assert best_epe[0][2] == results.per_sample["DIS"]["t+1"]["epe"].min()  # lower is better
+
+    # Batching does not change the numbers; max_samples limits them.
+    one_by_one = E.evaluate({"DIS": E.dis_extrapolation}, dataset, steps=3, batch_size=1, progress=False, metrics=("psnr", "ssim"))
+    assert one_by_one["DIS"]["t+3"]["psnr"] == pytest.approx(results["DIS"]["t+3"]["psnr"], abs=1e-9)
+    limited = E.evaluate({"c": E.copy_last}, dataset, steps=1, max_samples=2, progress=False, metrics=("psnr",))
+    assert limited.sample_indices == [0, 1] and limited.per_sample["c"]["t+1"]["psnr"].shape == (2,)
+
+
+def test_evaluate_from_protocol_name_caps_steps(synthetic_root):
+    with pytest.warns(UserWarning, match="scores 5 future frame"):
+        results = E.evaluate({"copy-last": E.copy_last}, "synthetic", steps=8, root=synthetic_root, progress=False, metrics=("psnr",))
+    assert list(results["copy-last"]) == [f"t+{k}" for k in range(1, 6)]
+    assert results.protocol == "synthetic" and results.steps == 5
+
+
+def test_evaluate_rejects_interpolation_data_and_bad_arguments(synthetic_root):
+    from ifrvp_core.data import build_dataset
+
+    interpolation = build_dataset("synthetic", synthetic_root, split="test", task="interpolate")
+    with pytest.raises(ValueError, match=r"t = \[2.0\].*\[0.5\]"):
+        E.evaluate({"c": E.copy_last}, interpolation, steps=1, progress=False, metrics=("psnr",))
+    with pytest.raises(ValueError, match="unknown metrics"):
+        E.evaluate({"c": E.copy_last}, interpolation, metrics=("fid",))
+    with pytest.raises(ValueError, match="methods is empty"):
+        E.evaluate({}, interpolation)
+
+
+def test_save_load_results_and_table(tmp_path):
+    results = E.EvaluationResults({
+        "IFRNet_T": {f"t+{k}": {"psnr": 30.0 - k, "ssim": 0.9, "ms_ssim": 0.95, "lpips": None} for k in range(1, 6)},
+        "copy-last": {f"t+{k}": {"psnr": 25.0 - k, "ssim": 0.8, "ms_ssim": 0.85, "lpips": None} for k in range(1, 6)},
+    })
+    results.unavailable = {"lpips": "AlexNet ImageNet weights not found at /x/alexnet-owt-7be5be79.pth"}
+    results.sample_names, results.sample_indices = ["a", "b"], [0, 1]
+    results.per_sample = {"IFRNet_T": {"t+1": {"psnr": np.array([28.0, 30.0])}}}
+    written = E.save_results(results, tmp_path / "out" / "eval.json")
+    assert written["json"].is_file() and written["csv"] == tmp_path / "out" / "eval.csv"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["eval.csv", "eval.json", "eval_per_sample.csv"]  # no temp files
+
+    data = json.loads(written["json"].read_text())
+    assert data["IFRNet_T"]["t+3"] == {"psnr": 27.0, "ssim": 0.9, "ms_ssim": 0.95, "lpips": None}
+    rows = list(csv.DictReader(written["csv"].open()))
+    assert len(rows) == 2 * 5 * 4
+    lpips_row = next(r for r in rows if r["metric"] == "lpips")
+    assert lpips_row["value"] == "" and lpips_row["note"].startswith("n/a (AlexNet ImageNet weights not found")
+
+    loaded = E.load_results(written["json"])
+    assert loaded == results and loaded.unavailable == results.unavailable and loaded.steps == 5
+    assert loaded.best_worst("IFRNet_T", "psnr", "t+1", count=1) == ([(1, "b", 30.0)], [(0, "a", 28.0)])
+
+    table = E.format_table(results)
+    header = next(line for line in table.splitlines() if "method" in line)
+    assert header.split()[1:] == ["t+1*", "t+2", "t+3*", "t+4", "t+5*"]
+    psnr_row = next(line for line in table.splitlines() if line.strip().startswith("IFRNet_T"))
+    assert psnr_row.split()[1:] == ["29.00", "28.00", "27.00", "26.00", "25.00"]
+    assert "n/a" in table and "lpips: n/a (AlexNet ImageNet weights not found" in table
+    with pytest.raises(ValueError, match="must end in .json"):
+        E.save_results(results, tmp_path / "eval.txt")
