@@ -1,0 +1,89 @@
+"""python -m data_prep <tool> ... (verify, video_to_frames, make_synthetic, downscale_cityscapes, teacher_flow)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.lower().split("x"))
+    return width, height
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    tools = parser.add_subparsers(dest="tool", required=True)
+    p = tools.add_parser("verify", help="check a dataset; exit 1 when problems are found")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--size", type=_size, help="expected WxH of every frame")
+    p.add_argument("--workers", type=int, default=4)
+    p = tools.add_parser("video_to_frames", help="decode a video into numbered PNGs")
+    p.add_argument("video")
+    p.add_argument("out_dir")
+    p.add_argument("--every", type=int, default=1)
+    p.add_argument("--max-frames", type=int)
+    p.add_argument("--resize", type=_size, help="WxH")
+    p = tools.add_parser("make_synthetic", help="write the built-in synthetic set")
+    p.add_argument("--root", required=True)
+    p.add_argument("--num-clips", type=int, default=48)
+    p.add_argument("--test-clips", type=int, default=12)
+    p.add_argument("--frames", type=int, default=12)
+    p.add_argument("--size", type=_size, default=(192, 128), help="WxH")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0)
+    p = tools.add_parser("downscale_cityscapes", help="resize Cityscapes sequences once (cached)")
+    p.add_argument("--root", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=_size, default=(1024, 512), help="WxH")
+    p.add_argument("--workers", type=int, default=2)
+    p = tools.add_parser("teacher_flow", help="compute teacher flows (DIS or RAFT) next to a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--method", choices=["dis", "raft"], default="dis")
+    p.add_argument("--raft-weights")
+    p.add_argument("--format", choices=["flo", "npy"], default="flo")
+    p.add_argument("--both-directions", type=lambda s: s.lower() not in ("0", "false", "no"), default=True)
+    p.add_argument("--context-frames", type=int, default=2)
+    p.add_argument("--splits", default="train,test")
+    p.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from ifrvp_core.data.io import DataError
+
+    try:
+        if args.tool == "verify":
+            from data_prep.verify import verify_dataset
+
+            size = (args.size[1], args.size[0]) if args.size else None
+            report = verify_dataset(args.dataset, args.root, size, args.workers)
+            print(report.summary())
+            return 0 if report.ok else 1
+        if args.tool == "video_to_frames":
+            from data_prep.tools import video_to_frames
+
+            count = video_to_frames(args.video, args.out_dir, args.every, args.max_frames, args.resize)
+            print(f"{count} frames in {args.out_dir}")
+        elif args.tool == "make_synthetic":
+            from data_prep.tools import make_synthetic
+
+            root = make_synthetic(args.root, args.num_clips, args.test_clips, args.frames, (args.size[1], args.size[0]), args.seed, args.workers)
+            print(f"synthetic set in {root}")
+        elif args.tool == "downscale_cityscapes":
+            from data_prep.tools import downscale_cityscapes
+
+            print(f"{downscale_cityscapes(args.root, args.out, args.size, args.workers)} files written to {args.out}")
+        elif args.tool == "teacher_flow":
+            from data_prep.teacher_flow import compute_teacher_flow
+
+            written = compute_teacher_flow(args.dataset, args.root, tuple(args.splits.split(",")), args.method, args.both_directions,
+                                           args.context_frames, args.raft_weights, args.format, args.workers)
+            print(f"{written} teacher flow files written under {args.root}/teacher_flow")
+    except (DataError, FileNotFoundError, ValueError) as error:
+        print(f"data_prep {args.tool}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

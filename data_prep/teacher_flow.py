@@ -1,0 +1,91 @@
+"""Teacher flow for the distillation loss: OpenCV DIS (CPU, no weights) or torchvision RAFT.
+
+Flows go from each target frame to each context frame (the backward-warping direction) and are
+stored in a parallel tree `<root>/teacher_flow/<frame folder>/<target>_to_<context>.flo`, so the
+dataset itself is never modified. With `both_directions` the pairs of time-reversed windows are
+computed too (the time-reversal augmentation needs them).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ifrvp_core.data import build_dataset
+from ifrvp_core.data.datasets import teacher_flow_path
+from ifrvp_core.data.io import read_image, write_flow
+
+
+def dis_flow(source: np.ndarray, destination: np.ndarray) -> np.ndarray:
+    """DIS flow from `source` to `destination` (uint8 RGB): source(p) ~ destination(p + flow). (H, W, 2)."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (source, destination)]
+    return dis.calc(gray[0], gray[1], None)
+
+
+def raft_flow_fn(weights_path, device="cpu"):
+    """A RAFT-large flow function from a local torchvision weights file (never downloaded)."""
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    path = Path(weights_path) if weights_path else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"RAFT weights not found at {path}: put torchvision's raft_large weights file there or use --method dis")
+    model = raft_large(weights=None)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model = model.eval().to(device)
+
+    @torch.inference_mode()
+    def flow(source, destination):
+        to_tensor = lambda im: torch.from_numpy(im).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+        height, width = source.shape[:2]
+        pad_h, pad_w = (-height) % 8, (-width) % 8
+        a, b = (torch.nn.functional.pad(to_tensor(x), (0, pad_w, 0, pad_h), mode="replicate") for x in (source, destination))
+        return model(a, b)[-1][0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
+
+    return flow
+
+
+def teacher_pairs(dataset, both_directions: bool = True) -> list[tuple[Path, Path]]:
+    """(target, context) frame pairs of every window (and of its time reversal)."""
+    k = dataset.context_frames
+    pairs = set()
+    for window in dataset.windows:
+        orders = [window.frames]
+        if both_directions:
+            orders.append(dataset._reverse(list(window.frames)))
+        for frames in orders:
+            pairs.update((frames[k], context) for context in frames[:k])
+    return sorted(pairs)
+
+
+def compute_teacher_flow(dataset_name: str, root, splits=("train", "test"), method: str = "dis", both_directions: bool = True,
+                         context_frames: int = 2, raft_weights=None, fmt: str = "flo", workers: int = 2, progress: bool = True,
+                         **dataset_options) -> int:
+    """Compute missing teacher flows for a dataset; returns how many files were written."""
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    pairs = set()
+    for split in splits:
+        try:
+            dataset = build_dataset(dataset_name, root, split, context_frames=context_frames, teacher_flow=False, **dataset_options)
+        except Exception as error:  # a split may not exist (e.g. no test list)
+            print(f"skipping split {split}: {error}")
+            continue
+        if not isinstance(dataset.windows[0].frames[0], Path):
+            raise ValueError("teacher flow is stored next to frame files; convert videos with video_to_frames first")
+        pairs.update(teacher_pairs(dataset, both_directions))
+    suffix = ".flo" if fmt == "flo" else ".npy"
+    todo = [(t, c) for t, c in sorted(pairs) if not teacher_flow_path(root, t, c, suffix).exists()]
+    flow_fn = dis_flow if method == "dis" else raft_flow_fn(raft_weights)
+
+    def run(pair):
+        target, context = pair
+        write_flow(teacher_flow_path(root, target, context, suffix), flow_fn(read_image(target), read_image(context)))
+
+    with ThreadPoolExecutor(max(1, workers if method == "dis" else 1)) as pool:
+        list(tqdm(pool.map(run, todo), total=len(todo), desc=f"teacher flow ({method})", disable=not progress))
+    return len(todo)

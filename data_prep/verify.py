@@ -1,0 +1,162 @@
+"""Check a dataset layout and every file in it; list all problems, not only the first."""
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ifrvp_core.data.datasets import CITYSCAPES_NAME, _clip_sources, _read_list, list_images
+from ifrvp_core.data.io import DataError, VideoReader, read_image
+
+EXPECTED_SIZE = {"vimeo90k": (256, 448), "cityscapes": (1024, 2048)}  # (H, W) of the published data
+
+
+@dataclass
+class VerifyReport:
+    dataset: str
+    root: Path
+    groups: int = 0
+    files: int = 0
+    problems: list = field(default_factory=list)  # (kind, path, detail)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def counts(self) -> Counter:
+        return Counter(kind for kind, _, _ in self.problems)
+
+    def summary(self) -> str:
+        counts = self.counts()
+        lines = [
+            f"dataset {self.dataset} at {self.root}",
+            f"  {'groups (sequences/clips)':<26}{self.groups:>8}",
+            f"  {'files checked':<26}{self.files:>8}",
+        ]
+        for kind in ("missing", "corrupt", "wrong size", "layout"):
+            lines.append(f"  {kind:<26}{counts.get(kind, 0):>8}")
+        lines.append("OK" if self.ok else f"{len(self.problems)} problem(s):")
+        lines += [f"  [{kind}] {path}: {detail}" for kind, path, detail in self.problems]
+        return "\n".join(lines)
+
+
+def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
+    """{group name: [expected file paths]} for each layout."""
+    groups: dict = {}
+    if dataset == "vimeo90k":
+        lists = [p for p in ("sep_trainlist.txt", "sep_testlist.txt", "tri_trainlist.txt", "tri_testlist.txt") if (root / p).is_file()]
+        if not lists:
+            report.problems.append(("layout", root, "no sep_*list.txt or tri_*list.txt"))
+        for name in lists:
+            count = 7 if name.startswith("sep") else 3
+            for entry in _read_list(root / name):
+                groups[entry] = [root / "sequences" / entry / f"im{i}.png" for i in range(1, count + 1)]
+    elif dataset in ("gopro", "synthetic"):
+        splits = [root / s for s in ("train", "test") if (root / s).is_dir()]
+        if not splits:
+            report.problems.append(("layout", root, "no train/ or test/ folder"))
+        for split in splits:
+            for sequence in sorted(p for p in split.iterdir() if p.is_dir()):
+                folder = sequence / "sharp" if (sequence / "sharp").is_dir() else sequence
+                frames = list_images(folder)
+                groups[f"{split.name}/{sequence.name}"] = _with_gaps(frames, report)
+    elif dataset == "cityscapes":
+        base = root / "leftImg8bit_sequence"
+        if not base.is_dir():
+            report.problems.append(("layout", base, "folder missing"))
+            return groups
+        for split in sorted(p for p in base.iterdir() if p.is_dir()):
+            by_snippet: dict = {}
+            for path in split.glob("*/*.png"):
+                match = CITYSCAPES_NAME.match(path.name)
+                if not match:
+                    report.problems.append(("layout", path, "name is not <city>_<seq>_<frame>_leftImg8bit.png"))
+                    continue
+                by_snippet.setdefault((match["city"], match["seq"]), []).append((int(match["frame"]), path))
+            for (city, seq), items in by_snippet.items():
+                items.sort()
+                folder, first, last = items[0][1].parent, items[0][0], items[-1][0]
+                present = dict(items)
+                groups[f"{split.name}/{city}_{seq}"] = [
+                    present.get(n, folder / f"{city}_{seq}_{n:06d}_leftImg8bit.png") for n in range(first, last + 1)
+                ]
+                if last - first + 1 != 30:
+                    report.problems.append(("layout", folder / f"{city}_{seq}_*", f"snippet spans {last - first + 1} frames, expected 30"))
+    elif dataset == "frames":
+        for source in _clip_sources(root):
+            if source.is_file():
+                try:
+                    reader = VideoReader(source)
+                    report.files += 1
+                    report.groups += 1
+                    if reader.num_frames < 2:
+                        report.problems.append(("corrupt", source, f"only {reader.num_frames} frame(s)"))
+                except DataError as error:
+                    report.problems.append(("corrupt", source, str(error)))
+                continue
+            groups[source.name] = _with_gaps(list_images(source), report)
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; verify knows vimeo90k, gopro, cityscapes, frames, synthetic")
+    return groups
+
+
+def _with_gaps(frames: list[Path], report: VerifyReport) -> list[Path]:
+    """Numbered frames (00000.png ...): a gap in the numbering is a missing frame."""
+    numbers = {}
+    for frame in frames:
+        digits = "".join(ch for ch in frame.stem if ch.isdigit())
+        if digits:
+            numbers[int(digits)] = frame
+    if len(numbers) == len(frames) and numbers:
+        template, width = frames[0], len("".join(ch for ch in frames[0].stem if ch.isdigit()))
+        prefix = template.stem[: len(template.stem) - width] if template.stem[-width:].isdigit() else ""
+        full = []
+        for number in range(min(numbers), max(numbers) + 1):
+            full.append(numbers.get(number, template.parent / f"{prefix}{number:0{width}d}{template.suffix}"))
+        return full
+    return frames
+
+
+def _check_file(path: Path):
+    if not path.exists():
+        return ("missing", path, "file not found"), None
+    try:
+        image = read_image(path)
+    except DataError as error:
+        return ("corrupt", path, str(error).split(": ")[0]), None
+    return None, image.shape[:2]
+
+
+def verify_dataset(dataset: str, root, expected_size=None, workers: int = 4, progress: bool = True) -> VerifyReport:
+    """Check counts, missing frames, unreadable/truncated images and odd sizes of a dataset.
+
+    expected_size: (H, W) every frame must have (default: the published size where known,
+    otherwise each sequence must be uniform and match the most common size).
+    """
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    report = VerifyReport(dataset, root)
+    if not root.exists():
+        report.problems.append(("layout", root, "root not found"))
+        return report
+    groups = _groups(dataset, root, report)
+    expected_size = tuple(expected_size) if expected_size else EXPECTED_SIZE.get(dataset)
+    paths = [path for files in groups.values() for path in files]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(tqdm(pool.map(_check_file, paths), total=len(paths), desc=f"verify {dataset}", disable=not progress))
+    report.groups += len(groups)
+    report.files += len(paths)
+    sizes = {path: size for path, (problem, size) in zip(paths, results) if size is not None}
+    report.problems.extend(problem for problem, _ in results if problem is not None)
+    common = Counter(sizes.values()).most_common(1)
+    reference = expected_size or (common[0][0] if common else None)
+    for name, files in groups.items():
+        group_sizes = Counter(sizes[p] for p in files if p in sizes)
+        group_reference = reference if expected_size else (group_sizes.most_common(1)[0][0] if group_sizes else None)
+        for path in files:
+            if path in sizes and group_reference and sizes[path] != group_reference:
+                h, w = sizes[path]
+                report.problems.append(("wrong size", path, f"{w}x{h}, expected {group_reference[1]}x{group_reference[0]}"))
+    return report
