@@ -112,7 +112,8 @@ def augment(sample: dict, config: AugmentConfig, rng: np.random.Generator) -> di
         sample = vertical_flip(sample)
     if rng.random() < config.horizontal_flip:
         sample = horizontal_flip(sample)
-    if rng.random() < config.transpose:
+    # transposing a non-square sample would change its shape and break batching
+    if rng.random() < config.transpose and sample["context"].shape[-1] == sample["context"].shape[-2]:
         sample = transpose(sample)
     return sample
 
