@@ -13,6 +13,15 @@ Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; backend nccl with CUDA, g
 only rank 0 writes. The sample order depends only on (seed, epoch), so a run resumed from
 `latest.pt` (saved every `--save_interval_steps`, at each epoch end, and on SIGTERM/SIGINT)
 continues with exactly the batches an uninterrupted run would have seen.
+
+Multi-node (same command on every node; node 0's address as the rendezvous endpoint):
+
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_id=job42 \
+        --rdzv_endpoint=node0.example:29500 -m ifrvp_core.train --dataset vimeo90k --data_root /data/vimeo
+
+Exit codes: 0 finished; 1 failed (the failing rank prints its error, destroys the process group and
+exits, so torchrun stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
+was finished and `latest.pt` saved - rerun with `--resume auto` to continue.
 """
 from __future__ import annotations
 
@@ -61,6 +70,7 @@ class TrainConfig:
     data_root: str | None = None
     task: str = "extrapolate"
     context_frames: int = 2
+    future_frames: int = 1  # targets per sample; training uses the first (t+1), evaluation tools the rest
     frame_stride: int | None = None
     crop_size: int = 224
     augment: bool = True
@@ -203,7 +213,7 @@ def set_rng_state(state: dict) -> None:
 def library_versions() -> dict:
     import torchvision
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__}
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__), "numpy": str(np.__version__)}
 
 
 def cosine_lr(iteration: int, total: int, lr_start: float, lr_end: float) -> float:
@@ -213,15 +223,50 @@ def cosine_lr(iteration: int, total: int, lr_start: float, lr_end: float) -> flo
 
 
 class StopFlag:
-    """SIGTERM/SIGINT ask the loop to save `latest` after the current step and exit."""
+    """SIGTERM/SIGINT ask the loop to save `latest` after the current step and exit (code 128 + signal).
+
+    The flag is combined across ranks every step (`should_stop`), so all ranks leave the loop after
+    the same iteration even when the signal reaches them at slightly different times.
+    """
 
     def __init__(self):
         self.signal = None
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+        self._previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a notebook worker thread)
+                pass
 
     def _handle(self, signum, frame):
         self.signal = signum
+
+    def should_stop(self, env: "Dist") -> bool:
+        if env.world_size == 1:
+            return self.signal is not None
+        flag = torch.tensor([0 if self.signal is None else int(self.signal)], device=env.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.signal = int(flag.item()) or None
+        return self.signal is not None
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def open_tensorboard(run_dir: Path):
+    """A SummaryWriter when tensorboard is installed, else None (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -235,7 +280,7 @@ class Trainer:
         model = build_model(config.model_name, context_frames=config.context_frames).to(env.device)
         self.model = model
         self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None) if env.world_size > 1 else model
-        future = 1
+        future = config.future_frames
         common = dict(
             context_frames=config.context_frames, future_frames=future, task=config.task, frame_stride=config.frame_stride, seed=config.seed
         )
@@ -250,6 +295,7 @@ class Trainer:
         self.loss_fn = PredictionLoss(config.loss_config())
         self.iteration, self.epoch, self.best_psnr = 0, config.resume_epoch, -math.inf
         self.history: list[dict] = []
+        self.tensorboard = None
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
         if self.amp_dtype is not None and env.device.type != "cuda":
             self.log_text(f"warning: --amp {config.amp} needs a GPU; training in float32 on {env.device}")
@@ -307,6 +353,12 @@ class Trainer:
         self.history.append(record)
         with open(self.run_dir / "log.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("iteration", "epoch"):
+                    self.tensorboard.add_scalar(f"{record['kind']}/{key}", value, record["iteration"])
+            for key, value in record.get("terms", {}).items():
+                self.tensorboard.add_scalar(f"loss/{key}", value, record["iteration"])
         if record["kind"] == "train":
             csv_path = self.run_dir / "log.csv"
             flat = {k: v for k, v in record.items() if not isinstance(v, dict)} | record.get("terms", {})
@@ -319,6 +371,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: dict) -> tuple[float, dict]:
+        """One optimiser step on target[:, 0] at target_times[:, 0].
+
+        Args:
+            batch: `context` (B,K,3,H,W), `target` (B,n,3,H,W), `target_times` (B,n), optional
+                `teacher_flow` (B,2K,H,W) for the distillation term.
+        Returns:
+            (lr used, {"loss": total, **terms}) as detached scalars of this rank.
+        """
         device = self.env.device
         frames = batch["context"].to(device, non_blocking=True)
         target = batch["target"][:, 0].to(device, non_blocking=True)
@@ -341,6 +401,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
+        """PSNR/SSIM of t+1 over the first `val_samples` validation windows, split across ranks and averaged."""
         from ifrvp_core.metrics import psnr, ssim
 
         self.model.eval()
@@ -362,7 +423,8 @@ class Trainer:
         config, env = self.config, self.env
         if env.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+            write_json_atomic(self.run_dir / "config.json", dataclasses.asdict(config))
+            self.tensorboard = open_tensorboard(self.run_dir)
         self.log_text(
             f"run folder {self.run_dir}\n{config.model_name} on {config.dataset} ({len(self.train_set)} train / "
             f"{len(self.val_set)} val samples), {env.world_size} process(es) on {env.device}, "
@@ -405,19 +467,20 @@ class Trainer:
                     window = {"samples": 0, "time": 0.0, "wait": 0.0}
                 if config.save_interval_steps and self.iteration % config.save_interval_steps == 0:
                     self.save("latest.pt")
-                if stop.signal is not None or self.iteration >= self.total_steps:
+                if stop.should_stop(env) or self.iteration >= self.total_steps:
                     break
                 wait_start = time.perf_counter()
             if stop.signal is not None:
                 self.save("latest.pt")
                 self.log_text(f"signal {stop.signal}: saved {self.run_dir / 'latest.pt'} at iteration {self.iteration}")
                 progress.close()
+                stop.restore()
                 return {"stopped_by_signal": stop.signal, "iteration": self.iteration}
             epoch_done = self.iteration >= (self.epoch + 1) * self.steps_per_epoch
             finished = self.iteration >= self.total_steps
             if epoch_done:
                 self.epoch += 1
-            if finished or (epoch_done and self.epoch % config.eval_interval == 0):
+            if config.val_samples > 0 and (finished or (epoch_done and self.epoch % config.eval_interval == 0)):
                 metrics = self.validate()
                 self.write_log({"kind": "val", "iteration": self.iteration, "epoch": self.epoch, **metrics})
                 self.log_text(f"epoch {self.epoch} iteration {self.iteration}: val PSNR {metrics['psnr']:.3f} SSIM {metrics['ssim']:.4f}")
@@ -426,27 +489,40 @@ class Trainer:
                     self.save("best.pt", metrics)
             self.save("latest.pt", metrics)
         progress.close()
+        stop.restore()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         summary = {
             "run_dir": str(self.run_dir.resolve()), "model_name": config.model_name, "dataset": config.dataset,
             "iterations": self.iteration, "epochs": self.epoch, "world_size": env.world_size,
-            "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr,
+            "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
         }
         if env.main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+            write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
 
 
 def main(argv=None) -> int:
+    """Train; returns the exit code: 0 done, 1 failed (on any rank), 128 + signal when stopped by SIGTERM/SIGINT.
+
+    A failing rank prints its error, destroys the process group and exits non-zero, so torchrun
+    tears the job down instead of leaving the other ranks blocked in a collective (they would
+    otherwise time out after `--dist_timeout_min`).
+    """
     config = TrainConfig.from_args(argv)
     env = setup_distributed(config)
     try:
         summary = Trainer(config, env).run()
-        if env.main:
-            print("IFRVP_SUMMARY " + json.dumps(summary), flush=True)
-        code = 0
-    except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as error:
+        if "stopped_by_signal" in summary:
+            code = 128 + int(summary["stopped_by_signal"])
+        else:
+            if env.main:
+                print("IFRVP_SUMMARY " + json.dumps(summary), flush=True)
+            code = 0
+    except Exception as error:  # noqa: BLE001 - any failure must end this rank with a clear message
         print(f"[rank {env.rank}] training failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-        traceback.print_exc()
+        if not isinstance(error, (CheckpointError, ValueError, FileNotFoundError)):
+            traceback.print_exc()
         code = 1
     finally:
         if env.world_size > 1 and dist.is_initialized():

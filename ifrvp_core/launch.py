@@ -1,0 +1,204 @@
+"""Start training from a notebook cell: the same `ifrvp_core.train` as the command line, in fresh processes.
+
+    from ifrvp_core.launch import launch_training, read_log
+    result = launch_training(nproc=2, model_name="IFRNet_S", dataset="synthetic", max_steps=200)
+    result.summary["final"]["psnr"], result.run_dir
+    curves = read_log(result.run_dir)           # list of dicts, also while a run is going
+
+Nothing from the notebook is pickled into the workers: the config is written to a JSON file in a
+temporary folder and the workers are `python -m torch.distributed.run --standalone
+--nproc_per_node=N -m ifrvp_core.train --config that.json` (one process runs `python -m
+ifrvp_core.train` directly). Their output is printed line by line as it arrives (tqdm's carriage
+returns are collapsed into lines, so it reads well under papermill too). Interrupting the cell sends
+SIGTERM to the whole process group (the trainer saves `latest.pt` and exits), then SIGKILL after a
+grace period.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ifrvp_core.train import TrainConfig
+
+
+class TrainingFailed(RuntimeError):
+    """The training subprocess exited non-zero; the message holds the tail of its output."""
+
+    def __init__(self, message: str, returncode: int, log_tail: str):
+        super().__init__(message)
+        self.returncode, self.log_tail = returncode, log_tail
+
+
+@dataclass
+class LaunchResult:
+    run_dir: Path
+    summary: dict
+    log_path: Path  # the run's log.jsonl
+    returncode: int
+    output: list[str] = field(default_factory=list, repr=False)  # every printed line
+
+
+def read_log(run_dir, kind: str | None = None) -> list[dict]:
+    """The records of `<run_dir>/log.jsonl` (optionally only `kind` "train" or "val").
+
+    Safe while training is running: a half-written last line is skipped.
+    """
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the line being written right now
+        if kind is None or record.get("kind") == kind:
+            records.append(record)
+    return records
+
+
+def build_command(nproc: int, config_file: Path, extra_args: list[str] | None = None) -> list[str]:
+    """The argv that `launch_training` runs."""
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1, got {nproc}")
+    train = ["-m", "ifrvp_core.train", "--config", str(config_file), *(extra_args or [])]
+    if nproc == 1:
+        return [sys.executable, *train]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *train]
+
+
+def _config_dict(config, overrides: dict) -> dict:
+    if config is None:
+        values = {}
+    elif isinstance(config, TrainConfig):
+        values = dataclasses.asdict(config)
+    elif isinstance(config, dict):
+        values = dict(config)
+    else:
+        raise TypeError(f"config must be a dict, a TrainConfig or None, got {type(config).__name__}")
+    values.update(overrides)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown training option(s) {unknown}; see ifrvp_core.train.TrainConfig")
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+
+
+def _stop_group(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM the whole process group (torchrun and its workers), SIGKILL after `grace_s`."""
+    for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def launch_training(
+    nproc: int = 1,
+    config: dict | TrainConfig | None = None,
+    *,
+    grace_s: float = 30.0,
+    echo: bool = True,
+    tail_lines: int = 40,
+    env: dict | None = None,
+    cwd=None,
+    **overrides,
+) -> LaunchResult:
+    """Run `ifrvp_core.train` with `nproc` processes and wait for it.
+
+    Args:
+        nproc: processes on this machine (torchrun `--standalone`; 1 runs without torchrun).
+        config: TrainConfig fields as a dict or a TrainConfig; `overrides` (same keys) win.
+        grace_s: seconds between SIGTERM and SIGKILL when the cell is interrupted.
+        echo: print the training output live, one line at a time.
+        tail_lines: lines of output quoted by `TrainingFailed`.
+        env: extra environment variables for the workers (e.g. {"OMP_NUM_THREADS": "2"}).
+
+    Returns:
+        LaunchResult with `run_dir`, the trainer's `summary` dict (final/best metrics, steps, wall
+        time), `log_path` (log.jsonl) and `returncode`.
+
+    Raises:
+        TrainingFailed: the job exited non-zero (its output tail is in the message).
+        KeyboardInterrupt: re-raised after the job was stopped (it saves `latest.pt` first).
+    """
+    values = _config_dict(config, overrides)
+    resolved = TrainConfig(**values)
+    run_dir = Path(resolved.log_path) / (resolved.run_name or f"{resolved.model_name}_{resolved.dataset}_{resolved.task}")
+    if cwd is not None and not run_dir.is_absolute():
+        run_dir = Path(cwd) / run_dir
+    process_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # the workers must import the same ifrvp_core as this notebook, installed or not
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    process_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, process_env.get("PYTHONPATH")) if p)
+    tail: deque[str] = deque(maxlen=tail_lines)
+    output: list[str] = []
+    summary: dict = {}
+    with tempfile.TemporaryDirectory(prefix="ifrvp_launch_") as folder:
+        config_file = Path(folder) / "train_config.json"
+        config_file.write_text(json.dumps(values, indent=1))
+        command = build_command(nproc, config_file)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=process_env, cwd=cwd,
+            start_new_session=True,  # its own process group: one killpg reaches torchrun and every worker
+        )
+        try:
+            for line in _lines(process.stdout):
+                if line.startswith("IFRVP_SUMMARY "):
+                    summary = json.loads(line[len("IFRVP_SUMMARY "):])
+                    continue
+                output.append(line)
+                tail.append(line)
+                if echo:
+                    print(line, flush=True)
+            returncode = process.wait()
+        except BaseException:  # KeyboardInterrupt from the notebook, or anything else: never leave workers behind
+            _stop_group(process, grace_s)
+            raise
+        finally:
+            process.stdout.close()
+    if returncode != 0:
+        text = "\n".join(tail)
+        # the ranks' own error lines first: torchrun's report at the end of the tail can bury them
+        errors = list(dict.fromkeys(line for line in output if "training failed:" in line))[:4]
+        cause = ("\n".join(errors) + "\n") if errors else ""
+        raise TrainingFailed(
+            f"training exited with code {returncode} ({' '.join(command[1:4])} ...)\n{cause}last output:\n{text}", returncode, text
+        )
+    if summary.get("run_dir"):
+        run_dir = Path(summary["run_dir"])
+    return LaunchResult(run_dir=run_dir, summary=summary, log_path=run_dir / "log.jsonl", returncode=returncode, output=output)
+
+
+def _lines(stream):
+    """Decoded lines from a byte stream, splitting on \\n and on tqdm's \\r (empty pieces dropped)."""
+    buffer = b""
+    while True:
+        chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096)
+        if not chunk:
+            break
+        buffer += chunk
+        *pieces, buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for piece in pieces:
+            text = piece.decode("utf-8", "replace").rstrip()
+            if text:
+                yield text
+    text = buffer.decode("utf-8", "replace").rstrip()
+    if text:
+        yield text
+
+
+__all__ = ["LaunchResult", "TrainingFailed", "build_command", "launch_training", "read_log"]
