@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	$(PY) -m ipykernel install --sys-prefix --name ifrvp --display-name "IFRVP (Python 3)" >/dev/null
+	-git rev-parse --git-dir >/dev/null 2>&1 && git config core.hooksPath .githooks
 	touch $(STAMP)
 
 kernel: $(STAMP)

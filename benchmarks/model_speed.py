@@ -11,33 +11,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from ifrvp_core.models import build_model, list_models, prepare_for_inference
-
-
-def count_macs(model, frames) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model(frames, 2.0)
-    return counter.get_total_flops() // 2
-
-
-def time_predict(model, frames, repeats: int, warmup: int) -> list[float]:
-    sync = torch.cuda.synchronize if frames.is_cuda else (lambda: None)
-    for _ in range(warmup):
-        model.predict(frames, 2.0)
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict(frames, 2.0)
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
+from ifrvp_core.profiling import count_macs, time_predict
 
 
 def main(argv=None):

@@ -115,6 +115,7 @@ def launch_training(
     tail_lines: int = 40,
     env: dict | None = None,
     cwd=None,
+    on_line=None,
     **overrides,
 ) -> LaunchResult:
     """Run `ifrvp_core.train` with `nproc` processes and wait for it.
@@ -126,6 +127,7 @@ def launch_training(
         echo: print the training output live, one line at a time.
         tail_lines: lines of output quoted by `TrainingFailed`.
         env: extra environment variables for the workers (e.g. {"OMP_NUM_THREADS": "2"}).
+        on_line: called with every output line as it arrives (e.g. to redraw live curves).
 
     Returns:
         LaunchResult with `run_dir`, the trainer's `summary` dict (final/best metrics, steps, wall
@@ -140,7 +142,10 @@ def launch_training(
     run_dir = Path(resolved.log_path) / (resolved.run_name or f"{resolved.model_name}_{resolved.dataset}_{resolved.task}")
     if cwd is not None and not run_dir.is_absolute():
         run_dir = Path(cwd) / run_dir
-    process_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    process_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if nproc > 1 and "OMP_NUM_THREADS" not in process_env:  # share the cores instead of oversubscribing them
+        process_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    process_env.update(env or {})
     # the workers must import the same ifrvp_core as this notebook, installed or not
     package_parent = str(Path(__file__).resolve().parent.parent)
     process_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, process_env.get("PYTHONPATH")) if p)
@@ -164,6 +169,8 @@ def launch_training(
                 tail.append(line)
                 if echo:
                     print(line, flush=True)
+                if on_line is not None:
+                    on_line(line)
             returncode = process.wait()
         except BaseException:  # KeyboardInterrupt from the notebook, or anything else: never leave workers behind
             _stop_group(process, grace_s)

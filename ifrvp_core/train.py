@@ -305,7 +305,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ io
     def log_text(self, text: str) -> None:
-        if self.env.main:
+        if not self.env.main:
+            return
+        progress = getattr(self, "progress", None)
+        if progress is not None and not progress.disable:
+            progress.write(text, file=sys.stdout)  # clears the bar first, so the line is not glued to it
+            sys.stdout.flush()
+        else:
             print(text, flush=True)
 
     def _resume(self) -> None:
@@ -434,8 +440,10 @@ class Trainer:
         started = time.time()
         from tqdm.auto import tqdm
 
+        # without a terminal (logs, notebooks, papermill) a bar line every 30 s is plenty
         progress = tqdm(total=self.total_steps, initial=self.iteration, disable=not env.main, desc="train",
-                        mininterval=1.0 if sys.stderr.isatty() else 10.0, file=sys.stderr)
+                        mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        self.progress = progress
         self.model.train()
         metrics: dict = {}
         while self.iteration < self.total_steps and self.epoch < config.epochs:
@@ -463,7 +471,7 @@ class Trainer:
                         "elapsed_s": time.time() - started,
                     }
                     self.write_log(record)
-                    progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+                    progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
                     window = {"samples": 0, "time": 0.0, "wait": 0.0}
                 if config.save_interval_steps and self.iteration % config.save_interval_steps == 0:
                     self.save("latest.pt")

@@ -1,0 +1,333 @@
+"""Run the numbered notebooks headless (papermill) and render them into reports.
+
+    python -m ifrvp_core.workbook                      # `make workbook`: the quick profile, 01 -> 05
+    python -m ifrvp_core.workbook --profile full -p data_root=/data/vimeo_septuplet -p nproc=8
+    python -m ifrvp_core.workbook --only 04 05         # re-render from the outputs already on disk
+
+Each notebook runs with the `ifrvp` kernel and its `parameters` cell overridden (profile,
+work_dir, interactive=False and the paths of the earlier notebooks' outputs), then is written to
+`reports/executed/NN_name.ipynb` and rendered to `reports/NN_name.html` (code hidden, figures and
+animations embedded). `reports/index.html` links the reports with the headline metrics. A failing
+notebook stops the run with a non-zero exit that names the notebook and the cell; its partly
+executed copy (with the traceback) is still written and rendered.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO / "notebooks"
+KERNEL_NAME = "ifrvp"
+
+
+class WorkbookError(RuntimeError):
+    """A notebook failed; the message names the notebook, the cell and the error."""
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    executed: Path
+    html: Path | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class WorkbookResult:
+    profile: str
+    reports_dir: Path
+    work_dir: Path
+    index: Path | None = None
+    runs: list[NotebookRun] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def list_notebooks(notebooks_dir=NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (`NN_name.ipynb`), in order."""
+    paths = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {notebooks_dir}")
+    return paths
+
+
+def check_kernel(kernel_name: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if kernel_name not in KernelSpecManager().find_kernel_specs():
+        raise WorkbookError(
+            f"Jupyter kernel {kernel_name!r} is not installed in this environment; run `make install` "
+            f"(or `python -m ipykernel install --sys-prefix --name {kernel_name}`)"
+        )
+
+
+def notebook_parameters(name: str, profile: str, work_dir: Path, reports_dir: Path, extra: dict) -> dict:
+    """The parameters injected into notebook `name`: shared ones, then per-notebook paths, then `extra`."""
+    params = {"profile": profile, "work_dir": str(work_dir)}
+    number = name[:2]
+    if number == "04":
+        params["interactive"] = False  # no widget frontend under papermill: the static grid instead
+    if number == "05":
+        params["results_dir"] = str(reports_dir / "evaluation")
+    for key, value in extra.items():
+        params[key] = value
+    return params
+
+
+def _accepted_parameters(path: Path) -> set[str]:
+    """Names assigned in a notebook's `parameters` cell (papermill would inject others silently)."""
+    import ast
+
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
+    raise WorkbookError(f"{path.name} has no cell tagged 'parameters'")
+
+
+def render_html(executed: Path, target: Path, title: str) -> Path:
+    """nbconvert HTML (lab template) with code cells hidden; images stay embedded as base64."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(notebook)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def _failure_message(name: str, error, executed: Path) -> str:
+    cell = getattr(error, "cell_index", None)
+    count = getattr(error, "exec_count", None)
+    ename, evalue = getattr(error, "ename", type(error).__name__), getattr(error, "evalue", str(error))
+    where = f"cell {cell}" + (f" (execution count {count})" if count is not None else "") if cell is not None else "an unknown cell"
+    source = ""
+    if getattr(error, "source", None):
+        first = error.source.strip().splitlines()
+        source = f"\n  cell starts: {first[0][:120]}" if first else ""
+    return f"notebook {name} failed in {where}: {ename}: {evalue}{source}\n  executed copy with the traceback: {executed}"
+
+
+def run_workbook(
+    profile: str = "quick",
+    reports_dir=REPO / "reports",
+    work_dir=None,
+    only: list[str] | None = None,
+    parameters: dict | None = None,
+    kernel_name: str = KERNEL_NAME,
+    notebooks_dir=NOTEBOOKS_DIR,
+    timeout_s: int | None = None,
+    echo: bool = True,
+) -> WorkbookResult:
+    """Execute the notebooks in order, render each to HTML, then write `reports/index.html`.
+
+    Args:
+        profile: tiny | quick | full (`ifrvp_core.notebook_helpers.PROFILES`).
+        reports_dir: where the HTML reports, `executed/` notebooks and `evaluation/` results go.
+        work_dir: data, runs and animations (default `<repo>/workbook_runs/<profile>`).
+        only: notebook numbers or names to run (default all); the others' outputs must be on disk.
+        parameters: extra parameters for every notebook that declares them (others ignore them).
+        timeout_s: per-cell execution timeout (None: no limit).
+
+    Raises:
+        WorkbookError naming the notebook and cell when one fails (after rendering its report).
+    """
+    import papermill as pm
+
+    from ifrvp_core.notebook_helpers import PROFILES, default_work_dir
+
+    if profile not in PROFILES:
+        raise WorkbookError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    check_kernel(kernel_name)
+    started = time.perf_counter()
+    reports_dir = Path(reports_dir).resolve()
+    work_dir = Path(work_dir).resolve() if work_dir else default_work_dir(profile)
+    (reports_dir / "executed").mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    notebooks = list_notebooks(notebooks_dir)
+    if only:
+        wanted = {str(item) for item in only}
+        notebooks = [p for p in notebooks if p.stem in wanted or p.stem[:2] in wanted or p.stem[:2].lstrip("0") in wanted]
+        if not notebooks:
+            raise WorkbookError(f"--only {sorted(wanted)} matches none of {[p.stem for p in list_notebooks(notebooks_dir)]}")
+    result = WorkbookResult(profile, reports_dir, work_dir)
+    extra = dict(parameters or {})
+    for path in notebooks:
+        name = path.stem
+        accepted = _accepted_parameters(path)
+        params = notebook_parameters(name, profile, work_dir, reports_dir, {k: v for k, v in extra.items() if k in accepted})
+        executed = reports_dir / "executed" / path.name
+        run = NotebookRun(name, executed)
+        result.runs.append(run)
+        if echo:
+            print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
+        begin = time.perf_counter()
+        failure = None
+        try:
+            pm.execute_notebook(
+                str(path), str(executed), parameters=params, kernel_name=kernel_name, cwd=str(path.parent),
+                progress_bar=False, log_output=False, execution_timeout=timeout_s,
+            )
+        except pm.PapermillExecutionError as error:
+            failure = _failure_message(name, error, executed)
+        run.seconds = time.perf_counter() - begin
+        if executed.is_file():
+            run.html = render_html(executed, reports_dir / f"{name}.html", name.replace("_", " "))
+        if failure:
+            run.error = failure
+            result.seconds = time.perf_counter() - started
+            result.index = write_index(result)
+            raise WorkbookError(failure)
+        if echo:
+            print(f"[{time.strftime('%H:%M:%S')}] {name} done in {run.seconds:.0f} s -> {run.html}", flush=True)
+    result.seconds = time.perf_counter() - started
+    result.index = write_index(result)
+    return result
+
+
+def _headline(result: WorkbookResult) -> tuple[str, dict]:
+    """HTML for the headline metrics (evaluation and training), and the same numbers as a dict."""
+    from ifrvp_core.notebook_helpers import html_table
+
+    parts, numbers = [], {}
+    headline_path = result.reports_dir / "evaluation" / "headline.json"
+    if headline_path.is_file():
+        headline = json.loads(headline_path.read_text())
+        numbers["evaluation"] = headline
+        rows = [{"method": method, **{k: v for k, v in values.items()}} for method, values in headline["t+1"].items()]
+        parts.append(html_table(rows, f"t+1 on the {headline['protocol']} protocol ({headline['samples']} test samples)", digits=4))
+        for metric, reason in (headline.get("unavailable") or {}).items():
+            parts.append(f"<p><small>{html.escape(metric)}: n/a ({html.escape(reason)})</small></p>")
+        beats = headline.get("model_beats_copy_last_t1")
+        if beats is not None:
+            verdict = "beats" if all(beats.values()) else "does NOT beat"
+            parts.append(f"<p>The trained model <b>{verdict}</b> copy-last-frame at t+1 (PSNR: {beats['psnr']}, SSIM: {beats['ssim']}).</p>")
+        parts.append("<p>Full per-step tables: <a href='evaluation/results.csv'>results.csv</a>, "
+                     "<a href='evaluation/results.json'>results.json</a>, "
+                     "<a href='evaluation/results_per_sample.csv'>per sample</a>.</p>")
+    training_path = result.work_dir / "training.json"
+    if training_path.is_file():
+        summary = json.loads(training_path.read_text())["summary"]
+        numbers["training"] = summary
+        parts.append(html_table([{
+            "model": summary.get("model_name"), "dataset": summary.get("dataset"), "processes": summary.get("world_size"),
+            "iterations": summary.get("iterations"), "wall time (s)": summary.get("wall_time_s"),
+            "val PSNR t+1": (summary.get("final") or {}).get("psnr"), "val SSIM t+1": (summary.get("final") or {}).get("ssim"),
+        }], "training (notebook 03)", digits=3))
+    return "\n".join(parts), numbers
+
+
+def write_index(result: WorkbookResult) -> Path:
+    """`reports/index.html`: one line per notebook (status, time, link) and the headline metrics."""
+    import torch
+
+    headline_html, numbers = _headline(result)
+    rows = []
+    for run in result.runs:
+        status = "failed" if run.error else "ok"
+        link = f"<a href='{html.escape(run.html.name)}'>{html.escape(run.name)}</a>" if run.html else html.escape(run.name)
+        error = f"<pre>{html.escape(run.error)}</pre>" if run.error else ""
+        rows.append(f"<tr><td>{link}</td><td class='{status}'>{status}</td><td>{run.seconds:.0f} s</td><td>{error}</td></tr>")
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>IFRVP workbook report ({html.escape(result.profile)})</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; line-height: 1.45; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child {{ text-align: left; }} .ok {{ color: #11772d; }} .failed {{ color: #b00020; font-weight: bold; }}
+pre {{ white-space: pre-wrap; text-align: left; }}
+</style></head><body>
+<h1>IFRVP workbook report</h1>
+<p>Profile <b>{html.escape(result.profile)}</b>, generated {time.strftime('%Y-%m-%d %H:%M')} on {html.escape(platform.node())}
+({html.escape(platform.processor() or platform.machine())}, torch {html.escape(str(torch.__version__))},
+{'GPU: ' + html.escape(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else 'CPU only'}), total {result.seconds / 60:.1f} min.
+Work folder: <code>{html.escape(str(result.work_dir))}</code>.</p>
+<h2>Notebooks</h2>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th></th></tr>
+{''.join(rows)}
+</table>
+<h2>Headline metrics</h2>
+{headline_html or '<p>No evaluation yet.</p>'}
+</body></html>
+"""
+    path = result.reports_dir / "index.html"
+    tmp = path.with_name(".index.html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    summary = {"profile": result.profile, "seconds": result.seconds,
+               "notebooks": [{"name": r.name, "seconds": r.seconds, "error": r.error} for r in result.runs], **numbers}
+    (result.reports_dir / "workbook_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return path
+
+
+def notebooks_with_outputs(paths) -> list[str]:
+    """Notebooks among `paths` that hold outputs or execution counts (they must be committed clean)."""
+    import nbformat
+
+    dirty = []
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+        if cells:
+            dirty.append(f"{path}: cells {cells} have outputs (clear them: jupyter nbconvert --clear-output --inplace {path})")
+    return dirty
+
+
+def _parse_parameter(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a plain string (a path, a name)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ifrvp_core.workbook", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="quick", help="tiny | quick | full (default quick)")
+    parser.add_argument("--reports", default=str(REPO / "reports"), help="output folder (default <repo>/reports)")
+    parser.add_argument("--work_dir", default=None, help="data and runs (default <repo>/workbook_runs/<profile>)")
+    parser.add_argument("--only", nargs="+", help="notebook numbers or names to run, e.g. 04 05")
+    parser.add_argument("-p", "--parameter", action="append", type=_parse_parameter, default=[],
+                        help="KEY=VALUE passed to every notebook whose parameters cell has KEY (JSON values allowed)")
+    parser.add_argument("--kernel", default=KERNEL_NAME)
+    parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    parser.add_argument("--check-clean", nargs="*", metavar="NOTEBOOK",
+                        help="only check that notebooks (default: notebooks/*.ipynb) have no outputs; exit 1 if some do")
+    args = parser.parse_args(argv)
+    if args.check_clean is not None:
+        dirty = notebooks_with_outputs(args.check_clean or sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
+        for line in dirty:
+            print(line, file=sys.stderr)
+        return 1 if dirty else 0
+    try:
+        result = run_workbook(args.profile, args.reports, args.work_dir, args.only, dict(args.parameter), args.kernel,
+                              timeout_s=args.timeout)
+    except WorkbookError as error:
+        print(f"workbook FAILED: {error}", file=sys.stderr)
+        return 1
+    print(f"workbook finished in {result.seconds / 60:.1f} min; open {result.index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The workbook: notebooks are committed clean, and all five run headless through papermill (tiny profile)."""
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ifrvp_core.workbook import NOTEBOOKS_DIR, WorkbookError, list_notebooks, notebooks_with_outputs, run_workbook
+
+EXPECTED = ["01_data_preparation", "02_architecture_exploration", "03_training_ddp", "04_flow_warp_visualisation", "05_evaluation"]
+
+
+def test_notebooks_are_numbered_clean_and_parametrised():
+    paths = list_notebooks()
+    assert [p.stem for p in paths] == EXPECTED
+    assert notebooks_with_outputs(paths) == []
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        assert notebook.metadata["kernelspec"]["name"] == "ifrvp", path.name
+        tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
+        assert re.search(r"^profile = \"quick\"", tagged[0].source, re.M) and "work_dir = None" in tagged[0].source
+        assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith(f"# {path.stem[:2]}")
+
+
+def test_output_check_flags_executed_notebooks(tmp_path):
+    notebook = nbformat.read(NOTEBOOKS_DIR / "01_data_preparation.ipynb", as_version=4)
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", text="hello")]
+    path = tmp_path / "dirty.ipynb"
+    nbformat.write(notebook, path)
+    (problem,) = notebooks_with_outputs([path])
+    assert "dirty.ipynb" in problem and "[1]" in problem
+
+
+@pytest.fixture(scope="module")
+def tiny_workbook(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workbook")
+    result = run_workbook("tiny", reports_dir=root / "reports", work_dir=root / "work", echo=False)
+    return result
+
+
+def test_every_notebook_runs_without_errors(tiny_workbook):
+    assert [run.name for run in tiny_workbook.runs] == EXPECTED
+    for run in tiny_workbook.runs:
+        notebook = nbformat.read(run.executed, as_version=4)
+        errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert errors == [], run.name
+        injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and "profile = \"tiny\"" in injected[0].source
+
+
+def _images(html: str, kind: str = "png") -> int:
+    return len(re.findall(rf"data:image/{kind};base64,", html))
+
+
+def test_reports_embed_figures_and_hide_code(tiny_workbook):
+    reports = tiny_workbook.reports_dir
+    minimum = {"01_data_preparation": 2, "02_architecture_exploration": 4, "03_training_ddp": 1,
+               "04_flow_warp_visualisation": 6, "05_evaluation": 2}
+    for name, count in minimum.items():
+        html = (reports / f"{name}.html").read_text()
+        assert _images(html) >= count, f"{name}: {_images(html)} embedded PNGs"
+        assert "import ifrvp_core.notebook_helpers" not in html, f"{name}: code should be hidden"
+        assert "parameters of this run" in html
+    assert _images((reports / "04_flow_warp_visualisation.html").read_text(), "gif") >= 1  # rollout animation
+
+
+def test_outputs_chain_through_files(tiny_workbook):
+    work = tiny_workbook.work_dir
+    dataset = json.loads((work / "dataset.json").read_text())
+    assert dataset["dataset"] == "synthetic" and dataset["splits"]["train"]["clips"] == 4
+    assert dataset["teacher_flows_written"] > 0
+    training = json.loads((work / "training.json").read_text())
+    run_dir = Path(training["run_dir"])
+    assert training["summary"]["world_size"] == 2 and training["summary"]["iterations"] == 4  # DDP from the cell
+    for name in ("best.pt", "latest.pt", "log.jsonl", "config.json", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    results = json.loads((tiny_workbook.reports_dir / "evaluation" / "results.json").read_text())
+    assert set(results) == {"model", "copy_last", "dis_extrapolation"}
+    assert list(results["model"]) == ["t+1", "t+2", "t+3"]
+    assert 5 < results["model"]["t+1"]["psnr"] < 60 and results["model"]["t+1"]["lpips"] is None  # no offline AlexNet weights
+    assert (tiny_workbook.reports_dir / "evaluation" / "results.csv").is_file()
+
+
+def test_index_links_reports_and_shows_headline(tiny_workbook):
+    html = (tiny_workbook.reports_dir / "index.html").read_text()
+    for name in EXPECTED:
+        assert f"href='{name}.html'" in html
+    assert "t+1 on the synthetic protocol" in html and "copy_last" in html and "dis_extrapolation" in html
+    assert html.count("class='ok'") == 5
+
+
+def test_failing_notebook_is_named_with_its_cell(tmp_path):
+    with pytest.raises(WorkbookError) as caught:
+        run_workbook("tiny", reports_dir=tmp_path / "reports", work_dir=tmp_path / "work", only=["01"],
+                     parameters={"dataset": "no_such_dataset"}, echo=False)
+    message = str(caught.value)
+    assert "notebook 01_data_preparation failed in cell" in message and "no_such_dataset" in message
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert "failed" in index and (tmp_path / "reports" / "01_data_preparation.html").is_file()
+
+
+def test_unknown_profile_and_unknown_notebook_are_rejected(tmp_path):
+    with pytest.raises(WorkbookError, match="unknown profile 'fast'"):
+        run_workbook("fast", reports_dir=tmp_path, echo=False)
+    with pytest.raises(WorkbookError, match="matches none"):
+        run_workbook("tiny", reports_dir=tmp_path, work_dir=tmp_path / "w", only=["09"], echo=False)
