@@ -218,8 +218,10 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
             parts.append(f"<p><small>{html.escape(metric)}: n/a ({html.escape(reason)})</small></p>")
         beats = headline.get("model_beats_copy_last_t1")
         if beats is not None:
+            model, copy = headline["t+1"]["model"], headline["t+1"]["copy_last"]
             verdict = "beats" if all(beats.values()) else "does NOT beat"
-            parts.append(f"<p>The trained model <b>{verdict}</b> copy-last-frame at t+1 (PSNR: {beats['psnr']}, SSIM: {beats['ssim']}).</p>")
+            parts.append(f"<p>The trained model <b>{verdict}</b> copy-last-frame at t+1: PSNR {model['psnr'] - copy['psnr']:+.2f} dB, "
+                         f"SSIM {model['ssim'] - copy['ssim']:+.4f}.</p>")
         parts.append("<p>Full per-step tables: <a href='evaluation/results.csv'>results.csv</a>, "
                      "<a href='evaluation/results.json'>results.json</a>, "
                      "<a href='evaluation/results_per_sample.csv'>per sample</a>.</p>")

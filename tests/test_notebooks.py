@@ -106,3 +106,23 @@ def test_unknown_profile_and_unknown_notebook_are_rejected(tmp_path):
         run_workbook("fast", reports_dir=tmp_path, echo=False)
     with pytest.raises(WorkbookError, match="matches none"):
         run_workbook("tiny", reports_dir=tmp_path, work_dir=tmp_path / "w", only=["09"], echo=False)
+
+
+def test_profile_settings_overrides_and_errors():
+    from ifrvp_core.notebook_helpers import profile_settings
+
+    quick = profile_settings("quick", max_steps=None, batch_size=2)
+    assert quick["max_steps"] == 1000 and quick["batch_size"] == 2 and quick["profile"] == "quick"
+    full = profile_settings("full")
+    assert full["model_name"] == "IFRNet" and full["batch_size"] == 12 and full["lr_start"] == 1e-4 and full["nproc"] >= 1
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        profile_settings("fast")
+
+
+def test_dataset_info_without_notebook_01_names_the_missing_file(tmp_path):
+    from ifrvp_core.notebook_helpers import dataset_info, trained_checkpoint
+
+    with pytest.raises(FileNotFoundError, match="dataset.json written by 01_data_preparation"):
+        dataset_info(tmp_path)
+    with pytest.raises(FileNotFoundError, match="checkpoint parameter: file not found"):
+        trained_checkpoint(tmp_path, tmp_path / "missing.pt")
