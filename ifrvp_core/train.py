@@ -513,28 +513,40 @@ class Trainer:
 def main(argv=None) -> int:
     """Train; returns the exit code: 0 done, 1 failed (on any rank), 128 + signal when stopped by SIGTERM/SIGINT.
 
-    A failing rank prints its error, destroys the process group and exits non-zero, so torchrun
-    tears the job down instead of leaving the other ranks blocked in a collective (they would
-    otherwise time out after `--dist_timeout_min`).
+    A failing rank prints its error and exits non-zero at once, so torchrun tears the job down
+    instead of leaving the other ranks blocked in a collective (they would otherwise time out
+    after `--dist_timeout_min`). Under torchrun the process ends with `os._exit` after an orderly
+    teardown: interpreter finalisation with live gloo/DDP objects can abort (SIGABRT) a rank that
+    finished its work, which would turn a good run into a failed job.
     """
     config = TrainConfig.from_args(argv)
     env = setup_distributed(config)
+    failed = False
     try:
-        summary = Trainer(config, env).run()
+        trainer = Trainer(config, env)
+        summary = trainer.run()
         if "stopped_by_signal" in summary:
             code = 128 + int(summary["stopped_by_signal"])
         else:
             if env.main:
                 print("IFRVP_SUMMARY " + json.dumps(summary), flush=True)
             code = 0
+        del trainer
     except Exception as error:  # noqa: BLE001 - any failure must end this rank with a clear message
         print(f"[rank {env.rank}] training failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         if not isinstance(error, (CheckpointError, ValueError, FileNotFoundError)):
             traceback.print_exc()
-        code = 1
-    finally:
-        if env.world_size > 1 and dist.is_initialized():
+        code, failed = 1, True
+    if env.world_size > 1 and dist.is_initialized():
+        if not failed:
+            import gc
+
+            gc.collect()  # free DDP's reducer and pending work while the interpreter is fully alive
+            dist.barrier()  # rank 0 may still be writing checkpoints; tear down together
             dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 
