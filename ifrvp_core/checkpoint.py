@@ -26,14 +26,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or does not fit the model."""
 
 
-def save_atomic(obj, path) -> Path:
-    """`torch.save(obj)` to `path` through a temporary file + fsync + rename."""
+def _write_atomic(path, write, mode: str) -> Path:
+    """Call `write(handle)` on a temporary file next to `path`, fsync, rename over `path`, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -52,6 +52,16 @@ def save_atomic(obj, path) -> Path:
     except OSError:
         pass
     return path
+
+
+def save_atomic(obj, path) -> Path:
+    """`torch.save(obj)` to `path` through a temporary file + fsync + rename."""
+    return _write_atomic(path, lambda handle: torch.save(obj, handle), "wb")
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write `text` (UTF-8, newlines as given) to `path` through a temporary file + fsync + rename."""
+    return _write_atomic(path, lambda handle: handle.write(text), "w")
 
 
 def load_file(path, map_location="cpu"):

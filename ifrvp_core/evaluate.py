@@ -24,8 +24,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import numpy as np
 import torch
 
 from ifrvp_core import metrics as M
+from ifrvp_core.checkpoint import write_text_atomic
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -380,20 +379,6 @@ def _finite_or_none(value):
     return float(value)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _unavailable_of(results) -> dict:
     return dict(getattr(results, "unavailable", {}) or {})
 
@@ -417,7 +402,7 @@ def save_results(results: Mapping, path) -> dict[str, Path]:
         method: {step: {metric: _finite_or_none(value) for metric, value in values.items()} for step, values in steps.items()}
         for method, steps in results.items()
     }
-    _atomic_write_text(path, json.dumps(plain, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(plain, indent=2) + "\n")
     written = {"json": path}
 
     buffer = io.StringIO()
@@ -429,7 +414,7 @@ def save_results(results: Mapping, path) -> dict[str, Path]:
                 note = f"n/a ({unavailable[metric]})" if value is None and metric in unavailable else ""
                 writer.writerow([method, step, metric, "" if value is None else repr(value), note])
     csv_path = path.with_suffix(".csv")
-    _atomic_write_text(csv_path, buffer.getvalue())
+    write_text_atomic(csv_path, buffer.getvalue())
     written["csv"] = csv_path
 
     per_sample = getattr(results, "per_sample", None)
@@ -443,7 +428,7 @@ def save_results(results: Mapping, path) -> dict[str, Path]:
                     for position, score in enumerate(np.asarray(scores, dtype=np.float64)):
                         writer.writerow([results.sample_indices[position], results.sample_names[position], method, step, metric, repr(float(score))])
         sample_path = path.with_name(path.stem + "_per_sample.csv")
-        _atomic_write_text(sample_path, buffer.getvalue())
+        write_text_atomic(sample_path, buffer.getvalue())
         written["per_sample"] = sample_path
     return written
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -105,12 +104,9 @@ def animation_html(path, width: int | None = None) -> str:
 
 
 def write_json(path, obj) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
-    return path
+    from ifrvp_core.checkpoint import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(obj, indent=1, default=str))
 
 
 def read_json(path, what: str) -> dict:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ifrvp_core.checkpoint import CheckpointError, load_checkpoint, load_file, model_checkpoint, save_atomic
+from ifrvp_core.checkpoint import CheckpointError, load_checkpoint, load_file, model_checkpoint, save_atomic, write_text_atomic
 from ifrvp_core.data import build_dataset, make_loader, set_loader_epoch
 from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model
@@ -254,12 +254,6 @@ class StopFlag:
             signal.signal(signum, handler)
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def open_tensorboard(run_dir: Path):
     """A SummaryWriter when tensorboard is installed, else None (it is optional)."""
     try:
@@ -429,7 +423,7 @@ class Trainer:
         config, env = self.config, self.env
         if env.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.run_dir / "config.json", dataclasses.asdict(config))
+            write_text_atomic(self.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
             self.tensorboard = open_tensorboard(self.run_dir)
         self.log_text(
             f"run folder {self.run_dir}\n{config.model_name} on {config.dataset} ({len(self.train_set)} train / "
@@ -506,7 +500,7 @@ class Trainer:
             "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
         }
         if env.main:
-            write_json_atomic(self.run_dir / "summary.json", summary)
+            write_text_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=1))
         return summary
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import platform
 import sys
 import time
@@ -101,6 +100,8 @@ def render_html(executed: Path, target: Path, title: str) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from ifrvp_core.checkpoint import write_text_atomic
+
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
@@ -108,10 +109,7 @@ def render_html(executed: Path, target: Path, title: str) -> Path:
     notebook = nbformat.read(executed, as_version=4)
     notebook.metadata["title"] = title
     body, _ = exporter.from_notebook_node(notebook)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return write_text_atomic(target, body)
 
 
 def _failure_message(name: str, error, executed: Path) -> str:
@@ -212,7 +210,7 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
     if headline_path.is_file():
         headline = json.loads(headline_path.read_text())
         numbers["evaluation"] = headline
-        rows = [{"method": method, **{k: v for k, v in values.items()}} for method, values in headline["t+1"].items()]
+        rows = [{"method": method, **values} for method, values in headline["t+1"].items()]
         parts.append(html_table(rows, f"t+1 on the {headline['protocol']} protocol ({headline['samples']} test samples)", digits=4))
         for metric, reason in (headline.get("unavailable") or {}).items():
             parts.append(f"<p><small>{html.escape(metric)}: n/a ({html.escape(reason)})</small></p>")
@@ -240,6 +238,8 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
 def write_index(result: WorkbookResult) -> Path:
     """`reports/index.html`: one line per notebook (status, time, link) and the headline metrics."""
     import torch
+
+    from ifrvp_core.checkpoint import write_text_atomic
 
     headline_html, numbers = _headline(result)
     rows = []
@@ -269,13 +269,10 @@ Work folder: <code>{html.escape(str(result.work_dir))}</code>.</p>
 {headline_html or '<p>No evaluation yet.</p>'}
 </body></html>
 """
-    path = result.reports_dir / "index.html"
-    tmp = path.with_name(".index.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    path = write_text_atomic(result.reports_dir / "index.html", page)
     summary = {"profile": result.profile, "seconds": result.seconds,
                "notebooks": [{"name": r.name, "seconds": r.seconds, "error": r.error} for r in result.runs], **numbers}
-    (result.reports_dir / "workbook_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_text_atomic(result.reports_dir / "workbook_summary.json", json.dumps(summary, indent=1, default=str))
     return path
 
 

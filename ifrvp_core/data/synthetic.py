@@ -39,6 +39,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ifrvp_core.checkpoint import write_text_atomic
+
 SCENE_FILE = "scene.json"
 INFO_FILE = "synthetic.json"
 SCENE_FORMAT = "ifrvp-synthetic-scene"
@@ -554,15 +556,6 @@ def _write_png_atomic(path: Path, rgb: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def frame_name(index: int) -> str:
     return f"{index:05d}.png"
 
@@ -588,7 +581,7 @@ def write_clip(clip_dir, scene: dict) -> Path:
     (clip_dir / SCENE_FILE).unlink(missing_ok=True)  # incomplete until every frame is back
     for index in range(scene["num_frames"]):
         _write_png_atomic(clip_dir / frame_name(index), render_frame(scene, index))
-    _write_text_atomic(clip_dir / SCENE_FILE, json.dumps(scene, indent=1))
+    write_text_atomic(clip_dir / SCENE_FILE, json.dumps(scene, indent=1))
     return clip_dir
 
 
@@ -651,7 +644,7 @@ def write_synthetic(
                              f"use a new root or delete it")
         info = existing
     info["splits"][split] = max(int(num_clips), int(info["splits"].get(split, 0)))
-    _write_text_atomic(info_path, json.dumps(info, indent=1))
+    write_text_atomic(info_path, json.dumps(info, indent=1))
 
     clip_dirs, todo = [], []
     for clip_index in range(num_clips):
