@@ -138,8 +138,7 @@ def launch_training(
         KeyboardInterrupt: re-raised after the job was stopped (it saves `latest.pt` first).
     """
     values = _config_dict(config, overrides)
-    resolved = TrainConfig(**values)
-    run_dir = Path(resolved.log_path) / (resolved.run_name or f"{resolved.model_name}_{resolved.dataset}_{resolved.task}")
+    run_dir = TrainConfig(**values).run_dir
     if cwd is not None and not run_dir.is_absolute():
         run_dir = Path(cwd) / run_dir
     process_env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -13,6 +13,7 @@ Profiles (the notebooks' `profile` parameter; any knob can still be overridden o
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import json
 import statistics
@@ -48,7 +49,7 @@ def profile_settings(profile: str, **overrides) -> dict:
     """The profile's settings with `overrides` (None values are ignored) applied on top."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
-    settings = json.loads(json.dumps(PROFILES[profile]))
+    settings = copy.deepcopy(PROFILES[profile])
     settings["profile"] = profile
     settings.update({key: value for key, value in overrides.items() if value is not None})
     if settings.get("nproc") is None:  # full profile: every GPU, else one process
@@ -507,7 +508,7 @@ def level_grid_figure(model, dataset, indices, levels=(0, 1, 2, 3)):
     fig = Figure(figsize=(2.5 * columns, 2.1 * len(indices)), constrained_layout=True)
     axes = fig.subplots(len(indices), columns, squeeze=False)
     for row, index in enumerate(indices):
-        output = forward_sample(model, dataset, index)
+        output = forward_sample(model, dataset[index])
         axes[row, 0].imshow(to_numpy_image(output["prediction"][0]))
         axes[row, 0].set_title(f"sample {index}: prediction", fontsize=8)
         for column, level in enumerate(levels, start=1):
@@ -521,9 +522,13 @@ def level_grid_figure(model, dataset, indices, levels=(0, 1, 2, 3)):
     return fig
 
 
-def forward_sample(model, dataset, index: int, t: float | None = None) -> dict:
+def as_batch(sample: dict) -> dict:
+    """A dataset sample's tensors with a leading batch dimension of 1 (what the figure functions take)."""
+    return {key: value.unsqueeze(0) for key, value in sample.items() if isinstance(value, torch.Tensor)}
+
+
+def forward_sample(model, sample: dict, t: float | None = None) -> dict:
     """The model's full output dict (batch 1) for a dataset sample, at its first target time by default."""
-    sample = dataset[index]
     target_time = float(sample["target_times"][0]) if t is None else t
     with torch.no_grad():
         output = model(sample["context"].unsqueeze(0), target_time, target=sample["target"][:1])
@@ -546,8 +551,8 @@ def flow_explorer(model, dataset):
     def draw(*_):
         from matplotlib.figure import Figure
 
-        output = forward_sample(model, dataset, sample_slider.value)
         sample = dataset[sample_slider.value]
+        output = forward_sample(model, sample)
         k = model.context_frames
         fig = Figure(figsize=(3 * k + 3, 2.6), constrained_layout=True)
         axes = fig.subplots(1, k + 1, squeeze=False)[0]
@@ -642,7 +647,7 @@ def results_rows(results, steps=("t+1", "t+3", "t+5")) -> list[dict]:
 
 
 __all__ = [
-    "LiveCurves", "PROFILES", "animation_html", "best_worst_figure", "checkpoint_listing", "effective_receptive_field",
+    "LiveCurves", "PROFILES", "animation_html", "as_batch", "best_worst_figure", "checkpoint_listing", "effective_receptive_field",
     "flow_explorer", "forward_sample", "frame_statistics", "html_table", "level_grid_figure", "metric_curves_figure",
     "motion_histogram_figure", "prepare_dataset", "profile_settings", "pyramid_shapes", "read_json",
     "receptive_field_figure", "results_rows", "rollout_animation", "sample_grid_figure", "show_settings", "show_table",

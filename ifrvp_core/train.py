@@ -19,8 +19,8 @@ Multi-node (same command on every node; node 0's address as the rendezvous endpo
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_id=job42 \
         --rdzv_endpoint=node0.example:29500 -m ifrvp_core.train --dataset vimeo90k --data_root /data/vimeo
 
-Exit codes: 0 finished; 1 failed (the failing rank prints its error, destroys the process group and
-exits, so torchrun stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
+Exit codes: 0 finished; 1 failed (the failing rank prints its error and exits at once, so torchrun
+stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
 was finished and `latest.pt` saved - rerun with `--resume auto` to continue.
 """
 from __future__ import annotations
@@ -94,6 +94,11 @@ class TrainConfig:
     loss_perceptual: float = 0.0
     loss_frequency: float = 0.0
     perceptual_weights: str | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        """`<log_path>/<run_name>`; without a run name, `<model_name>_<dataset>_<task>`."""
+        return Path(self.log_path) / (self.run_name or f"{self.model_name}_{self.dataset}_{self.task}")
 
     def loss_config(self) -> LossConfig:
         return LossConfig(**{name: getattr(self, f"loss_{name}") for name in LOSS_FIELDS}, perceptual_weights=self.perceptual_weights)
@@ -270,7 +275,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         random.seed(config.seed)
-        self.run_dir = Path(config.log_path) / (config.run_name or f"{config.model_name}_{config.dataset}_{config.task}")
+        self.run_dir = config.run_dir
         model = build_model(config.model_name, context_frames=config.context_frames).to(env.device)
         self.model = model
         self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None) if env.world_size > 1 else model
