@@ -2,19 +2,24 @@
 
     python benchmarks/model_speed.py                       # CPU (and GPU when present), both sizes
     python benchmarks/model_speed.py --sizes 256x448 --repeats 7 --channels-last --compile
+    python benchmarks/model_speed.py --motion-prior both     # also the extrapolation models with the DIS prior
 
 Latency is the median of `--repeats` timed `model.predict` calls (after warm-up) with
 `torch.inference_mode`; frames/s = batch / latency. MACs are counted once per variant with
 torch's FlopCounterMode (MACs = FLOPs / 2; grid_sample and elementwise ops are not counted).
+With `--motion-prior dis|both` the extrapolation models (`motion_prior="dis"`) are timed too:
+their `predict` runs OpenCV DIS on the CPU first (its own median is printed as `DIS prior`).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
 import torch
 
 from ifrvp_core.models import build_model, list_models, prepare_for_inference
+from ifrvp_core.motion_prior import constant_velocity_prior
 from ifrvp_core.profiling import count_macs, time_predict
 
 
@@ -30,6 +35,8 @@ def main(argv=None):
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (CPU, plus CUDA when present)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    parser.add_argument("--motion-prior", default="none", choices=["none", "dis", "both"],
+                        help="time the published models (none), the extrapolation models with the DIS prior (dis), or both")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -37,24 +44,38 @@ def main(argv=None):
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, channels_last={args.channels_last}, "
           f"compile={args.compile}, batch {args.batch}")
-    header = f"{'model':<12} {'device':<6} {'size':>10} {'params':>11} {'GMACs':>9} {'median ms':>10} {'min ms':>9} {'frames/s':>9}"
+    priors = {"none": ["none"], "dis": ["dis"], "both": ["none", "dis"]}[args.motion_prior]
+    header = (f"{'model':<12} {'prior':<5} {'device':<6} {'size':>10} {'params':>11} {'GMACs':>9} {'median ms':>10} "
+              f"{'min ms':>9} {'frames/s':>9}")
     print(header)
     print("-" * len(header))
+    if "dis" in priors:
+        for height, width in sizes:
+            frames = torch.rand(args.batch, 2, 3, height, width)
+            times = []
+            for index in range(args.warmup + (args.repeats_large if height * width > 1_000_000 else args.repeats)):
+                start = time.perf_counter()
+                constant_velocity_prior(frames, 2.0)
+                if index >= args.warmup:
+                    times.append(time.perf_counter() - start)
+            print(f"{'DIS prior':<12} {'':<5} {'cpu':<6} {f'{height}x{width}':>10} {'':>11} {'':>9} "
+                  f"{statistics.median(times) * 1e3:10.1f} {min(times) * 1e3:9.1f}", flush=True)
     for name in args.models.split(","):
-        base = build_model(name)
-        params = sum(p.numel() for p in base.parameters())
-        for device in devices:
-            model = prepare_for_inference(build_model(name), args.channels_last, args.compile, device)
-            for height, width in sizes:
-                frames = torch.rand(args.batch, 2, 3, height, width, device=device)
-                macs = count_macs(base, frames.cpu()[:1]) * args.batch if device == "cpu" else None
-                repeats = args.repeats_large if (device == "cpu" and height * width > 1_000_000) else args.repeats
-                times = time_predict(model, frames, repeats, args.warmup)
-                median = statistics.median(times)
-                gmacs = f"{macs / 1e9:9.1f}" if macs is not None else f"{'':>9}"
-                print(f"{name:<12} {device:<6} {f'{height}x{width}':>10} {params:>11,} {gmacs} "
-                      f"{median * 1e3:10.1f} {min(times) * 1e3:9.1f} {args.batch / median:9.2f}", flush=True)
-
+        for prior in priors:
+            options = {} if prior == "none" else {"motion_prior": prior}
+            base = build_model(name, **options)
+            params = sum(p.numel() for p in base.parameters())
+            for device in devices:
+                model = prepare_for_inference(build_model(name, **options), args.channels_last, args.compile, device)
+                for height, width in sizes:
+                    frames = torch.rand(args.batch, 2, 3, height, width, device=device)
+                    macs = count_macs(base, frames.cpu()[:1]) * args.batch if device == "cpu" else None
+                    repeats = args.repeats_large if (device == "cpu" and height * width > 1_000_000) else args.repeats
+                    times = time_predict(model, frames, repeats, args.warmup)
+                    median = statistics.median(times)
+                    gmacs = f"{macs / 1e9:9.1f}" if macs is not None else f"{'':>9}"
+                    print(f"{name:<12} {prior:<5} {device:<6} {f'{height}x{width}':>10} {params:>11,} {gmacs} "
+                          f"{median * 1e3:10.1f} {min(times) * 1e3:9.1f} {args.batch / median:9.2f}", flush=True)
 
 if __name__ == "__main__":
     main()

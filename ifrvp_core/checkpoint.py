@@ -120,6 +120,15 @@ def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source
     else:
         source, obj = source or "checkpoint object", path_or_state
     state = extract_state_dict(obj, source)
+    # Same shapes, different meaning: a prior model's decoders read aligned features and flow corrections.
+    saved_prior = (obj.get("model_options") or {}).get("motion_prior", "none") if is_project_checkpoint(obj) else "none"
+    model_prior = getattr(model, "motion_prior", "none")
+    if saved_prior != model_prior:
+        raise CheckpointError(
+            f"{source} was trained with motion_prior={saved_prior!r} but the model has motion_prior={model_prior!r}; "
+            "build the model to match (load_model does), e.g. published IFRNet weights with build_model(name) "
+            "or `ifrvp train --motion_prior none`"
+        )
     own = model.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)

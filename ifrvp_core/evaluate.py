@@ -151,6 +151,11 @@ PROTOCOLS: dict[str, Protocol] = {
         notes="any video or frames folder: the last 10% of each clip (never trained on), non-overlapping windows.",
         dataset_options=(("test_fraction", 0.1),),
     ),
+    "frames_heldout": Protocol(
+        "frames_heldout", "frames", "test", context_frames=2, steps=5,
+        notes="a clip (or folder of clips) never trained on: non-overlapping windows over the whole clip.",
+        dataset_options=(("test_fraction", 1.0),),
+    ),
     "synthetic": Protocol(
         "synthetic", "synthetic", "test", context_frames=2, steps=5,
         metrics=DEFAULT_METRICS + ("epe",),
@@ -285,19 +290,10 @@ class DISExtrapolation:
 
     def forward_flow(self, context: torch.Tensor) -> torch.Tensor:
         """(B, K>=2, 3, H, W) -> (B, 2, H, W) DIS flow from frame newest-1 to newest (pixels)."""
-        import cv2
+        from ifrvp_core.motion_prior import dis_flow_batch
 
         _check_context(context, 2, who="context for DIS extrapolation")
-        dis = cv2.DISOpticalFlow_create(self.preset)
-        pair = (context[:, -2:].detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-        pair = pair.permute(0, 1, 3, 4, 2).cpu().numpy()  # (B, 2, H, W, 3) RGB
-        flows = []
-        for previous, newest in pair:
-            gray_previous = cv2.cvtColor(np.ascontiguousarray(previous), cv2.COLOR_RGB2GRAY)
-            gray_newest = cv2.cvtColor(np.ascontiguousarray(newest), cv2.COLOR_RGB2GRAY)
-            flows.append(dis.calc(gray_previous, gray_newest, None))  # (H, W, 2), x then y
-        flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)
-        return flow.to(device=context.device, dtype=torch.float32)
+        return dis_flow_batch(context[:, -2], context[:, -1], self.preset).to(device=context.device, dtype=torch.float32)
 
     def __call__(self, context: torch.Tensor) -> torch.Tensor:
         """(B, K>=2, 3, H, W) -> (B, 3, H, W) newest frame warped one more step along the flow."""

@@ -91,7 +91,9 @@ def flow_distillation_loss(flows: list, teacher_flow: torch.Tensor, beta: float 
 
     flows: fine->coarse list of (B, 2K, h, w) from the model; teacher_flow: (B, 2K, H, W).
     The per-pixel, per-frame weight w = exp(-beta * EPE(final flow, teacher)) is detached;
-    levels 2, 3, 4 are upsampled x2, x4, x8 (and multiplied by the same factor).
+    levels 2, 3, 4 are upsampled x2, x4, x8 (and multiplied by the same factor). beta = 0.3 is
+    IFRNet's (a noisy teacher's large disagreements count little); beta = 0 gives w = 1, a plain
+    Charbonnier that pulls large flow errors back too (for a teacher computed from the true target).
     """
     b, channels, height, width = teacher_flow.shape
     k = channels // 2
@@ -211,6 +213,7 @@ class LossConfig:
     census: float = 1.0
     geometry: float = 0.01
     distillation: float = 0.01
+    distillation_beta: float = 0.3  # robustness of the distillation (0 = plain Charbonnier)
     laplacian: float = 0.0
     perceptual: float = 0.0
     frequency: float = 0.0
@@ -251,7 +254,7 @@ class PredictionLoss(nn.Module):
         if config.geometry and "target_features" in output:
             terms["geometry"] = (config.geometry, geometry_loss(output["refined_features"], output["target_features"]))
         if config.distillation and teacher_flow is not None:
-            terms["distillation"] = (config.distillation, flow_distillation_loss(output["flows"], teacher_flow))
+            terms["distillation"] = (config.distillation, flow_distillation_loss(output["flows"], teacher_flow, config.distillation_beta))
         if config.laplacian:
             terms["laplacian"] = (config.laplacian, laplacian_loss(prediction, target))
         if config.frequency:

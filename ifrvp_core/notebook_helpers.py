@@ -29,18 +29,21 @@ PROFILES: dict[str, dict] = {
         model_name="IFRNet_T", nproc=2, max_steps=4, epochs=1000, batch_size=2, crop_size=32, num_workers=0,
         lr_start=5e-4, lr_end=1e-5, val_samples=4, log_interval=1, eval_steps=3, eval_max_samples=4,
         latency_sizes=[(48, 64), (96, 128)], latency_repeats=1, show_samples=2, rollout_steps=3,
+        ablation=dict(max_steps=3, batch_size=2, crop_size=32, val_samples=2, eval_steps=3, eval_max_samples=4),
     ),
     "quick": dict(
         dataset="synthetic", synthetic=dict(train_clips=48, test_clips=24, num_frames=12, height=128, width=192),
         model_name="IFRNet_T", nproc=2, max_steps=1000, epochs=1000, batch_size=4, crop_size=96, num_workers=1,
         lr_start=5e-4, lr_end=1e-5, val_samples=48, log_interval=10, eval_steps=5, eval_max_samples=None,
         latency_sizes=[(128, 192), (256, 448)], latency_repeats=3, show_samples=3, rollout_steps=5,
+        # notebook 06: every variant gets the same single-process budget on notebook 01's data
+        ablation=dict(max_steps=300, batch_size=4, crop_size=96, val_samples=8, eval_steps=5, eval_max_samples=None),
     ),
     "full": dict(
         dataset="vimeo90k", synthetic=dict(), model_name="IFRNet", nproc=None, max_steps=0, epochs=300, batch_size=12,
         crop_size=224, num_workers=4, lr_start=1e-4, lr_end=1e-5, val_samples=1000, log_interval=100, eval_steps=5,
         eval_max_samples=None, latency_sizes=[(256, 448), (1024, 2048)], latency_repeats=5, show_samples=4,
-        rollout_steps=5,
+        rollout_steps=5, ablation=dict(max_steps=20000, batch_size=12, crop_size=224, val_samples=200, eval_steps=5, eval_max_samples=None),
     ),
 }
 
@@ -407,7 +410,10 @@ def time_sweep_figure(model, dataset, index: int, times=(0.5, 1.5, 2.0, 3.0)):
 
 # ----------------------------------------------------------------------------- 03 training
 def training_curves_figure(run_dir):
-    """Loss (and its terms), learning rate, throughput and validation PSNR/SSIM of a run folder."""
+    """Loss (and its terms), learning rate, throughput and validation PSNR/SSIM of a run folder.
+
+    The validation panel draws copy-last and DIS extrapolation on the same samples as dotted lines.
+    """
     from matplotlib.figure import Figure
 
     from ifrvp_core.launch import read_log
@@ -428,6 +434,10 @@ def training_curves_figure(run_dir):
         ax_speed.legend(fontsize=7)
     if val:
         ax_val.plot([r["iteration"] for r in val], [r["psnr"] for r in val], "o-", label="val PSNR (dB)")
+        # the baselines on the same validation samples: a model under them has not learned to predict
+        for name, colour in (("copy_last", "tab:red"), ("dis_extrapolation", "tab:green")):
+            if f"{name}_psnr" in val[-1]:
+                ax_val.axhline(val[-1][f"{name}_psnr"], color=colour, linestyle=":", linewidth=1.2, label=f"{name} PSNR")
         twin = ax_val.twinx()
         twin.plot([r["iteration"] for r in val], [r["ssim"] for r in val], "s--", color="tab:orange", label="val SSIM")
         twin.set_ylabel("SSIM")
@@ -436,6 +446,17 @@ def training_curves_figure(run_dir):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
     return fig
+
+
+def validation_baseline_rows(summary: dict) -> list[dict]:
+    """The model's final validation t+1 scores next to the baselines on the same samples (from summary.json)."""
+    final = summary.get("final") or {}
+    rows = [{"method": "model", "PSNR t+1": final.get("psnr"), "SSIM t+1": final.get("ssim"), "model beats it": ""}]
+    for name, values in (summary.get("baselines") or {}).items():
+        beats = (summary.get("beats_baselines") or {}).get(name, {})
+        verdict = "yes" if beats and all(beats.values()) else ("PSNR only" if beats.get("psnr") else "NO")
+        rows.append({"method": name, "PSNR t+1": values["psnr"], "SSIM t+1": values["ssim"], "model beats it": verdict})
+    return rows
 
 
 class LiveCurves:
@@ -647,7 +668,7 @@ def results_rows(results, steps=("t+1", "t+3", "t+5")) -> list[dict]:
 
 
 __all__ = [
-    "LiveCurves", "PROFILES", "animation_html", "as_batch", "best_worst_figure", "checkpoint_listing", "effective_receptive_field",
+    "LiveCurves", "PROFILES", "validation_baseline_rows", "animation_html", "as_batch", "best_worst_figure", "checkpoint_listing", "effective_receptive_field",
     "flow_explorer", "forward_sample", "frame_statistics", "html_table", "level_grid_figure", "metric_curves_figure",
     "motion_histogram_figure", "prepare_dataset", "profile_settings", "pyramid_shapes", "read_json",
     "receptive_field_figure", "results_rows", "rollout_animation", "sample_grid_figure", "show_settings", "show_table",

@@ -9,6 +9,14 @@ The seed project's flags and defaults are kept (`--model_name IFRNet --epochs 30
 --resume_path None`). The recipe is IFRNet's: AdamW (no weight decay), cosine LR per iteration
 from lr_start to lr_end, Charbonnier + census + geometry + flow distillation.
 
+The extrapolation recipe adds (each a flag, see `TrainConfig`; measured in notebook 06_ablations):
+`--motion_prior dis` (constant-velocity DIS flow as the coarsest decoder's input and initial
+flow), `--teacher_flow auto` (prepared teacher flow when present, else DIS from the real target
+to every context frame, computed on the fly: distillation never drops out silently); the
+distillation's robustness is a flag too (`--loss_distillation_beta`, IFRNet's 0.3 by default). Validation scores copy-last and DIS
+extrapolation on the same samples, so a model that collapses to copying shows it in `log.jsonl`,
+TensorBoard and `summary.json` (`beats_baselines`).
+
 Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; backend nccl with CUDA, gloo otherwise;
 only rank 0 writes. The sample order depends only on (seed, epoch), so a run resumed from
 `latest.pt` (saved every `--save_interval_steps`, at each epoch end, and on SIGTERM/SIGINT)
@@ -50,6 +58,7 @@ from ifrvp_core.data import build_dataset, make_loader, set_loader_epoch
 from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model
 
+TEACHER_FLOW_MODES = {"auto": "auto_dis", "disk": "disk", "dis": "dis", "none": False}
 LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency")
 
 
@@ -70,6 +79,8 @@ class TrainConfig:
     data_root: str | None = None
     task: str = "extrapolate"
     context_frames: int = 2
+    motion_prior: str = "auto"  # none | dis | auto (dis for extrapolation, none for interpolation)
+    teacher_flow: str = "auto"  # auto (prepared files, else DIS on the fly) | disk | dis | none
     future_frames: int = 1  # targets per sample; training uses the first (t+1), evaluation tools the rest
     frame_stride: int | None = None
     crop_size: int = 224
@@ -90,6 +101,7 @@ class TrainConfig:
     loss_census: float = 1.0
     loss_geometry: float = 0.01
     loss_distillation: float = 0.01
+    loss_distillation_beta: float = 0.3  # IFRNet's robust weighting; 0 = plain Charbonnier (06_ablations: a tie)
     loss_laplacian: float = 0.0
     loss_perceptual: float = 0.0
     loss_frequency: float = 0.0
@@ -100,8 +112,14 @@ class TrainConfig:
         """`<log_path>/<run_name>`; without a run name, `<model_name>_<dataset>_<task>`."""
         return Path(self.log_path) / (self.run_name or f"{self.model_name}_{self.dataset}_{self.task}")
 
+    def resolved_motion_prior(self) -> str:
+        if self.motion_prior == "auto":
+            return "dis" if self.task == "extrapolate" else "none"
+        return self.motion_prior
+
     def loss_config(self) -> LossConfig:
-        return LossConfig(**{name: getattr(self, f"loss_{name}") for name in LOSS_FIELDS}, perceptual_weights=self.perceptual_weights)
+        return LossConfig(**{name: getattr(self, f"loss_{name}") for name in LOSS_FIELDS},
+                          distillation_beta=self.loss_distillation_beta, perceptual_weights=self.perceptual_weights)
 
     @classmethod
     def from_args(cls, argv=None) -> "TrainConfig":
@@ -118,6 +136,10 @@ class TrainConfig:
                 parser.add_argument(f"--{item.name}", type=float, default=None)
             elif "int" in kind:
                 parser.add_argument(f"--{item.name}", type=_optional(int), default=None)
+            elif "float" in kind:
+                parser.add_argument(f"--{item.name}", type=_optional(float), default=None)
+            elif kind in (str, "str"):  # a plain string: "none" is a value here (e.g. --motion_prior none)
+                parser.add_argument(f"--{item.name}", type=str, default=None)
             else:
                 parser.add_argument(f"--{item.name}", type=_optional(str), default=None)
         args = parser.parse_args(argv)
@@ -276,16 +298,21 @@ class Trainer:
         np.random.seed(config.seed)
         random.seed(config.seed)
         self.run_dir = config.run_dir
-        model = build_model(config.model_name, context_frames=config.context_frames).to(env.device)
+        if config.teacher_flow not in TEACHER_FLOW_MODES:
+            raise ValueError(f"teacher_flow must be one of {sorted(TEACHER_FLOW_MODES)}, got {config.teacher_flow!r}")
+        options = {} if config.resolved_motion_prior() == "none" else {"motion_prior": config.resolved_motion_prior()}
+        model = build_model(config.model_name, context_frames=config.context_frames, **options).to(env.device)
         self.model = model
         self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None) if env.world_size > 1 else model
         future = config.future_frames
         common = dict(
             context_frames=config.context_frames, future_frames=future, task=config.task, frame_stride=config.frame_stride, seed=config.seed
         )
-        self.train_set = build_dataset(config.dataset, config.data_root, "train", augment=config.augment, crop_size=config.crop_size, **common)
+        self.train_set = build_dataset(config.dataset, config.data_root, "train", augment=config.augment, crop_size=config.crop_size,
+                                       teacher_flow=TEACHER_FLOW_MODES[config.teacher_flow], **common)
         val_split = "val" if config.dataset == "cityscapes" else "test"
-        self.val_set = build_dataset(config.dataset, self.train_set.root, val_split, **common)
+        self.val_set = build_dataset(config.dataset, self.train_set.root, val_split, teacher_flow=False, **common)
+        self.val_baselines: dict | None = None  # copy-last / DIS on the validation samples, scored once
         self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
         self.steps_per_epoch = self.loader.sampler.batches_per_epoch()
         full = config.epochs * self.steps_per_epoch
@@ -293,6 +320,12 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr_start, weight_decay=0.0)
         self.loss_fn = PredictionLoss(config.loss_config())
         self.iteration, self.epoch, self.best_psnr = 0, config.resume_epoch, -math.inf
+        teacher = self.train_set.teacher_source
+        self.log_text(f"motion prior: {config.resolved_motion_prior()}; teacher flow: {teacher}; "
+                      f"distillation weight {self.loss_fn.config.distillation}, beta {self.loss_fn.config.distillation_beta}")
+        if teacher == "none" and self.loss_fn.config.distillation > 0:
+            self.log_text("warning: no teacher flow, so the distillation term is off "
+                          f"(--teacher_flow {config.teacher_flow}); use --teacher_flow auto or prepare it with data_prep teacher_flow")
         self.history: list[dict] = []
         self.tensorboard = None
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
@@ -406,23 +439,51 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """PSNR/SSIM of t+1 over the first `val_samples` validation windows, split across ranks and averaged."""
+        """PSNR/SSIM of t+1 over the first `val_samples` validation windows, split across ranks and averaged.
+
+        For extrapolation the baselines copy-last and DIS extrapolation are scored on the same
+        samples (once: they do not change) and returned as `copy_last_psnr`, `dis_extrapolation_ssim`, ...
+        """
+        from ifrvp_core.evaluate import DISExtrapolation, copy_last
         from ifrvp_core.metrics import psnr, ssim
 
         self.model.eval()
         count = min(len(self.val_set), self.config.val_samples)
         indices = list(range(self.env.rank, count, self.env.world_size))
-        sums = torch.zeros(3, dtype=torch.float64)
+        baselines = {"copy_last": copy_last, "dis_extrapolation": DISExtrapolation()} if self.config.task == "extrapolate" else {}
+        score_baselines = self.val_baselines is None
+        sums = torch.zeros(1 + 2 * (1 + len(baselines)), dtype=torch.float64)  # count, then (psnr, ssim) per method
+
+        def scores(prediction, target):
+            prediction = prediction.float().clamp(0, 1)
+            return [psnr(prediction, target).sum().item(), ssim(prediction, target).sum().item()]
+
         for start in range(0, len(indices), self.config.val_batch_size):
             samples = [self.val_set[i] for i in indices[start : start + self.config.val_batch_size]]
             frames = torch.stack([s["context"] for s in samples]).to(self.env.device)
             target = torch.stack([s["target"][0] for s in samples]).to(self.env.device)
             times = torch.stack([s["target_times"][0] for s in samples]).to(self.env.device)
-            prediction = self.model(frames, times)["prediction"].float().clamp(0, 1)
-            sums += torch.tensor([psnr(prediction, target).sum().item(), ssim(prediction, target).sum().item(), len(samples)], dtype=torch.float64)
+            values = [len(samples)] + scores(self.model(frames, times)["prediction"], target)
+            for baseline in baselines.values():
+                values += scores(baseline(frames), target) if score_baselines else [0.0, 0.0]
+            sums += torch.tensor(values, dtype=torch.float64)
         self.model.train()
         sums = all_reduce_sum(sums.to(self.env.device), self.env).cpu()
-        return {"psnr": (sums[0] / sums[2]).item(), "ssim": (sums[1] / sums[2]).item(), "samples": int(sums[2])}
+        mean = (sums[1:] / sums[0]).tolist()
+        if score_baselines:
+            self.val_baselines = {name: {"psnr": mean[2 + 2 * i], "ssim": mean[3 + 2 * i]} for i, name in enumerate(baselines)}
+        metrics = {"psnr": mean[0], "ssim": mean[1], "samples": int(sums[0])}
+        for name, values in self.val_baselines.items():
+            metrics[f"{name}_psnr"], metrics[f"{name}_ssim"] = values["psnr"], values["ssim"]
+        return metrics
+
+    def beats_baselines(self, metrics: dict) -> dict:
+        """{baseline: {"psnr": bool, "ssim": bool}}: whether the model scores higher on the validation samples."""
+        return {
+            name: {metric: bool(metrics[metric] > values[metric]) for metric in ("psnr", "ssim")}
+            for name, values in (self.val_baselines or {}).items()
+            if "psnr" in metrics
+        }
 
     def run(self) -> dict:
         config, env = self.config, self.env
@@ -490,7 +551,8 @@ class Trainer:
             if config.val_samples > 0 and (finished or (epoch_done and self.epoch % config.eval_interval == 0)):
                 metrics = self.validate()
                 self.write_log({"kind": "val", "iteration": self.iteration, "epoch": self.epoch, **metrics})
-                self.log_text(f"epoch {self.epoch} iteration {self.iteration}: val PSNR {metrics['psnr']:.3f} SSIM {metrics['ssim']:.4f}")
+                baselines = "".join(f"; {name} {values['psnr']:.3f} / {values['ssim']:.4f}" for name, values in (self.val_baselines or {}).items())
+                self.log_text(f"epoch {self.epoch} iteration {self.iteration}: val PSNR {metrics['psnr']:.3f} SSIM {metrics['ssim']:.4f}{baselines}")
                 if metrics["psnr"] > self.best_psnr:
                     self.best_psnr = metrics["psnr"]
                     self.save("best.pt", metrics)
@@ -503,7 +565,13 @@ class Trainer:
             "run_dir": str(self.run_dir.resolve()), "model_name": config.model_name, "dataset": config.dataset,
             "iterations": self.iteration, "epochs": self.epoch, "world_size": env.world_size,
             "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
+            "motion_prior": config.resolved_motion_prior(), "teacher_flow": self.train_set.teacher_source,
+            "baselines": self.val_baselines or {}, "beats_baselines": self.beats_baselines(metrics),
         }
+        for name, beats in summary["beats_baselines"].items():
+            if not beats["psnr"]:
+                self.log_text(f"warning: the model does not beat {name} on the validation samples "
+                              f"(PSNR {metrics['psnr']:.3f} vs {summary['baselines'][name]['psnr']:.3f}): not a video predictor yet")
         if env.main:
             write_text_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=1))
         return summary

@@ -3,6 +3,7 @@
     python -m ifrvp_core.workbook                      # `make workbook`: the quick profile, 01 -> 05
     python -m ifrvp_core.workbook --profile full -p data_root=/data/vimeo_septuplet -p nproc=8
     python -m ifrvp_core.workbook --only 04 05         # re-render from the outputs already on disk
+    python -m ifrvp_core.workbook --only 06            # `make ablations`: the recipe ablations (own budget)
 
 Each notebook runs with the `ifrvp` kernel and its `parameters` cell overridden (profile,
 work_dir, interactive=False and the paths of the earlier notebooks' outputs), then is written to
@@ -50,6 +51,11 @@ class WorkbookResult:
     seconds: float = 0.0
 
 
+# Notebooks that train several models run only when named with --only (`make ablations`), so the
+# default run (`make workbook`, 01 -> 05) keeps its time budget.
+SEPARATE_NOTEBOOKS = ("06",)
+
+
 def list_notebooks(notebooks_dir=NOTEBOOKS_DIR) -> list[Path]:
     """The numbered notebooks (`NN_name.ipynb`), in order."""
     paths = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
@@ -76,6 +82,8 @@ def notebook_parameters(name: str, profile: str, work_dir: Path, reports_dir: Pa
         params["interactive"] = False  # no widget frontend under papermill: the static grid instead
     if number == "05":
         params["results_dir"] = str(reports_dir / "evaluation")
+    if number == "06":
+        params["results_dir"] = str(reports_dir / "ablations")
     for key, value in extra.items():
         params[key] = value
     return params
@@ -166,6 +174,8 @@ def run_workbook(
         notebooks = [p for p in notebooks if p.stem in wanted or p.stem[:2] in wanted or p.stem[:2].lstrip("0") in wanted]
         if not notebooks:
             raise WorkbookError(f"--only {sorted(wanted)} matches none of {[p.stem for p in list_notebooks(notebooks_dir)]}")
+    else:
+        notebooks = [p for p in notebooks if p.stem[:2] not in SEPARATE_NOTEBOOKS]
     result = WorkbookResult(profile, reports_dir, work_dir)
     extra = dict(parameters or {})
     for path in notebooks:
@@ -214,12 +224,15 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
         parts.append(html_table(rows, f"t+1 on the {headline['protocol']} protocol ({headline['samples']} test samples)", digits=4))
         for metric, reason in (headline.get("unavailable") or {}).items():
             parts.append(f"<p><small>{html.escape(metric)}: n/a ({html.escape(reason)})</small></p>")
-        beats = headline.get("model_beats_copy_last_t1")
-        if beats is not None:
-            model, copy = headline["t+1"]["model"], headline["t+1"]["copy_last"]
+        for key, baseline, label in (("model_beats_copy_last_t1", "copy_last", "copy-last-frame"),
+                                     ("model_beats_dis_extrapolation_t1", "dis_extrapolation", "DIS flow extrapolation")):
+            beats = headline.get(key)
+            if beats is None:
+                continue
+            model, other = headline["t+1"]["model"], headline["t+1"][baseline]
             verdict = "beats" if all(beats.values()) else "does NOT beat"
-            parts.append(f"<p>The trained model <b>{verdict}</b> copy-last-frame at t+1: PSNR {model['psnr'] - copy['psnr']:+.2f} dB, "
-                         f"SSIM {model['ssim'] - copy['ssim']:+.4f}.</p>")
+            parts.append(f"<p>The trained model <b>{verdict}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
+                         f"SSIM {model['ssim'] - other['ssim']:+.4f}.</p>")
         parts.append("<p>Full per-step tables: <a href='evaluation/results.csv'>results.csv</a>, "
                      "<a href='evaluation/results.json'>results.json</a>, "
                      "<a href='evaluation/results_per_sample.csv'>per sample</a>.</p>")
@@ -243,6 +256,11 @@ def write_index(result: WorkbookResult) -> Path:
 
     headline_html, numbers = _headline(result)
     rows = []
+    ran = {run.name for run in result.runs}
+    for earlier in sorted(result.reports_dir.glob("[0-9][0-9]_*.html")):
+        if earlier.stem not in ran:  # rendered by an earlier run (e.g. `make ablations` after `make workbook`)
+            rows.append(f"<tr><td><a href='{html.escape(earlier.name)}'>{html.escape(earlier.stem)}</a></td>"
+                        f"<td>earlier run</td><td></td><td></td></tr>")
     for run in result.runs:
         status = "failed" if run.error else "ok"
         link = f"<a href='{html.escape(run.html.name)}'>{html.escape(run.name)}</a>" if run.html else html.escape(run.name)

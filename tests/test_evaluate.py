@@ -27,7 +27,7 @@ def _names(files):
 
 
 def test_protocol_table():
-    assert E.list_protocols() == ["cityscapes", "vimeo90k", "gopro", "frames", "synthetic"]
+    assert E.list_protocols() == ["cityscapes", "vimeo90k", "gopro", "frames", "frames_heldout", "synthetic"]
     city = E.get_protocol("cityscapes")
     assert (city.split, city.context_frames, city.steps, city.resolution) == ("val", 2, 5, (1024, 2048))
     vimeo = E.get_protocol("Vimeo90K")

@@ -77,7 +77,10 @@ def build_dataset(
         frame_stride: frames between consecutive samples (GoPro default 8 = 30 fps).
         crop_size: int or (h, w) random crop when augmenting.
         augment: True for the published augmentations, or an `AugmentConfig`.
-        teacher_flow: "auto" loads `<root>/teacher_flow/...` when present; True requires it.
+        teacher_flow: "auto" loads `<root>/teacher_flow/...` when present; True/"disk" requires
+            it; "dis" computes OpenCV DIS from the (augmented) target to each context frame on
+            the fly; "auto_dis" uses prepared files when present, else DIS on the fly (training's
+            default); False/"none" gives none. Synthetic data always carries its exact flow.
         window_step: frames between window starts (defaults per dataset and split).
     """
     key = str(name).lower()

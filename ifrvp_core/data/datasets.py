@@ -21,6 +21,9 @@ from ifrvp_core.data.augment import AugmentConfig, augment as apply_augment
 from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_flow, read_image
 
 TEACHER_DIR = "teacher_flow"
+# False/"none": no teacher; True/"disk": prepared files, required; "auto": prepared files when present;
+# "dis": OpenCV DIS on the fly; "auto_dis": prepared files when present, else DIS on the fly.
+TEACHER_MODES = (False, "none", True, "disk", "auto", "dis", "auto_dis")
 
 
 @dataclass
@@ -70,13 +73,28 @@ class WindowDataset(Dataset):
         self.synthetic = synthetic
         self.source = source
         self._videos: dict = {}
+        if teacher_flow not in TEACHER_MODES:
+            raise ValueError(f"teacher_flow must be one of {TEACHER_MODES}, got {teacher_flow!r}")
         self.teacher_suffix = None
-        if teacher_flow and self.root is not None and isinstance(windows[0].frames[0], Path) and not synthetic:
-            found = self._find_teacher_suffix(windows[0])
-            if teacher_flow is True and found is None:
-                first = windows[0]
-                raise DataError(f"teacher flow requested but missing: {teacher_flow_path(self.root, first.frames[context_frames], first.frames[0])}")
-            self.teacher_suffix = found
+        on_disk = self.root is not None and isinstance(windows[0].frames[0], Path) and not synthetic
+        if teacher_flow in (True, "disk", "auto", "auto_dis") and on_disk:
+            self.teacher_suffix = self._find_teacher_suffix(windows[0])
+        if teacher_flow in (True, "disk") and self.teacher_suffix is None and not synthetic:
+            first = windows[0]
+            where = teacher_flow_path(self.root, first.frames[context_frames], first.frames[0]) if on_disk else f"{root} (video files)"
+            raise DataError(f"teacher flow requested but missing: {where}; prepare it with "
+                            f"`python -m data_prep teacher_flow --dataset {source} --root {root}` or use teacher_flow='dis'")
+        # DIS on the fly, computed on the final (augmented) sample from its real target
+        self.teacher_on_the_fly = not synthetic and self.teacher_suffix is None and teacher_flow in ("dis", "auto_dis")
+
+    @property
+    def teacher_source(self) -> str:
+        """Where `teacher_flow` comes from: ground truth, prepared files, DIS on the fly, or none."""
+        if self.synthetic:
+            return "synthetic ground truth"
+        if self.teacher_suffix is not None:
+            return f"prepared files ({self.root / TEACHER_DIR}/**/*{self.teacher_suffix})"
+        return "DIS on the fly (target -> each context frame, on the training crop)" if self.teacher_on_the_fly else "none"
 
     def _find_teacher_suffix(self, window: Window):
         for suffix in (".flo", ".npy"):
@@ -141,6 +159,10 @@ class WindowDataset(Dataset):
             sample["teacher_flow"] = torch.from_numpy(np.concatenate(parts, axis=2)).permute(2, 0, 1).contiguous()
         if self.augment is not None:
             sample = apply_augment(sample, self.augment, rng)
+        if self.teacher_on_the_fly:
+            from ifrvp_core.motion_prior import dis_teacher_flow
+
+            sample["teacher_flow"] = dis_teacher_flow(sample["context"], sample["target"][0])
         return sample
 
     def _reverse(self, items: list) -> list:

