@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ifrvp-installed
 PROFILE ?= quick
 
-.PHONY: workbook test install kernel lab bench clean-reports
+.PHONY: workbook ablations test install kernel lab bench clean-reports
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ kernel: $(STAMP)
 
 workbook: $(STAMP)
 	$(PY) -m ifrvp_core.workbook --profile $(PROFILE)
+
+ablations: $(STAMP)
+	$(PY) -m ifrvp_core.workbook --profile $(PROFILE) --only 06
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,4 +1,4 @@
-"""The workbook: notebooks are committed clean, and all five run headless through papermill (tiny profile)."""
+"""The workbook: notebooks are committed clean, and all six run headless through papermill (tiny profile)."""
 import json
 import re
 from pathlib import Path
@@ -9,11 +9,12 @@ import pytest
 from ifrvp_core.workbook import NOTEBOOKS_DIR, WorkbookError, list_notebooks, notebooks_with_outputs, run_workbook
 
 EXPECTED = ["01_data_preparation", "02_architecture_exploration", "03_training_ddp", "04_flow_warp_visualisation", "05_evaluation"]
+SEPARATE = ["06_ablations"]  # `make ablations`, not part of the default run
 
 
 def test_notebooks_are_numbered_clean_and_parametrised():
     paths = list_notebooks()
-    assert [p.stem for p in paths] == EXPECTED
+    assert [p.stem for p in paths] == EXPECTED + SEPARATE
     assert notebooks_with_outputs(paths) == []
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
@@ -89,6 +90,30 @@ def test_index_links_reports_and_shows_headline(tiny_workbook):
         assert f"href='{name}.html'" in html
     assert "t+1 on the synthetic protocol" in html and "copy_last" in html and "dis_extrapolation" in html
     assert html.count("class='ok'") == 5
+
+
+def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbook):
+    from ifrvp_core.ablations import ABLATION_VARIANTS, DEFAULT_VARIANT
+
+    result = run_workbook("tiny", reports_dir=tiny_workbook.reports_dir, work_dir=tiny_workbook.work_dir, only=["06"], echo=False)
+    assert [run.name for run in result.runs] == SEPARATE
+    notebook = nbformat.read(result.runs[0].executed, as_version=4)
+    assert [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"] == []
+    saved = json.loads((tiny_workbook.reports_dir / "ablations" / "ablations.json").read_text())
+    assert list(saved["variants"]) == list(ABLATION_VARIANTS)
+    names = [row["variant"] for row in saved["rows"]]
+    assert names[: len(ABLATION_VARIANTS)] == [n + (" (training default)" if n == DEFAULT_VARIANT else "") for n in ABLATION_VARIANTS]
+    assert names[-2:] == ["copy_last", "dis_extrapolation"]  # the baselines on the same windows
+    default = saved["rows"][list(ABLATION_VARIANTS).index(DEFAULT_VARIANT)]
+    for key in ("psnr t+1", "ssim t+3", "ms_ssim t+1", "EPE t+1 (px)", "train time (s)"):
+        assert isinstance(default[key], float), key
+    for name, variant in saved["variants"].items():
+        config = json.loads((Path(variant["run_dir"]) / "config.json").read_text())
+        assert config["max_steps"] == 3 and config["seed"] == 0, name  # same budget and batches for every variant
+    html = (tiny_workbook.reports_dir / "06_ablations.html").read_text()
+    assert _images(html) >= 2 and "training default" in html
+    index = (tiny_workbook.reports_dir / "index.html").read_text()
+    assert all(f"href='{name}.html'" in index for name in EXPECTED + SEPARATE)  # earlier reports stay linked
 
 
 def test_failing_notebook_is_named_with_its_cell(tmp_path):
