@@ -115,6 +115,7 @@ def step_curves_figure(results, metrics=("psnr", "ssim")):
             style = "--" if method in BASELINES else "-"
             width = 2.6 if method == DEFAULT_VARIANT else 1.3
             ax.plot(range(1, len(names) + 1), values, style, marker="o", linewidth=width, markersize=3.5, label=method)
+        ax.set_xticks(range(1, 1 + max(len(table) for table in results.values())))
         ax.set_xlabel("future step k (t+k), recursive rollout")
         ax.set_title(metric.upper().replace("_", "-"), fontsize=10)
         ax.grid(alpha=0.3)
