@@ -10,12 +10,12 @@ The seed project's flags and defaults are kept (`--model_name IFRNet --epochs 30
 from lr_start to lr_end, Charbonnier + census + geometry + flow distillation.
 
 The extrapolation recipe adds (each a flag, see `TrainConfig`; measured in notebook 06_ablations):
-`--motion_prior dis` (constant-velocity DIS flow as the coarsest decoder's input and initial
-flow), `--teacher_flow auto` (prepared teacher flow when present, else DIS from the real target
-to every context frame, computed on the fly: distillation never drops out silently); the
-distillation's robustness is a flag too (`--loss_distillation_beta`, IFRNet's 0.3 by default). Validation scores copy-last and DIS
-extrapolation on the same samples, so a model that collapses to copying shows it in `log.jsonl`,
-TensorBoard and `summary.json` (`beats_baselines`).
+`--motion_prior dis` (the decoders refine a correction of the constant-velocity DIS flow),
+`--teacher_flow auto` (prepared teacher flow when present, else DIS from the real target to every
+context frame, computed on the fly: distillation never drops out silently); the distillation's
+robustness is a flag too (`--loss_distillation_beta`, IFRNet's 0.3 by default). Validation scores
+copy-last and DIS extrapolation on the same samples, so a model that collapses to copying shows it
+in `log.jsonl`, TensorBoard and `summary.json` (`beats_baselines`).
 
 Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; backend nccl with CUDA, gloo otherwise;
 only rank 0 writes. The sample order depends only on (seed, epoch), so a run resumed from

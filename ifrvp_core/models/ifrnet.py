@@ -205,7 +205,7 @@ class IFRNetModel(nn.Module):
         warped = backward_warp(features.reshape(b * k, c, h, w), flows.reshape(b * k, 2, h, w))
         return warped.reshape(b, k, c, h, w)
 
-    def _decode(self, pyramids: list[torch.Tensor], time: torch.Tensor, prior: torch.Tensor | None = None):
+    def _decode(self, pyramids: list[torch.Tensor], time: torch.Tensor, prior: list[torch.Tensor] | None = None):
         """Run the decoders coarse to fine.
 
         pyramids: per level (B, K, c_l, h_l, w_l) at 1/2..1/16; time (B, 1, 1, 1); prior None or
