@@ -33,7 +33,7 @@ PROFILES: dict[str, dict] = {
     ),
     "quick": dict(
         dataset="synthetic", synthetic=dict(train_clips=48, test_clips=24, num_frames=12, height=128, width=192),
-        model_name="IFRNet_T", nproc=2, max_steps=1000, epochs=1000, batch_size=4, crop_size=96, num_workers=1,
+        model_name="IFRNet_T", nproc=2, max_steps=700, epochs=1000, batch_size=4, crop_size=96, num_workers=1,
         lr_start=5e-4, lr_end=1e-5, val_samples=48, log_interval=10, eval_steps=5, eval_max_samples=None,
         latency_sizes=[(128, 192), (256, 448)], latency_repeats=3, show_samples=3, rollout_steps=5,
         # notebook 06: every variant gets the same single-process budget on notebook 01's data

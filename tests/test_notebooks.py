@@ -137,7 +137,7 @@ def test_profile_settings_overrides_and_errors():
     from ifrvp_core.notebook_helpers import profile_settings
 
     quick = profile_settings("quick", max_steps=None, batch_size=2)
-    assert quick["max_steps"] == 1000 and quick["batch_size"] == 2 and quick["profile"] == "quick"
+    assert quick["max_steps"] == 700 and quick["batch_size"] == 2 and quick["profile"] == "quick"
     full = profile_settings("full")
     assert full["model_name"] == "IFRNet" and full["batch_size"] == 12 and full["lr_start"] == 1e-4 and full["nproc"] >= 1
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
