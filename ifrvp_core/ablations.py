@@ -75,15 +75,22 @@ def train_variants(variants: dict, data_root, runs_dir, base: dict, progress: bo
     return runs
 
 
-def evaluate_variants(runs: list[VariantRun], data_root, protocol: str = "synthetic", steps: int = 5,
-                      max_samples: int | None = None, progress: bool = True):
-    """Score every variant's final checkpoint and the baselines in one `evaluate` call (same test windows)."""
+def step_functions(runs: list[VariantRun]) -> dict:
+    """{variant: its final checkpoint as a step function, then copy_last and dis_extrapolation}."""
     from ifrvp_core.checkpoint import load_model
-    from ifrvp_core.evaluate import DISExtrapolation, copy_last, evaluate, model_step_fn
+    from ifrvp_core.evaluate import DISExtrapolation, copy_last, model_step_fn
 
     methods = {run.name: model_step_fn(load_model(run.checkpoint)) for run in runs}
     methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation())
-    return evaluate(methods, protocol, steps=steps, root=data_root, max_samples=max_samples, progress=progress)
+    return methods
+
+
+def evaluate_variants(runs: list[VariantRun], data_root, protocol: str = "synthetic", steps: int = 5,
+                      max_samples: int | None = None, progress: bool = True):
+    """Score every variant's final checkpoint and the baselines in one `evaluate` call (same test windows)."""
+    from ifrvp_core.evaluate import evaluate
+
+    return evaluate(step_functions(runs), protocol, steps=steps, root=data_root, max_samples=max_samples, progress=progress)
 
 
 def ablation_rows(results, runs: list[VariantRun], steps=("t+1", "t+3", "t+5"), metrics=("psnr", "ssim", "ms_ssim")) -> list[dict]:
@@ -139,25 +146,14 @@ def comparison_figure(results, runs: list[VariantRun], dataset, index: int, meth
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from ifrvp_core.checkpoint import load_model
-    from ifrvp_core.evaluate import DISExtrapolation, copy_last
     from ifrvp_core.visualisation import to_numpy_image
 
-    by_name = {run.name: run for run in runs}
     methods = list(methods or results.keys())
     sample = dataset[results.sample_indices[index]] if hasattr(results, "sample_indices") else dataset[index]
     context, truth = sample["context"].unsqueeze(0), sample["target"][0]
-    predictions = {}
+    steps = step_functions(runs)  # each takes the newest frames it needs from the window
     with torch.inference_mode():
-        for method in methods:
-            if method in by_name:
-                model = load_model(by_name[method].checkpoint)
-                window = context[:, -model.context_frames :]
-                predictions[method] = model.predict(window, 2.0)[0]
-            elif method == "copy_last":
-                predictions[method] = copy_last(context)[0]
-            elif method == "dis_extrapolation":
-                predictions[method] = DISExtrapolation()(context)[0]
+        predictions = {method: steps[method](context)[0] for method in methods}
     errors = {m: (p - truth).abs().mean(dim=0).numpy() for m, p in predictions.items()}
     difference = errors[methods[0]] - errors[methods[-1]]
     height, width = difference.shape
