@@ -123,54 +123,50 @@ class WindowDataset(Dataset):
             reader = self._videos[video_path] = VideoReader(video_path)
         return reader.read(index)
 
-    def _load_images(self, frames) -> torch.Tensor:
+    def load_frames(self, frames) -> np.ndarray:
+        """The frames of one window as uint8 RGB (N, H, W, 3), exactly as decoded from disk."""
         images = [self._read(frame) for frame in frames]
         shapes = {image.shape for image in images}
         if len(shapes) > 1:
             detail = ", ".join(f"{frame_label(f)} {im.shape[1]}x{im.shape[0]}" for f, im in zip(frames, images))
             raise DataError(f"frames of one sample differ in size: {detail}")
-        stacked = np.stack(images)  # (N, H, W, 3)
-        return torch.from_numpy(stacked).permute(0, 3, 1, 2).float().div_(255.0)
+        return np.stack(images)
+
+    def window_layout(self, index: int, reverse: bool = False) -> tuple[list, list, list[float]]:
+        """(frames, positions in the clip, target times) of window `index`, time-reversed on request."""
+        window = self.windows[index]
+        frames, positions = list(window.frames), list(window.frame_indices)
+        if reverse:
+            frames = reverse_window(frames, self.context_frames, self.target_times)
+            positions = reverse_window(positions, self.context_frames, self.target_times)
+        return frames, positions, window_target_times(self.target_times, reverse)
+
+    def load_flows(self, index: int, reverse: bool = False) -> dict:
+        """The flows stored for window `index` (time-reversed on request), before augmentation:
+        synthetic `gt_flow` (2K,H,W) / `gt_valid` (K,H,W), or prepared `teacher_flow` (2K,H,W); {} when none."""
+        frames, positions, _ = self.window_layout(index, reverse)
+        k = self.context_frames
+        if self.synthetic:
+            flows, valid = self._synthetic_flow(self.windows[index].clip_dir, positions)
+            return {"gt_flow": flows, "gt_valid": valid}
+        if self.teacher_suffix is not None:
+            parts = [read_flow(teacher_flow_path(self.root, frames[k], c, self.teacher_suffix)) for c in frames[:k]]
+            return {"teacher_flow": torch.from_numpy(np.concatenate(parts, axis=2)).permute(2, 0, 1).contiguous()}
+        return {}
+
+    def raw_sample(self, index: int, reverse: bool = False) -> dict:
+        """Window `index` as an un-augmented sample (time-reversed on request)."""
+        frames, _, target_times = self.window_layout(index, reverse)
+        return make_sample(self.load_frames(frames), self.context_frames, target_times, self.windows[index].name,
+                           self.load_flows(index, reverse))
 
     def __getitem__(self, index: int) -> dict:
-        window = self.windows[index]
-        k = self.context_frames
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        frames, positions = list(window.frames), list(window.frame_indices)
-        target_times = self.target_times
-        if self.augment is not None and rng.random() < self.augment.time_reverse:
-            frames, positions = self._reverse(frames), self._reverse(positions)
-            if target_times[0] < 1.0:  # interpolation: the target sits between the two newest frames
-                target_times = [1.0 - t for t in target_times]
-        images = self._load_images(frames)
-        sample = {
-            "context": images[:k],
-            "target": images[k:],
-            "target_times": torch.tensor(target_times, dtype=torch.float32),
-            "name": window.name,
-        }
-        if self.synthetic:
-            flows, valid = self._synthetic_flow(window.clip_dir, positions)
-            sample["gt_flow"], sample["gt_valid"] = flows, valid
-            sample["teacher_flow"] = flows.clone()
-        elif self.teacher_suffix is not None:
-            target = frames[k]
-            parts = [read_flow(teacher_flow_path(self.root, target, c, self.teacher_suffix)) for c in frames[:k]]
-            sample["teacher_flow"] = torch.from_numpy(np.concatenate(parts, axis=2)).permute(2, 0, 1).contiguous()
-        if self.augment is not None:
-            sample = apply_augment(sample, self.augment, rng)
-        if self.teacher_on_the_fly:
-            from ifrvp_core.motion_prior import dis_teacher_flow
-
-            sample["teacher_flow"] = dis_teacher_flow(sample["context"], sample["target"][0])
-        return sample
+        rng = sample_rng(self.seed, self.epoch, index)
+        reverse = draw_time_reverse(self.augment, rng)
+        return finish_sample(self.raw_sample(index, reverse), self.augment, rng, self.teacher_on_the_fly)
 
     def _reverse(self, items: list) -> list:
-        """Reverse a window in time. Extrapolation: the future becomes the context (predict the past)."""
-        k = self.context_frames
-        if self.target_times[0] < 1.0:  # interpolation windows are [contexts..., target]
-            return items[:k][::-1] + items[k:]
-        return items[::-1]
+        return reverse_window(items, self.context_frames, self.target_times)
 
     def _synthetic_flow(self, clip_dir: Path, positions: list):
         from ifrvp_core.data.synthetic import synthetic_flow
@@ -183,6 +179,64 @@ class WindowDataset(Dataset):
             valid.append(visible)
         flow = torch.from_numpy(np.concatenate(flows, axis=2)).permute(2, 0, 1).contiguous()
         return flow, torch.from_numpy(np.stack(valid)).float()
+
+
+# ----------------------------------------------------------------------------- one sample
+# Shared by every reader (folders, videos, WebDataset shards), so a sample is built, reversed in
+# time and augmented by the same code whatever the storage.
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of sample `index` in `epoch`: the same in any worker, rank or reader."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def draw_time_reverse(augment: AugmentConfig | None, rng: np.random.Generator) -> bool:
+    """Whether this sample is time-reversed (the first draw of its generator when augmenting)."""
+    return augment is not None and rng.random() < augment.time_reverse
+
+
+def reverse_window(items: list, context_frames: int, target_times) -> list:
+    """Reverse a window in time. Extrapolation: the future becomes the context (predict the past).
+    Interpolation windows are [contexts..., target]: only the contexts swap."""
+    k = context_frames
+    if target_times[0] < 1.0:
+        return items[:k][::-1] + items[k:]
+    return items[::-1]
+
+
+def window_target_times(target_times, reverse: bool) -> list[float]:
+    """Interpolation: a time-reversed target at t sits at 1 - t; extrapolation keeps its times."""
+    if reverse and target_times[0] < 1.0:
+        return [1.0 - t for t in target_times]
+    return list(target_times)
+
+
+def make_sample(images: np.ndarray, context_frames: int, target_times, name: str, flows: dict) -> dict:
+    """The sample dict from uint8 frames (N, H, W, 3) [contexts..., targets...] and the window's flows.
+    Synthetic `gt_flow` doubles as the teacher (exact flow)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    sample = {
+        "context": tensor[:context_frames],
+        "target": tensor[context_frames:],
+        "target_times": torch.tensor(target_times, dtype=torch.float32),
+        "name": name,
+    }
+    if "gt_flow" in flows:
+        sample["gt_flow"], sample["gt_valid"] = flows["gt_flow"], flows["gt_valid"]
+        sample["teacher_flow"] = flows["gt_flow"].clone()
+    elif "teacher_flow" in flows:
+        sample["teacher_flow"] = flows["teacher_flow"]
+    return sample
+
+
+def finish_sample(sample: dict, augment: AugmentConfig | None, rng: np.random.Generator, teacher_on_the_fly: bool) -> dict:
+    """Paired augmentations (drawn from `rng`, after the time-reversal draw), then DIS teacher flow on the fly."""
+    if augment is not None:
+        sample = apply_augment(sample, augment, rng)
+    if teacher_on_the_fly:
+        from ifrvp_core.motion_prior import dis_teacher_flow
+
+        sample["teacher_flow"] = dis_teacher_flow(sample["context"], sample["target"][0])
+    return sample
 
 
 # ----------------------------------------------------------------------------- window builders
