@@ -1,4 +1,4 @@
-"""python -m data_prep <tool> ... (verify, video_to_frames, make_synthetic, downscale_cityscapes, real_clips, teacher_flow)."""
+"""python -m data_prep <tool> ... (verify, video_to_frames, make_synthetic, downscale_cityscapes, real_clips, teacher_flow, pack)."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,19 @@ def main(argv=None) -> int:
     p.add_argument("--context-frames", type=int, default=2)
     p.add_argument("--splits", default="train,test")
     p.add_argument("--workers", type=int, default=2)
+    p = tools.add_parser("pack", help="write a dataset as WebDataset tar shards of whole samples (for many nodes)")
+    p.add_argument("--dataset", required=True, help="vimeo90k, gopro, cityscapes, frames or synthetic")
+    p.add_argument("--root", required=True)
+    p.add_argument("--out", required=True, help="shards folder: <out>/<split>-000000.tar ... and <out>/<split>-index.json")
+    p.add_argument("--split", default="train")
+    p.add_argument("--shard-size", "--shard_size", dest="shard_size", default="1GB", help="bytes per shard: 1GB, 500MB, 64KiB, 1000000")
+    p.add_argument("--context-frames", "--context_frames", dest="context_frames", type=int, default=2)
+    p.add_argument("--future-frames", "--future_frames", dest="future_frames", type=int, default=1)
+    p.add_argument("--task", choices=["extrapolate", "interpolate"], default="extrapolate")
+    p.add_argument("--frame-stride", "--frame_stride", dest="frame_stride", type=int, default=None)
+    p.add_argument("--shuffle", type=lambda s: s.lower() not in ("0", "false", "no"), default=None,
+                   help="write samples in a seeded random order (default: true for the train split)")
+    p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     from ifrvp_core.data.io import DataError
@@ -87,6 +100,12 @@ def main(argv=None) -> int:
             written = compute_teacher_flow(args.dataset, args.root, tuple(args.splits.split(",")), args.method, args.both_directions,
                                            args.context_frames, args.raft_weights, args.format, args.workers)
             print(f"{written} teacher flow files written under {args.root}/teacher_flow")
+        elif args.tool == "pack":
+            from data_prep.pack import pack_dataset, summary
+
+            manifest = pack_dataset(args.dataset, args.root, args.out, args.split, args.shard_size, args.context_frames,
+                                    args.future_frames, args.task, args.frame_stride, shuffle=args.shuffle, seed=args.seed)
+            print(summary(manifest, args.out))
     except (DataError, FileNotFoundError, ValueError) as error:
         print(f"data_prep {args.tool}: error: {error}", file=sys.stderr)
         return 2

@@ -54,7 +54,7 @@ import torch
 import torch.distributed as dist
 
 from ifrvp_core.checkpoint import CheckpointError, load_checkpoint, load_file, model_checkpoint, save_atomic, write_text_atomic
-from ifrvp_core.data import build_dataset, make_loader, set_loader_epoch
+from ifrvp_core.data import build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
 from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model
 
@@ -314,7 +314,7 @@ class Trainer:
         self.val_set = build_dataset(config.dataset, self.train_set.root, val_split, teacher_flow=False, **common)
         self.val_baselines: dict | None = None  # copy-last / DIS on the validation samples, scored once
         self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
-        self.steps_per_epoch = self.loader.sampler.batches_per_epoch()
+        self.steps_per_epoch = loader_batches_per_epoch(self.loader)
         full = config.epochs * self.steps_per_epoch
         self.total_steps = min(full, config.max_steps) if config.max_steps else full
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr_start, weight_decay=0.0)

@@ -1,6 +1,7 @@
 """Datasets: Vimeo90K, GoPro, Cityscapes, any video/frames folder, and the built-in synthetic set.
 
-`build_dataset(name, ...)` returns a `WindowDataset` whose samples follow docs/architecture.md:
+`build_dataset(name, ...)` returns a `WindowDataset` (a `ShardDataset` for "shards": WebDataset tar
+archives written by `data_prep pack`) whose samples follow docs/architecture.md:
 `context` (K,3,H,W), `target` (n,3,H,W), `target_times` (n,), optional `teacher_flow` (2K,H,W),
 synthetic `gt_flow` (2K,H,W) / `gt_valid` (K,H,W), and `name`.
 """
@@ -24,8 +25,9 @@ from ifrvp_core.data.datasets import (
     vimeo90k_windows,
 )
 from ifrvp_core.data.io import DataError, read_flow, read_image, write_flow, write_image_atomic
+from ifrvp_core.data.shards import ShardDataset, shard_loader
 
-DATASETS = ("synthetic", "vimeo90k", "gopro", "cityscapes", "frames")
+DATASETS = ("synthetic", "vimeo90k", "gopro", "cityscapes", "frames", "shards")
 DEFAULT_STRIDE = {"gopro": 8}
 # The default built-in set: small enough to generate in seconds on a laptop CPU.
 SYNTHETIC_DEFAULTS = dict(train_clips=48, test_clips=12, num_frames=12, height=128, width=192, seed=0)
@@ -70,7 +72,9 @@ def build_dataset(
     Args:
         name: one of `list_datasets()`.
         root: dataset root (for `frames`: a video file, a frames folder or a folder of clips;
-            for `synthetic`: None generates the default set into a cache folder).
+            for `synthetic`: None generates the default set into a cache folder; for `shards`: a
+            brace pattern or URL list such as "SHARDS/train-{000000..000123}.tar", the shards
+            folder, or its `<split>-index.json` manifest; the window layout must match the pack's).
         split: "train" or "test" ("val" for Cityscapes evaluation).
         context_frames, future_frames: K and n.
         task: "extrapolate" (targets at t = 2, 3, ...) or "interpolate" (t = 0.5).
@@ -89,6 +93,16 @@ def build_dataset(
     if context_frames < 2:
         raise ValueError(f"context_frames must be >= 2, got {context_frames}")
     span, order, target_times = task_layout(task, context_frames, future_frames)
+    augment_config = None
+    if augment:
+        augment_config = augment if isinstance(augment, AugmentConfig) else AugmentConfig()
+        if crop_size is not None or not isinstance(augment, AugmentConfig):
+            size = crop_size if crop_size is not None else None
+            augment_config.crop_size = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
+    if key == "shards":
+        if root is None:
+            raise ValueError("dataset 'shards' needs a data root: 'SHARDS/train-{000000..000123}.tar', the folder or its manifest")
+        return ShardDataset(root, split, context_frames, future_frames, task, frame_stride, augment_config, seed, teacher_flow)
     stride = frame_stride or DEFAULT_STRIDE.get(key, 1)
     if key == "synthetic" and root is None:
         root = ensure_synthetic()
@@ -105,12 +119,6 @@ def build_dataset(
         windows = frames_windows(root, split, span, order, stride, window_step, test_fraction)
     else:
         windows = synthetic_windows(root, split, span, order, window_step)
-    augment_config = None
-    if augment:
-        augment_config = augment if isinstance(augment, AugmentConfig) else AugmentConfig()
-        if crop_size is not None or not isinstance(augment, AugmentConfig):
-            size = crop_size if crop_size is not None else None
-            augment_config.crop_size = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
     return WindowDataset(
         windows,
         context_frames,
@@ -188,7 +196,9 @@ def make_loader(
 ) -> DataLoader:
     """A seeded DataLoader over a `ResumableSampler` (rank/world from torch.distributed when initialised).
 
-    Call `set_loader_epoch(loader, epoch, skip_batches)` at the start of every epoch.
+    A `ShardDataset` streams instead: rank `rank` reads its own shards and the loader yields
+    `loader_batches_per_epoch(loader)` batches per epoch. Call `set_loader_epoch(loader, epoch,
+    skip_batches)` at the start of every epoch.
     """
     import torch.distributed as dist
 
@@ -196,6 +206,8 @@ def make_loader(
         initialised = dist.is_available() and dist.is_initialized()
         rank = dist.get_rank() if initialised else 0
         world_size = dist.get_world_size() if initialised else 1
+    if isinstance(dataset, ShardDataset):
+        return shard_loader(dataset, batch_size, shuffle, num_workers, seed, rank, world_size, worker_init_fn=_seed_worker)
     sampler = ResumableSampler(dataset, batch_size, shuffle, seed, rank, world_size)
     return DataLoader(
         dataset,
@@ -212,9 +224,20 @@ def make_loader(
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int, skip_batches: int = 0) -> None:
+    """Start `epoch` at batch `skip_batches` (an exact resume inside an epoch)."""
+    if isinstance(loader.dataset, ShardDataset):
+        loader.dataset.set_epoch(epoch, skip_batches)
+        return
     loader.sampler.set_epoch(epoch, skip_batches)
     if hasattr(loader.dataset, "set_epoch"):
         loader.dataset.set_epoch(epoch)
+
+
+def loader_batches_per_epoch(loader: DataLoader) -> int:
+    """Batches per epoch and rank of a `make_loader` loader (map-style or shards)."""
+    if isinstance(loader.dataset, ShardDataset):
+        return loader.dataset.batches_per_epoch()
+    return loader.sampler.batches_per_epoch()
 
 
 __all__ = [
@@ -227,6 +250,8 @@ __all__ = [
     "list_datasets",
     "make_loader",
     "ResumableSampler",
+    "ShardDataset",
+    "loader_batches_per_epoch",
     "read_flow",
     "read_image",
     "set_loader_epoch",
