@@ -97,7 +97,7 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
                 continue
             groups[source.name] = _with_gaps(list_images(source), report)
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; verify knows vimeo90k, gopro, cityscapes, frames, synthetic")
+        raise ValueError(f"unknown dataset {dataset!r}; verify knows vimeo90k, gopro, cityscapes, frames, synthetic, shards")
     return groups
 
 
@@ -141,6 +141,8 @@ def verify_dataset(dataset: str, root, expected_size=None, workers: int = 4, pro
     if not root.exists():
         report.problems.append(("layout", root, "root not found"))
         return report
+    if dataset == "shards":
+        return _verify_shards(root, report, tuple(expected_size) if expected_size else None, progress)
     groups = _groups(dataset, root, report)
     expected_size = tuple(expected_size) if expected_size else EXPECTED_SIZE.get(dataset)
     paths = [path for files in groups.values() for path in files]
@@ -159,4 +161,71 @@ def verify_dataset(dataset: str, root, expected_size=None, workers: int = 4, pro
             if path in sizes and group_reference and sizes[path] != group_reference:
                 h, w = sizes[path]
                 report.problems.append(("wrong size", path, f"{w}x{h}, expected {group_reference[1]}x{group_reference[0]}"))
+    return report
+
+
+def _verify_shards(root: Path, report: VerifyReport, expected_size, progress: bool) -> VerifyReport:
+    """A `data_prep pack` folder: every split's manifest, every shard's size and sample count, every
+    sample's members (decoded) and frame size. Groups are shards, files are samples."""
+    import json
+
+    from tqdm.auto import tqdm
+
+    from ifrvp_core.data.shards import SHARD_NAME, ShardDataset
+
+    manifests = sorted(root.glob("*-index.json")) if root.is_dir() else [root]
+    if not manifests:
+        report.problems.append(("layout", root, "no <split>-index.json manifest (written last by data_prep pack: did it finish?)"))
+    listed = set()
+    for manifest_file in manifests:
+        try:
+            manifest = json.loads(manifest_file.read_text())
+            split, shards = manifest["split"], manifest["shards"]
+        except (KeyError, ValueError) as error:
+            report.problems.append(("layout", manifest_file, f"not a shard manifest: {error}"))
+            continue
+        good = []
+        for shard in shards:
+            path = manifest_file.parent / shard["name"]
+            listed.add(path.name)
+            if not path.is_file():
+                report.problems.append(("missing", path, "shard not found"))
+            elif path.stat().st_size != shard["bytes"]:
+                report.problems.append(("corrupt", path, f"{path.stat().st_size} bytes, its manifest says {shard['bytes']}"))
+            else:
+                good.append(str(path))
+        if not good:
+            continue
+        try:
+            dataset = ShardDataset("::".join(good), split, manifest["context_frames"], manifest["future_frames"], manifest["task"])
+        except (DataError, KeyError, ValueError) as error:
+            report.problems.append(("layout", manifest_file, str(error)))
+            continue
+        size = expected_size or tuple(manifest["frame_size"])
+        for shard, url in enumerate(tqdm(dataset.urls, desc=f"verify shards {split}", disable=not progress)):
+            report.groups += 1
+            count = 0
+            try:
+                for raw in dataset._raw([shard]):
+                    count += 1
+                    report.files += 1
+                    where = f"sample {raw['__key__']}"
+                    try:
+                        sample = dataset.decode(raw)
+                    except DataError as error:
+                        report.problems.append(("corrupt", url, str(error)))
+                        continue
+                    if tuple(sample["context"].shape[-2:]) != size:
+                        h, w = sample["context"].shape[-2:]
+                        report.problems.append(("wrong size", url, f"{where}: {w}x{h}, expected {size[1]}x{size[0]}"))
+            except DataError as error:
+                report.problems.append(("corrupt", url, str(error)))
+            if count != dataset.shard_samples[shard]:
+                report.problems.append(("missing", url, f"{count} samples, its manifest lists {dataset.shard_samples[shard]}"))
+    if root.is_dir():
+        for path in sorted(root.glob("*.tar")):
+            if SHARD_NAME.match(path.name) and path.name not in listed and manifests:
+                report.problems.append(("layout", path, "shard not listed in any manifest"))
+        for path in sorted(root.glob(".*.partial")):
+            report.problems.append(("layout", path, "unfinished shard of an interrupted pack"))
     return report

@@ -1,5 +1,9 @@
 """WebDataset shards: pack, read bit for bit like the folder reader, rank/worker split, per-epoch order, training."""
+import dataclasses
 import json
+import os
+import re
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -215,3 +219,39 @@ def test_training_over_shards_runs_and_resumes_exactly(synthetic_root, tmp_path,
     assert resumed["iteration"] == reference["iteration"] == 6
     for key, value in reference["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+# ----------------------------------------------------------------------------- tools
+def test_verify_checks_every_shard_and_sample(synthetic_root, tmp_path, capsys):
+    out = tmp_path / "s"
+    manifest = pack("synthetic", synthetic_root, out)
+    capsys.readouterr()
+    assert data_prep_main(["verify", "--dataset", "shards", "--root", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"files checked +9\n", printed) and re.search(rf"groups \(sequences/clips\) +{len(manifest['shards'])}\n", printed)
+    with tarfile.open(out / "train-000000.tar") as archive:  # flip bytes inside a PNG: the tar stays the same size
+        member = next(m for m in archive.getmembers() if m.name.endswith("target_0.png"))
+    with open(out / "train-000000.tar", "r+b") as handle:
+        handle.seek(member.offset_data + member.size // 2)
+        handle.write(b"\x00" * 16)
+    with open(out / "train-000001.tar", "r+b") as handle:
+        handle.truncate(512)
+    assert data_prep_main(["verify", "--dataset", "shards", "--root", str(out)]) == 1
+    report = capsys.readouterr().out
+    assert f"[corrupt] {out / 'train-000000.tar'}: cannot decode sample {member.name.split('.')[0]}" in report
+    assert f"[corrupt] {out / 'train-000001.tar'}: 512 bytes, its manifest says {manifest['shards'][1]['bytes']}" in report
+
+
+def test_slurm_script_starts_the_trainer_over_shards_on_two_nodes():
+    script = Path(__file__).resolve().parent.parent / "scripts" / "slurm_train.sh"
+    assert os.access(script, os.X_OK)
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    assert "#SBATCH --nodes=2" in text and "#SBATCH --ntasks-per-node=1" in text and "#SBATCH --gpus-per-node=" in text
+    launch = text[text.index("srun ") :]
+    for part in ('torchrun', '--nnodes "$SLURM_NNODES"', "--rdzv_backend c10d", '--rdzv_endpoint "$MASTER_ADDR:$MASTER_PORT"',
+                 "-m ifrvp_core.train", "--dataset shards", '--data_root "$SHARDS"', "--resume auto"):
+        assert part in launch, part
+    train_flags = re.findall(r"--(\w+)", launch[launch.index("-m ifrvp_core.train") :])
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert train_flags and set(train_flags) <= fields, set(train_flags) - fields
