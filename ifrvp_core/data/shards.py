@@ -260,7 +260,11 @@ def locate_shards(root, split: str = "train") -> tuple[list[str], dict]:
     if match["split"] not in SPLIT_ALIASES.get(split, (split,)):  # another split of the same pack: all its shards
         candidates = [_sibling(urls[0], f"{s}-index.json") for s in SPLIT_ALIASES.get(split, (split,))]
         found = [c for c in candidates if _is_url(c) or Path(c).is_file()]
-        manifest = _read_manifest(found[0] if found else candidates[0])
+        if not found:
+            raise DataError(f"no {split} split next to the shards {text}: {candidates[0]} not found; pack it too "
+                            f"(python -m data_prep pack --split {split} --out {urls[0].rsplit('/', 1)[0] if '/' in urls[0] else '.'} ...): "
+                            "training validates on it")
+        manifest = _read_manifest(found[0])
         return [_sibling(urls[0], shard["name"]) for shard in manifest["shards"]], manifest
     manifest = _read_manifest(_sibling(urls[0], f"{match['split']}-index.json"))
     return urls, manifest
