@@ -158,7 +158,7 @@ def test_order_is_seeded_per_epoch_split_across_ranks_and_workers_and_resumable(
 
 
 # ----------------------------------------------------------------------------- errors
-def test_bad_shard_size_partial_pack_and_mismatch_give_clear_errors(synthetic_root, tmp_path, capsys):
+def test_bad_shard_size_partial_pack_and_mismatch_give_clear_errors(synthetic_root, tmp_path, capsys, monkeypatch):
     assert parse_size("1GB") == 10**9 and parse_size("500MB") == 5 * 10**8 and parse_size("64KiB") == 65536
     assert parse_size("1.5GB") == 1_500_000_000 and parse_size(123) == 123
     for bad in ("lots", "1XB", "0", "-5MB"):
@@ -169,15 +169,33 @@ def test_bad_shard_size_partial_pack_and_mismatch_give_clear_errors(synthetic_ro
 
     out = tmp_path / "s"
     pack("synthetic", synthetic_root, out)
+    pack("synthetic", synthetic_root, tmp_path / "again")  # packing is reproducible, byte for byte
+    assert (out / "train-000003.tar").read_bytes() == (tmp_path / "again" / "train-000003.tar").read_bytes()
     with pytest.raises(DataError, match="packed with context_frames=2, but 3"):
         build_dataset("shards", out, context_frames=3)
     with open(out / "train-000001.tar", "r+b") as handle:  # cut short, as a failed copy would
         handle.truncate(1024)
     with pytest.raises(DataError, match="train-000001.tar has 1024 bytes, its manifest says"):
         build_dataset("shards", out)
-    (out / "train-index.json").unlink()  # what an interrupted pack leaves: shards without a manifest
-    with pytest.raises(DataError, match="train-index.json.*did not finish"):
-        build_dataset("shards", str(out / "train-{000000..000001}.tar"))
+
+    # a pack that dies half way (here: an unreadable frame at the 5th sample) leaves no manifest and no partial shard
+    from ifrvp_core.data.datasets import WindowDataset
+
+    real_load, calls = WindowDataset.load_frames, {"n": 0}
+
+    def failing_load(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise DataError(f"cannot decode image (truncated or corrupt): {frames[0]}")
+        return real_load(self, frames)
+
+    monkeypatch.setattr(WindowDataset, "load_frames", failing_load)
+    code = data_prep_main(["pack", "--dataset", "synthetic", "--root", str(synthetic_root), "--out", str(out), "--shard-size", "20KB"])
+    assert code == 2 and "cannot decode image" in capsys.readouterr().err
+    assert not (out / "train-index.json").exists() and not list(out.glob(".*"))
+    assert (out / "train-000003.tar").is_file()  # the finished shards stay, but without their manifest...
+    with pytest.raises(DataError, match="train-index.json.*did not finish"):  # ...the reader refuses them
+        build_dataset("shards", str(out / "train-{000000..000003}.tar"))
 
 
 # ----------------------------------------------------------------------------- training
