@@ -201,7 +201,6 @@ def _verify_shards(root: Path, report: VerifyReport, expected_size, progress: bo
         except (DataError, KeyError, ValueError) as error:
             report.problems.append(("layout", manifest_file, str(error)))
             continue
-        size = expected_size or tuple(manifest["frame_size"])
         for shard, url in enumerate(tqdm(dataset.urls, desc=f"verify shards {split}", disable=not progress)):
             report.groups += 1
             count = 0
@@ -215,6 +214,7 @@ def _verify_shards(root: Path, report: VerifyReport, expected_size, progress: bo
                     except DataError as error:
                         report.problems.append(("corrupt", url, str(error)))
                         continue
+                    size = expected_size or tuple(json.loads(raw["json"])["frame_size"])  # decode() checked the json
                     if tuple(sample["context"].shape[-2:]) != size:
                         h, w = sample["context"].shape[-2:]
                         report.problems.append(("wrong size", url, f"{where}: {w}x{h}, expected {size[1]}x{size[0]}"))

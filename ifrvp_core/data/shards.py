@@ -128,7 +128,7 @@ def pack_dataset(dataset: str, root, out, split: str = "train", shard_size="1GB"
     shuffle = split == "train" if shuffle is None else shuffle
     order = np.random.default_rng(seed).permutation(len(source)).tolist() if shuffle else list(range(len(source)))
     shards: list[dict] = []
-    frame_size = None
+    frame_sizes: set = set()
     with_teacher = source.teacher_suffix is not None
     reversed_flows = 0
 
@@ -147,8 +147,7 @@ def pack_dataset(dataset: str, root, out, split: str = "train", shard_size="1GB"
             images = source.load_frames(frames)
             name = source.windows[index].name
             key = f"{index:09d}"
-            if frame_size is None:
-                frame_size = list(images.shape[1:3])
+            frame_sizes.add(tuple(images.shape[1:3]))
             record = {"__key__": key}
             k = context_frames
             for i, image in enumerate(images):
@@ -193,7 +192,8 @@ def pack_dataset(dataset: str, root, out, split: str = "train", shard_size="1GB"
     manifest = {
         "format": MANIFEST_FORMAT, "dataset": source.source, "root": str(Path(root).resolve()) if root else None, "split": split,
         "context_frames": context_frames, "future_frames": future_frames, "task": task, "frame_stride": frame_stride,
-        "target_times": source.target_times, "frame_size": frame_size, "shuffled": shuffle, "seed": seed,
+        "target_times": source.target_times,
+        "frame_size": list(next(iter(frame_sizes))) if len(frame_sizes) == 1 else None,  # None: clips of several sizes "shuffled": shuffle, "seed": seed,
         "synthetic": source.synthetic, "teacher_flow": with_teacher, "reversed_flows": reversed_flows,
         "samples": len(order), "shard_size": max_bytes, "shards": shards,
     }
@@ -415,13 +415,17 @@ class ShardDataset(IterableDataset):
         where = f"sample {raw.get('__key__')} of {raw.get('__url__')}"
         if "json" not in raw:
             raise DataError(f"{where} has no .json member")
-        meta = json.loads(raw["json"])
+        try:
+            meta = json.loads(raw["json"])
+            index = int(meta["index"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise DataError(f"{where} has an unreadable .json member: {error}") from error
         k, n = self.context_frames, len(self.target_times)
         members = [f"context_{i}.png" for i in range(k)] + [f"target_{i}.png" for i in range(n)]
         missing = [m for m in members if m not in raw]
         if missing:
             raise DataError(f"{where} lacks {', '.join(missing)}")
-        rng = sample_rng(self.seed, self.epoch, int(meta["index"]))
+        rng = sample_rng(self.seed, self.epoch, index)
         reverse = draw_time_reverse(self.augment, rng)
         images = [decode_png(raw[m], f"{where} member {m}") for m in members]
         if reverse:
