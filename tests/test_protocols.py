@@ -235,6 +235,8 @@ def test_vimeo90k_septuplet_protocol_keeps_the_septuplet_list(tmp_path):
         fake.write_gray(tmp_path / "sequences/00003/0004" / f"im{i}.png", fake.level(i), (8, 8))
     files = E.get_protocol("vimeo90k_septuplet").build_dataset(tmp_path).sample_files(0)
     assert names(files["context"] + files["target"]) == ["im1.png", "im2.png", "im3.png"]
+    with pytest.raises(DataError, match="tri_testlist.txt; this root holds the septuplet lists .*--protocol vimeo90k_septuplet"):
+        E.get_protocol("vimeo90k").build_dataset(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ ucf101

@@ -83,7 +83,7 @@ def build_dataset(
         name: one of `list_datasets()`.
         root: dataset root (for `frames`: a video file, a frames folder or a folder of clips;
             for `synthetic`: None generates the default set into a cache folder).
-        split: "train" or "test" ("val" for Cityscapes evaluation).
+        split: "train" or "test" ("val" for the Cityscapes and DAVIS 2017 protocols).
         context_frames, future_frames: K and n.
         task: "extrapolate" (targets at t = 2, 3, ...) or "interpolate" (t = 0.5).
         frame_stride: frames between consecutive samples (GoPro default 8 = 30 fps).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,12 @@ def teacher_flow_path(root: Path, target, context, suffix: str = ".flo") -> Path
 
 
 class WindowDataset(Dataset):
-    """Loads windows into samples: `context` (K,3,H,W), `target` (n,3,H,W), `target_times` (n,), ..."""
+    """Loads windows into samples: `context` (K,3,H,W), `target` (n,3,H,W), `target_times` (n,), ...
+
+    `resize=(W, H)` resizes every frame at load (`resize_frame`), reading the prepared cache
+    `<cache_root>/<W>x<H>/...` where it exists; windows with a `video` (UCF101 training) draw their
+    frames per sample (`_draw_frames`).
+    """
 
     def __init__(
         self,
@@ -198,7 +204,6 @@ class WindowDataset(Dataset):
             image = self._video(video_path).read(index)
         return resize_frame(image, self.resize) if self.resize is not None else image
 
-
     def _load_images(self, frames) -> torch.Tensor:
         images = [self.load_frame(frame) for frame in frames]
         shapes = {image.shape for image in images}
@@ -312,6 +317,12 @@ def vimeo90k_windows(root: Path, split: str, span: int, order, variant: str | No
         variant = "septuplet" if (root / "sep_trainlist.txt").is_file() or (root / "sep_testlist.txt").is_file() else "triplet"
     prefix, count = {"septuplet": ("sep", 7), "triplet": ("tri", 3)}[variant]
     list_name = f"{prefix}_{'test' if split in ('test', 'val') else 'train'}list.txt"
+    other = ("tri" if prefix == "sep" else "sep") + list_name[3:]
+    if not (root / list_name).is_file() and (root / other).is_file():
+        # a septuplet root given to the (triplet) vimeo90k protocol, or the other way round
+        here, use = ("septuplet", "vimeo90k_septuplet") if prefix == "tri" else ("triplet", "vimeo90k")
+        raise DataError(f"list file not found: {root / list_name}; this root holds the {here} lists ({other}): "
+                        f"the {variant} set is needed here (for this root use --protocol {use})")
     windows = []
     for entry in _read_list(root / list_name):
         folder = root / "sequences" / entry
@@ -443,8 +454,6 @@ def kitti_clips(root: Path, split: str) -> list[tuple[str, list[Path]]]:
         raise DataError(f"KITTI {split} drive folder(s) not found: {', '.join(str(m) for m in missing[:4])}"
                         + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
     if missing:
-        import warnings
-
         warnings.warn(f"KITTI train: {len(missing)} of {len(drives) * 2} drive/camera folders missing, e.g. {missing[0]}")
     return clips
 
@@ -511,6 +520,8 @@ def ucf101_windows(root: Path, split: str, span: int, order):
         raise ValueError(f"UCF101 splits are 'train' and 'test', got {split!r}")
     if span > UCF101_CLIP:
         raise ValueError(f"UCF101 training clips hold {UCF101_CLIP} frames; a window of {span} does not fit")
+    if split == "train" and order is not None:
+        raise ValueError("UCF101 training (random-stride clips) is for prediction: use task='extrapolate'")
     video_root = ucf101_video_root(root)
     entries = [line.split()[0] for line in _read_list(root / "ucfTrainTestlist" / UCF101_LISTS[split])]
     videos = [video_root / entry for entry in entries]
