@@ -43,7 +43,7 @@ def make_vimeo(root: Path, sequences: int = 12) -> Path:
     return root
 
 
-def make_cityscapes(root: Path, frames: int = 12) -> Path:
+def make_cityscapes(root: Path, frames: int = 30) -> Path:  # one 30-frame snippet
     folder = root / "leftImg8bit_sequence" / "train" / "aachen"
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(frames):
@@ -82,9 +82,9 @@ def main(argv=None):
         pipelines = {
             "vimeo 256x448 crop 224": build_dataset("vimeo90k", vimeo, "train", augment=augment),
             "cityscapes 1024x2048 crop 512x1024": build_dataset(
-                "cityscapes", city, "train", augment=AugmentConfig(crop_size=(512, 1024)), window_step=3),
+                "cityscapes", city, "train", augment=AugmentConfig(crop_size=(512, 1024)), window_step=3, resize=None),
             "cityscapes downscaled 512x1024 crop 256": build_dataset(
-                "cityscapes", tmp / "city_small", "train", augment=AugmentConfig(crop_size=(256, 256)), window_step=1),
+                "cityscapes", tmp / "city_small", "train", augment=AugmentConfig(crop_size=(256, 256)), window_step=1, resize=None),
         }
         print(f"{'pipeline':<42} " + " ".join(f"{f'{w} workers':>12}" for w in args.workers.split(",")))
         for name, dataset in pipelines.items():

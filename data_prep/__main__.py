@@ -1,4 +1,5 @@
-"""python -m data_prep <tool> ... (verify, video_to_frames, make_synthetic, downscale_cityscapes, real_clips, teacher_flow, pack)."""
+"""python -m data_prep <tool> ... (verify, prepare_cityscapes, prepare_kitti, prepare_davis, video_to_frames, make_synthetic,
+downscale_cityscapes, real_clips, teacher_flow, pack)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,17 @@ def main(argv=None) -> int:
     p.add_argument("--root", required=True)
     p.add_argument("--size", type=_size, help="expected WxH of every frame")
     p.add_argument("--workers", type=int, default=4)
+    for name, dataset in (("prepare_cityscapes", "cityscapes"), ("prepare_kitti", "kitti"), ("prepare_davis", "davis17")):
+        from ifrvp_core.data import DEFAULT_RESIZE
+
+        width, height = DEFAULT_RESIZE[dataset]
+        p = tools.add_parser(name, help=f"resize the {dataset} protocol frames once to {width}x{height} into the cache the readers use")
+        p.add_argument("--root", required=True, help="dataset root")
+        p.add_argument("--splits", default=None, help="comma-separated (default: the splits training and the protocol use)")
+        p.add_argument("--size", type=_size, default=None, help=f"WxH (default {width}x{height}, the protocol's)")
+        p.add_argument("--cache-root", "--cache_root", dest="cache_root", default=None, help="default <root>/ifrvp_cache")
+        p.add_argument("--workers", type=int, default=2)
+        p.set_defaults(prepare_dataset=dataset)
     p = tools.add_parser("video_to_frames", help="decode a video into numbered PNGs")
     p.add_argument("video")
     p.add_argument("out_dir")
@@ -74,6 +86,13 @@ def main(argv=None) -> int:
             report = verify_dataset(args.dataset, args.root, size, args.workers)
             print(report.summary())
             return 0 if report.ok else 1
+        if args.tool.startswith("prepare_"):
+            from data_prep.prepare import prepare_resized
+
+            splits = tuple(part for part in args.splits.split(",") if part) if args.splits else None
+            report = prepare_resized(args.prepare_dataset, args.root, splits, args.size, args.cache_root, args.workers)
+            print(report.summary())
+            return 0
         if args.tool == "video_to_frames":
             from data_prep.tools import video_to_frames
 

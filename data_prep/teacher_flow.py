@@ -69,22 +69,24 @@ def compute_teacher_flow(dataset_name: str, root, splits=("train", "test"), meth
 
     root = Path(root)
     pairs = set()
+    load_frame = read_image
     for split in splits:
         try:
             dataset = build_dataset(dataset_name, root, split, context_frames=context_frames, teacher_flow=False, **dataset_options)
         except Exception as error:  # a split may not exist (e.g. no test list)
             print(f"skipping split {split}: {error}")
             continue
-        if not isinstance(dataset.windows[0].frames[0], Path):
+        if not dataset.windows[0].frames or not isinstance(dataset.windows[0].frames[0], Path):
             raise ValueError("teacher flow is stored next to frame files; convert videos with video_to_frames first")
         pairs.update(teacher_pairs(dataset, both_directions))
+        load_frame = dataset.load_frame  # at the dataset's size (resized protocols), as training reads them
     suffix = ".flo" if fmt == "flo" else ".npy"
     todo = [(t, c) for t, c in sorted(pairs) if not teacher_flow_path(root, t, c, suffix).exists()]
     flow_fn = dis_flow if method == "dis" else raft_flow_fn(raft_weights)
 
     def run(pair):
         target, context = pair
-        write_flow(teacher_flow_path(root, target, context, suffix), flow_fn(read_image(target), read_image(context)))
+        write_flow(teacher_flow_path(root, target, context, suffix), flow_fn(load_frame(target), load_frame(context)))
 
     with ThreadPoolExecutor(max(1, workers if method == "dis" else 1)) as pool:
         list(tqdm(pool.map(run, todo), total=len(todo), desc=f"teacher flow ({method})", disable=not progress))

@@ -6,10 +6,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifrvp_core.data.datasets import CITYSCAPES_NAME, _clip_sources, _read_list, list_images
+from ifrvp_core.data.datasets import (
+    CITYSCAPES_NAME,
+    CITYSCAPES_SNIPPET,
+    KITTI_CAMERAS,
+    KITTI_TEST_DRIVES,
+    KITTI_TRAIN_DRIVES,
+    PROTOCOL_CLIP,
+    UCF101_CLIP,
+    UCF101_LISTS,
+    _clip_sources,
+    _read_list,
+    kitti_drive_dir,
+    list_images,
+    ucf101_video_root,
+)
 from ifrvp_core.data.io import DataError, VideoReader, read_image
 
-EXPECTED_SIZE = {"vimeo90k": (256, 448), "cityscapes": (1024, 2048)}  # (H, W) of the published data
+# (H, W) of the published source data; KITTI (1242x375 .. 1224x370 by date), DAVIS and UCF101 vary,
+# so each sequence is only checked to be uniform.
+EXPECTED_SIZE = {"vimeo90k": (256, 448), "cityscapes": (1024, 2048)}
+VERIFY_LAYOUTS = ("vimeo90k", "gopro", "cityscapes", "kitti", "davis17", "ucf101", "frames", "synthetic", "shards")
 
 
 @dataclass
@@ -81,8 +98,60 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
                 groups[f"{split.name}/{city}_{seq}"] = [
                     present.get(n, folder / f"{city}_{seq}_{n:06d}_leftImg8bit.png") for n in range(first, last + 1)
                 ]
-                if last - first + 1 != 30:
+                if last - first + 1 != CITYSCAPES_SNIPPET:
                     report.problems.append(("layout", folder / f"{city}_{seq}_*", f"snippet spans {last - first + 1} frames, expected 30"))
+            for city in sorted(p for p in split.iterdir() if p.is_dir()):
+                count = sum(1 for p in city.iterdir() if CITYSCAPES_NAME.match(p.name))
+                if count % CITYSCAPES_SNIPPET:
+                    report.problems.append(("layout", city, f"{count} frames, not a multiple of 30: the sorted files "
+                                                            "cannot be cut into 30-frame snippets"))
+    elif dataset == "kitti":
+        for split, drives in (("train", KITTI_TRAIN_DRIVES), ("test", KITTI_TEST_DRIVES)):
+            for drive in drives:
+                for camera in KITTI_CAMERAS[split]:
+                    folder = kitti_drive_dir(root, drive) / camera / "data"
+                    if not folder.is_dir():
+                        report.problems.append(("missing", folder, f"FVS {split} drive folder not found"))
+                        continue
+                    frames = _with_gaps(list_images(folder), report)
+                    groups[f"{split}/{drive}/{camera}"] = frames
+                    if len(frames) < PROTOCOL_CLIP:
+                        report.problems.append(("layout", folder, f"{len(frames)} frames, fewer than one 9-frame clip"))
+    elif dataset == "davis17":
+        lists = [root / "ImageSets" / "2017" / f"{s}.txt" for s in ("train", "val")]
+        if not any(p.is_file() for p in lists):
+            report.problems.append(("layout", root / "ImageSets" / "2017", "no train.txt or val.txt"))
+        for list_file in (p for p in lists if p.is_file()):
+            for video in _read_list(list_file):
+                folder = root / "JPEGImages" / "480p" / video
+                if not folder.is_dir():
+                    report.problems.append(("missing", folder, f"video listed in {list_file.name} not found"))
+                    continue
+                frames = _with_gaps(list_images(folder), report)
+                groups[f"{list_file.stem}/{video}"] = frames
+                if list_file.stem == "val" and len(frames) < PROTOCOL_CLIP:
+                    report.problems.append(("layout", folder, f"{len(frames)} frames; the protocol scores the first 9"))
+    elif dataset == "ucf101":
+        video_root = ucf101_video_root(root)
+        for split, name in UCF101_LISTS.items():
+            list_file = root / "ucfTrainTestlist" / name
+            if not list_file.is_file():
+                report.problems.append(("layout", list_file, "list file not found"))
+                continue
+            for entry in _read_list(list_file):
+                video = video_root / entry.split()[0]
+                report.files += 1
+                report.groups += 1
+                if not video.is_file():
+                    report.problems.append(("missing", video, f"listed in {name}"))
+                    continue
+                try:
+                    frames = VideoReader(video).num_frames
+                except DataError as error:
+                    report.problems.append(("corrupt", video, str(error)))
+                    continue
+                if split == "train" and frames < UCF101_CLIP:
+                    report.problems.append(("layout", video, f"{frames} frames, fewer than a {UCF101_CLIP}-frame training clip"))
     elif dataset == "frames":
         for source in _clip_sources(root):
             if source.is_file():
@@ -97,7 +166,7 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
                 continue
             groups[source.name] = _with_gaps(list_images(source), report)
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; verify knows vimeo90k, gopro, cityscapes, frames, synthetic, shards")
+        raise ValueError(f"unknown dataset {dataset!r}; verify knows {', '.join(VERIFY_LAYOUTS)}")
     return groups
 
 

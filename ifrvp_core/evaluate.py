@@ -88,7 +88,8 @@ class Protocol:
             frames get a longer window; see `build_dataset`).
         steps: future frames scored (t+1 ... t+steps), predicted recursively.
         frame_stride: source frames between consecutive samples (None: the dataset default).
-        resolution: (H, W) the frames are scored at (full frames, no crop), or None for any.
+        resolution: (H, W) the frames are scored at (full frames, no crop; the dataset resizes to it
+            where the protocol says so, `build_dataset(resize=...)`), or None for any.
         metrics: what the protocol reports.
         notes: where the choices come from.
         dataset_options: extra build_dataset keywords, as (key, value) pairs.
@@ -133,13 +134,31 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {
     "cityscapes": Protocol(
-        "cityscapes", "cityscapes", "val", context_frames=2, steps=5, resolution=(1024, 2048),
-        notes="leftImg8bit_sequence val (500 snippets, 17 fps); frames 18-19 -> 20-24 of each "
-        "30-frame snippet (t+1 is the annotated 20th frame, as DMVFN); full 1024x2048, recursive t+1..t+5.",
+        "cityscapes", "cityscapes", "val", context_frames=2, steps=5, resolution=(512, 1024),
+        notes="leftImg8bit_sequence/val: each city's files sorted and cut into 30-frame snippets (500); every "
+        "frame resized to 1024x512 (cv2.resize, bilinear); frames 2, 3 -> 4..8 (0-based), recursive t+1..t+5 "
+        "(DMVFN's utils/prepare_city.py, scripts/test.py).",
+    ),
+    "kitti": Protocol(
+        "kitti", "kitti", "test", context_frames=2, steps=5, resolution=(256, 832),
+        notes="KITTI raw, FVS split: test drives 2011_09_26_drive_0060/0084/0093/0096 (image_02), a 9-frame clip "
+        "centred on every frame (1,337 clips); resized to 832x256; frames 2, 3 -> 4..8, recursive t+1..t+5 "
+        "(DMVFN's utils/prepare_kitti.py).",
+    ),
+    "davis17": Protocol(
+        "davis17", "davis17", "val", context_frames=2, steps=5, resolution=(480, 854),
+        notes="DAVIS 2017 val (ImageSets/2017/val.txt, 30 videos, JPEGImages/480p): the first 9 frames of each "
+        "video resized to 854x480; frames 2, 3 -> 4..8, recursive t+1..t+5 (DMVFN's DavisValDataset).",
     ),
     "vimeo90k": Protocol(
         "vimeo90k", "vimeo90k", "test", context_frames=2, steps=1, resolution=(256, 448),
-        notes="septuplet test list (sep_testlist.txt): im1, im2 -> im3 (t+1 only); 448x256.",
+        notes="triplet test list (tri_testlist.txt, 3,782 triplets): im1, im2 -> im3 (t+1 only); 448x256 "
+        "(DMVFN's VimeoValDataset).",
+        dataset_options=(("variant", "triplet"),),
+    ),
+    "vimeo90k_septuplet": Protocol(
+        "vimeo90k_septuplet", "vimeo90k", "test", context_frames=2, steps=1, resolution=(256, 448),
+        notes="septuplet test list (sep_testlist.txt): im1, im2 -> im3 (t+1 only); 448x256. Ours, not a published table.",
         dataset_options=(("variant", "septuplet"),),
     ),
     "gopro": Protocol(

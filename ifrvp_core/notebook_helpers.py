@@ -169,6 +169,14 @@ def prepare_dataset(dataset: str, data_root, work_dir, settings: dict, video=Non
     return info
 
 
+def _clip_of(window):
+    """The clip a window comes from: its folder of frames, or its video file."""
+    if window.clip_dir or window.video:
+        return window.clip_dir or window.video
+    first = window.frames[0]
+    return first.parent if isinstance(first, Path) else first[0]
+
+
 def split_sizes(dataset: str, data_root) -> dict:
     """{split: {"windows": n, "clips": m}} for the splits that exist."""
     from ifrvp_core.data import build_dataset
@@ -179,7 +187,7 @@ def split_sizes(dataset: str, data_root) -> dict:
             data = build_dataset(dataset, data_root, split, teacher_flow=False)
         except Exception:  # noqa: BLE001 - a split that does not exist for this dataset
             continue
-        clips = {getattr(w, "clip_dir", None) or Path(str(w.frames[0])).parent for w in data.windows}
+        clips = {_clip_of(w) for w in data.windows}
         sizes[split] = {"windows": len(data), "clips": len(clips)}
     return sizes
 

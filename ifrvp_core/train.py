@@ -59,6 +59,7 @@ from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model
 
 TEACHER_FLOW_MODES = {"auto": "auto_dis", "disk": "disk", "dis": "dis", "none": False}
+VAL_SPLITS = {"cityscapes": "val", "davis17": "val"}  # validation split per dataset (default "test")
 LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency")
 
 
@@ -77,6 +78,9 @@ class TrainConfig:
     resume: str | None = None  # "auto": the run folder's latest.pt if it exists
     dataset: str = "synthetic"
     data_root: str | None = None
+    # the evaluation protocol the recipe's checkpoint is scored with (`ifrvp evaluate --protocol`); it may
+    # be another dataset's (ucf101 trains the davis17 / vimeo90k model). Checked at start, kept in summary.json.
+    protocol: str | None = None
     task: str = "extrapolate"
     context_frames: int = 2
     motion_prior: str = "auto"  # none | dis | auto (dis for extrapolation, none for interpolation)
@@ -310,7 +314,11 @@ class Trainer:
         )
         self.train_set = build_dataset(config.dataset, config.data_root, "train", augment=config.augment, crop_size=config.crop_size,
                                        teacher_flow=TEACHER_FLOW_MODES[config.teacher_flow], **common)
-        val_split = "val" if config.dataset == "cityscapes" else "test"
+        if config.protocol is not None:
+            from ifrvp_core.evaluate import get_protocol
+
+            get_protocol(config.protocol)  # an unknown name fails here, not after training
+        val_split = VAL_SPLITS.get(config.dataset, "test")
         self.val_set = build_dataset(config.dataset, self.train_set.root, val_split, teacher_flow=False, **common)
         self.val_baselines: dict | None = None  # copy-last / DIS on the validation samples, scored once
         self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
@@ -565,7 +573,7 @@ class Trainer:
             "run_dir": str(self.run_dir.resolve()), "model_name": config.model_name, "dataset": config.dataset,
             "iterations": self.iteration, "epochs": self.epoch, "world_size": env.world_size,
             "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
-            "motion_prior": config.resolved_motion_prior(), "teacher_flow": self.train_set.teacher_source,
+            "motion_prior": config.resolved_motion_prior(), "teacher_flow": self.train_set.teacher_source, "protocol": config.protocol,
             "baselines": self.val_baselines or {}, "beats_baselines": self.beats_baselines(metrics),
         }
         for name, beats in summary["beats_baselines"].items():

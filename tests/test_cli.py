@@ -151,8 +151,8 @@ def test_evaluate_user_errors(checkpoint, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "cityscapes", "--data_root", str(missing_root),
                  "--output", str(tmp_path / "r.json")]) == 2
     assert str(missing_root) in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "kitti", "--output", str(tmp_path / "r.json")]) == 2
-    assert "unknown protocol 'kitti'" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "kitti2015", "--output", str(tmp_path / "r.json")]) == 2
+    assert "unknown protocol 'kitti2015'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse: bad option value
         main(["evaluate", "--checkpoint", "none", "--dataset", "synthetic", "--steps", "0", "--output", "r.json"])
     assert exit_info.value.code == 2

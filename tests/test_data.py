@@ -85,7 +85,9 @@ def test_cityscapes_snippets_and_evaluation_window(tmp_path):
     assert len(val) == 2
     files = val.sample_files(1)
     numbers = [int(Path(p).name.split("_")[2]) for p in files["context"] + files["target"]]
-    assert numbers == list(range(117, 124))  # t+1 is the annotated 20th frame (index 19)
+    assert numbers == list(range(102, 109))  # DMVFN's protocol: frames 2, 3 -> 4..8 of the snippet (0-based)
+    assert val[0]["context"].shape == (2, 3, 512, 1024)  # every frame resized to the protocol's 1024x512
+    assert build_dataset("cityscapes", root, "val", resize=None)[0]["context"].shape == (2, 3, 16, 32)
     with pytest.raises(DataError, match="leftImg8bit_sequence/train"):
         build_dataset("cityscapes", root, "train")
 
@@ -138,8 +140,8 @@ def test_bad_input_errors_name_the_file(tmp_path, vimeo):
         write_png(mixed / f"{i:05d}.png", frame(i, 32 if i != 1 else 40, 48))
     with pytest.raises(DataError, match="differ in size: .*00001.png 48x40"):
         build_dataset("frames", mixed, "train", test_fraction=0.0)[0]
-    with pytest.raises(ValueError, match="unknown dataset 'kitti'; available: synthetic"):
-        build_dataset("kitti", tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'kitti2015'; available: synthetic"):
+        build_dataset("kitti2015", tmp_path)
 
 
 def test_grayscale_rgba_and_16_bit_become_8_bit_rgb(tmp_path):

@@ -27,41 +27,41 @@ def _names(files):
 
 
 def test_protocol_table():
-    assert E.list_protocols() == ["cityscapes", "vimeo90k", "gopro", "frames", "frames_heldout", "synthetic"]
+    assert E.list_protocols() == ["cityscapes", "kitti", "davis17", "vimeo90k", "vimeo90k_septuplet", "gopro", "frames", "frames_heldout", "synthetic"]
     city = E.get_protocol("cityscapes")
-    assert (city.split, city.context_frames, city.steps, city.resolution) == ("val", 2, 5, (1024, 2048))
+    assert (city.split, city.context_frames, city.steps, city.resolution) == ("val", 2, 5, (512, 1024))
     vimeo = E.get_protocol("Vimeo90K")
-    assert (vimeo.split, vimeo.steps, vimeo.resolution, dict(vimeo.dataset_options)["variant"]) == ("test", 1, (256, 448), "septuplet")
+    assert (vimeo.split, vimeo.steps, vimeo.resolution, dict(vimeo.dataset_options)["variant"]) == ("test", 1, (256, 448), "triplet")
     gopro = E.get_protocol("gopro")
     assert (gopro.frame_stride, gopro.context_frames, gopro.steps) == (8, 2, 5)
     assert "epe" in E.get_protocol("synthetic").metrics
-    with pytest.raises(ValueError, match="unknown protocol 'kitti'.*cityscapes"):
-        E.get_protocol("kitti")
+    with pytest.raises(ValueError, match="unknown protocol 'kitti2015'.*cityscapes"):
+        E.get_protocol("kitti2015")
 
 
-def test_vimeo90k_protocol_uses_septuplet_test_list(tmp_path):
+def test_vimeo90k_septuplet_protocol_uses_septuplet_test_list(tmp_path):
     (tmp_path / "sep_testlist.txt").write_text("00001/0001\n00002/0007\n")
     (tmp_path / "sep_trainlist.txt").write_text("00003/0001\n")
     for entry in ("00001/0001", "00002/0007", "00003/0001"):
         for i in range(1, 8):
             _write_png(tmp_path / "sequences" / entry / f"im{i}.png", i)
-    dataset = E.get_protocol("vimeo90k").build_dataset(tmp_path)
+    dataset = E.get_protocol("vimeo90k_septuplet").build_dataset(tmp_path)
     assert len(dataset) == 2
     files = dataset.sample_files(1)
     assert [str(Path(f).relative_to(tmp_path)) for f in files["context"]] == ["sequences/00002/0007/im1.png", "sequences/00002/0007/im2.png"]
     assert _names(files["target"]) == ["im3.png"]
 
 
-def test_cityscapes_protocol_picks_frames_18_to_24(tmp_path):
+def test_cityscapes_protocol_picks_frames_2_to_8(tmp_path):
     city = tmp_path / "leftImg8bit_sequence" / "val" / "frankfurt"
     for frame in range(30):
         _write_png(city / f"frankfurt_000001_{frame:06d}_leftImg8bit.png", frame)
     dataset = E.get_protocol("cityscapes").build_dataset(tmp_path)
     assert len(dataset) == 1
     files = dataset.sample_files(0)
-    # 1-based frames 18, 19 are the context; t+1 is the annotated 20th frame (index 19).
-    assert _names(files["context"]) == [f"frankfurt_000001_{i:06d}_leftImg8bit.png" for i in (17, 18)]
-    assert _names(files["target"]) == [f"frankfurt_000001_{i:06d}_leftImg8bit.png" for i in range(19, 24)]
+    # DMVFN's protocol (0-based): frames 2, 3 are the context, 4..8 the targets t+1..t+5
+    assert _names(files["context"]) == [f"frankfurt_000001_{i:06d}_leftImg8bit.png" for i in (2, 3)]
+    assert _names(files["target"]) == [f"frankfurt_000001_{i:06d}_leftImg8bit.png" for i in range(4, 9)]
 
 
 def test_gopro_protocol_strides_by_eight(tmp_path):

@@ -1,4 +1,4 @@
-"""Datasets: Vimeo90K, GoPro, Cityscapes, any video/frames folder, and the built-in synthetic set.
+"""Datasets: Vimeo90K, GoPro, Cityscapes, KITTI, DAVIS 2017, UCF101, any video/frames folder, the built-in synthetic set.
 
 `build_dataset(name, ...)` returns a `WindowDataset` (a `ShardDataset` for "shards": WebDataset tar
 archives written by `data_prep pack`) whose samples follow docs/architecture.md:
@@ -16,19 +16,29 @@ from torch.utils.data import DataLoader, Sampler
 from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.datasets import (
     WindowDataset,
+    UCF101_CLIP,
+    UCF101_MAX_STRIDE,
+    cached_frame_path,
     cityscapes_windows,
+    davis17_windows,
     frames_windows,
     gopro_windows,
+    kitti_windows,
     synthetic_windows,
     task_layout,
     teacher_flow_path,
+    ucf101_windows,
     vimeo90k_windows,
 )
 from ifrvp_core.data.io import DataError, read_flow, read_image, write_flow, write_image_atomic
 from ifrvp_core.data.shards import ShardDataset, shard_loader
 
-DATASETS = ("synthetic", "vimeo90k", "gopro", "cityscapes", "frames", "shards")
+DATASETS = ("synthetic", "vimeo90k", "gopro", "cityscapes", "kitti", "davis17", "ucf101", "frames", "shards")
 DEFAULT_STRIDE = {"gopro": 8}
+# (W, H) every frame is resized to at load (`resize="auto"`): the sizes of the published protocols
+# (protocols.md; `cv2.resize`, bilinear). UCF101's 320x240 videos go to 340x256 (height 256 like the
+# jpegs_256 frames DMVFN trained on), so its 256x256 training crop fits.
+DEFAULT_RESIZE = {"cityscapes": (1024, 512), "kitti": (832, 256), "davis17": (854, 480), "ucf101": (340, 256)}
 # The default built-in set: small enough to generate in seconds on a laptop CPU.
 SYNTHETIC_DEFAULTS = dict(train_clips=48, test_clips=12, num_frames=12, height=128, width=192, seed=0)
 
@@ -66,6 +76,8 @@ def build_dataset(
     window_step: int | None = None,
     test_fraction: float = 0.1,
     variant: str | None = None,
+    resize="auto",
+    cache_root=None,
 ) -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
@@ -75,7 +87,7 @@ def build_dataset(
             for `synthetic`: None generates the default set into a cache folder; for `shards`: a
             brace pattern or URL list such as "SHARDS/train-{000000..000123}.tar", the shards
             folder, or its `<split>-index.json` manifest; the window layout must match the pack's).
-        split: "train" or "test" ("val" for Cityscapes evaluation).
+        split: "train" or "test" ("val" for the Cityscapes and DAVIS 2017 protocols).
         context_frames, future_frames: K and n.
         task: "extrapolate" (targets at t = 2, 3, ...) or "interpolate" (t = 0.5).
         frame_stride: frames between consecutive samples (GoPro default 8 = 30 fps).
@@ -86,6 +98,13 @@ def build_dataset(
             the fly; "auto_dis" uses prepared files when present, else DIS on the fly (training's
             default); False/"none" gives none. Synthetic data always carries its exact flow.
         window_step: frames between window starts (defaults per dataset and split).
+        variant: Vimeo90K "triplet" or "septuplet" (None: whichever list files the root has).
+        resize: (W, H) every frame is resized to at load with `cv2.resize` (bilinear); "auto" is
+            the protocol size of `DEFAULT_RESIZE` (Cityscapes 1024x512, KITTI 832x256, DAVIS
+            854x480, UCF101 340x256; others native); None keeps the native size.
+        cache_root: where `data_prep prepare_*` wrote the resized frames (default
+            `<root>/ifrvp_cache`, then `<W>x<H>/<relative path>.png`); frames found there are read
+            instead of resizing on the fly (the same pixels, PNG being lossless).
     """
     key = str(name).lower()
     if key not in DATASETS:
@@ -115,10 +134,23 @@ def build_dataset(
         windows = gopro_windows(root, split, span, order, stride, window_step)
     elif key == "cityscapes":
         windows = cityscapes_windows(root, split, span, order, context_frames, window_step)
+    elif key == "kitti":
+        windows = kitti_windows(root, split, span, order, context_frames)
+    elif key == "davis17":
+        windows = davis17_windows(root, split, span, order, context_frames, window_step)
+    elif key == "ucf101":
+        windows = ucf101_windows(root, split, span, order)
     elif key == "frames":
         windows = frames_windows(root, split, span, order, stride, window_step, test_fraction)
     else:
         windows = synthetic_windows(root, split, span, order, window_step)
+    if isinstance(resize, str):
+        if resize != "auto":
+            raise ValueError(f"resize must be 'auto', None or (W, H), got {resize!r}")
+        resize = DEFAULT_RESIZE.get(key)
+    elif resize is not None and (len(resize) != 2 or min(int(v) for v in resize) < 1):
+        raise ValueError(f"resize must be (W, H) with positive sides, got {resize!r}")
+    random_stride = key == "ucf101" and split == "train"
     return WindowDataset(
         windows,
         context_frames,
@@ -129,6 +161,10 @@ def build_dataset(
         teacher_flow=teacher_flow,
         synthetic=key == "synthetic",
         source=key,
+        resize=resize,
+        cache_root=cache_root,
+        max_stride=UCF101_MAX_STRIDE if random_stride else 0,
+        clip_length=UCF101_CLIP if random_stride else 0,
     )
 
 
@@ -244,7 +280,9 @@ __all__ = [
     "AugmentConfig",
     "DataError",
     "WindowDataset",
+    "DEFAULT_RESIZE",
     "build_dataset",
+    "cached_frame_path",
     "collate",
     "ensure_synthetic",
     "list_datasets",

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -34,10 +36,37 @@ class Window:
     name: str
     clip_dir: Path | None = None  # synthetic clip (exact flow)
     frame_indices: list = field(default_factory=list)  # positions inside the clip
+    video: Path | None = None  # random-stride windows (UCF101 training): frames are drawn per sample from this video
+    offset: int = 0  # random-stride windows: where the sample starts inside its drawn clip
 
 
 def frame_label(frame) -> str:
     return str(frame) if isinstance(frame, Path) else f"{frame[0]}#{frame[1]}"
+
+
+CACHE_DIR = "ifrvp_cache"
+
+
+def cached_frame_path(root: Path, frame: Path, size, cache_root: Path | None = None) -> Path:
+    """Where `data_prep prepare_*` keeps `frame` resized to `size` (W, H): `<cache_root>/<W>x<H>/<relative path>.png`.
+
+    `cache_root` defaults to `<root>/ifrvp_cache`; the cache is lossless PNG whatever the source format.
+    """
+    width, height = size
+    base = Path(cache_root) if cache_root is not None else Path(root) / CACHE_DIR
+    return base / f"{width}x{height}" / Path(frame).relative_to(root).with_suffix(".png")
+
+
+def resize_frame(image: np.ndarray, size) -> np.ndarray:
+    """uint8 (H, W, 3) -> (size[1], size[0], 3) with `cv2.resize(image, (W, H))`, the published code's call.
+
+    The default interpolation (bilinear) is kept on purpose: DMVFN's prepare scripts resize that way,
+    and the result is the same per channel whatever the channel order (RGB here, BGR there).
+    """
+    width, height = size
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    return cv2.resize(image, (int(width), int(height)))
 
 
 def teacher_flow_path(root: Path, target, context, suffix: str = ".flo") -> Path:
@@ -47,7 +76,12 @@ def teacher_flow_path(root: Path, target, context, suffix: str = ".flo") -> Path
 
 
 class WindowDataset(Dataset):
-    """Loads windows into samples: `context` (K,3,H,W), `target` (n,3,H,W), `target_times` (n,), ..."""
+    """Loads windows into samples: `context` (K,3,H,W), `target` (n,3,H,W), `target_times` (n,), ...
+
+    `resize=(W, H)` resizes every frame at load (`resize_frame`), reading the prepared cache
+    `<cache_root>/<W>x<H>/...` where it exists; windows with a `video` (UCF101 training) draw their
+    frames per sample (`_draw_frames`).
+    """
 
     def __init__(
         self,
@@ -60,6 +94,10 @@ class WindowDataset(Dataset):
         teacher_flow: bool | str = "auto",
         synthetic: bool = False,
         source: str = "frames",
+        resize=None,
+        cache_root: Path | None = None,
+        max_stride: int = 0,
+        clip_length: int = 0,
     ):
         if not windows:
             raise DataError(f"no samples found for {source} under {root} (check the root, split and window sizes)")
@@ -73,10 +111,15 @@ class WindowDataset(Dataset):
         self.synthetic = synthetic
         self.source = source
         self._videos: dict = {}
+        # every frame is resized to (W, H) at load; a prepared cache (`data_prep prepare_*`) is read when present
+        self.resize = tuple(int(v) for v in resize) if resize else None
+        self.cache_root = Path(cache_root) if cache_root is not None else (self.root / CACHE_DIR if self.root is not None else None)
+        # random-stride windows (UCF101 training): a `clip_length`-frame clip at a stride drawn in 1..max_stride
+        self.max_stride, self.clip_length = int(max_stride), int(clip_length)
         if teacher_flow not in TEACHER_MODES:
             raise ValueError(f"teacher_flow must be one of {TEACHER_MODES}, got {teacher_flow!r}")
         self.teacher_suffix = None
-        on_disk = self.root is not None and isinstance(windows[0].frames[0], Path) and not synthetic
+        on_disk = self.root is not None and bool(windows[0].frames) and isinstance(windows[0].frames[0], Path) and not synthetic
         if teacher_flow in (True, "disk", "auto", "auto_dis") and on_disk:
             self.teacher_suffix = self._find_teacher_suffix(windows[0])
         if teacher_flow in (True, "disk") and self.teacher_suffix is None and not synthetic:
@@ -110,22 +153,60 @@ class WindowDataset(Dataset):
         return len(self.windows)
 
     def sample_files(self, index: int) -> dict:
-        window = self.windows[index]
-        k = self.context_frames
-        return {"context": [frame_label(f) for f in window.frames[:k]], "target": [frame_label(f) for f in window.frames[k:]]}
+        """{"context": [K labels], "target": [n labels]}: the source files (or `video#frame`) of sample `index`.
 
-    def _read(self, frame) -> np.ndarray:
-        if isinstance(frame, Path):
-            return read_image(frame)
-        video_path, index = frame
+        Random-stride windows give the frames drawn for the current epoch (`set_epoch`).
+        """
+        window = self.windows[index]
+        frames = self._draw_frames(window, index)[0] if window.video is not None else window.frames
+        k = self.context_frames
+        return {"context": [frame_label(f) for f in frames[:k]], "target": [frame_label(f) for f in frames[k:]]}
+
+    def _video(self, video_path) -> VideoReader:
         reader = self._videos.get(video_path)
         if reader is None:
             reader = self._videos[video_path] = VideoReader(video_path)
-        return reader.read(index)
+        return reader
+
+    def _draw_frames(self, window: Window, index: int):
+        """A random-stride sample: (frames, positions) drawn from (seed, epoch, index) only.
+
+        As DMVFN's UCF101 reader: stride s in 1..min(max_stride, n // clip_length), a clip of
+        `clip_length` frames s apart starting in [0, n - (clip_length - 1) s), and the sample is the
+        `span` frames at `window.offset` inside that clip. Its own generator stream, so
+        `sample_files` names the same frames `__getitem__` loads.
+        """
+        total = self._video(window.video).num_frames
+        span = self.context_frames + len(self.target_times)
+        if total < self.clip_length:
+            raise DataError(f"video has {total} frames, fewer than the {self.clip_length} a training clip needs: {window.video}")
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        longest = min(self.max_stride, total // self.clip_length)
+        stride = int(rng.integers(1, longest + 1))
+        start = int(rng.integers(0, total - (self.clip_length - 1) * stride))
+        positions = [start + (window.offset + i) * stride for i in range(span)]
+        return [(window.video, p) for p in positions], positions
+
+    def load_frame(self, frame) -> np.ndarray:
+        """One frame as uint8 RGB (H, W, 3) at the dataset's size: the prepared cache when present, else resized here."""
+        if isinstance(frame, Path):
+            if self.resize is not None and self.cache_root is not None and self.root is not None:
+                cached = cached_frame_path(self.root, frame, self.resize, self.cache_root)
+                if cached.is_file():
+                    image = read_image(cached)
+                    if image.shape[1::-1] != self.resize:
+                        raise DataError(f"cached frame is {image.shape[1]}x{image.shape[0]}, expected "
+                                        f"{self.resize[0]}x{self.resize[1]}: {cached} (delete it and rerun data_prep)")
+                    return image
+            image = read_image(frame)
+        else:
+            video_path, index = frame
+            image = self._video(video_path).read(index)
+        return resize_frame(image, self.resize) if self.resize is not None else image
 
     def load_frames(self, frames) -> np.ndarray:
-        """The frames of one window as uint8 RGB (N, H, W, 3), exactly as decoded from disk."""
-        images = [self._read(frame) for frame in frames]
+        """The frames of one window as uint8 RGB (N, H, W, 3), at the dataset's size (`load_frame`)."""
+        images = [self.load_frame(frame) for frame in frames]
         shapes = {image.shape for image in images}
         if len(shapes) > 1:
             detail = ", ".join(f"{frame_label(f)} {im.shape[1]}x{im.shape[0]}" for f, im in zip(frames, images))
@@ -135,7 +216,10 @@ class WindowDataset(Dataset):
     def window_layout(self, index: int, reverse: bool = False) -> tuple[list, list, list[float]]:
         """(frames, positions in the clip, target times) of window `index`, time-reversed on request."""
         window = self.windows[index]
-        frames, positions = list(window.frames), list(window.frame_indices)
+        if window.video is not None:  # random-stride window: frames drawn from (seed, epoch, index)
+            frames, positions = self._draw_frames(window, index)
+        else:
+            frames, positions = list(window.frames), list(window.frame_indices)
         if reverse:
             frames = reverse_window(frames, self.context_frames, self.target_times)
             positions = reverse_window(positions, self.context_frames, self.target_times)
@@ -287,6 +371,12 @@ def vimeo90k_windows(root: Path, split: str, span: int, order, variant: str | No
         variant = "septuplet" if (root / "sep_trainlist.txt").is_file() or (root / "sep_testlist.txt").is_file() else "triplet"
     prefix, count = {"septuplet": ("sep", 7), "triplet": ("tri", 3)}[variant]
     list_name = f"{prefix}_{'test' if split in ('test', 'val') else 'train'}list.txt"
+    other = ("tri" if prefix == "sep" else "sep") + list_name[3:]
+    if not (root / list_name).is_file() and (root / other).is_file():
+        # a septuplet root given to the (triplet) vimeo90k protocol, or the other way round
+        here, use = ("septuplet", "vimeo90k_septuplet") if prefix == "tri" else ("triplet", "vimeo90k")
+        raise DataError(f"list file not found: {root / list_name}; this root holds the {here} lists ({other}): "
+                        f"the {variant} set is needed here (for this root use --protocol {use})")
     windows = []
     for entry in _read_list(root / list_name):
         folder = root / "sequences" / entry
@@ -310,36 +400,64 @@ def gopro_windows(root: Path, split: str, span: int, order, stride: int, step: i
 
 
 CITYSCAPES_NAME = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit\.png$")
-CITYSCAPES_ANNOTATED = 19  # the 20th frame of each 30-frame snippet carries the fine annotation
+CITYSCAPES_SNIPPET = 30  # frames per snippet (17 fps); the 20th carries the fine annotation
+# The published prediction protocols (Cityscapes, KITTI, DAVIS) score a 9-frame clip: context 2, 3, targets 4..8.
+PROTOCOL_CLIP = 9
+PROTOCOL_FIRST_TARGET = 4
+
+
+def protocol_window(clip: list, context_frames: int, future_frames: int, name: str) -> Window:
+    """The test window of a published clip: context = clip[4-K .. 3], targets = clip[4 .. 3+n].
+
+    With K = 2 that is frames 2, 3 -> 4, 5, ... (0-based), DMVFN's `model.eval`; a model with more
+    context frames gets the frames before them.
+    """
+    first = PROTOCOL_FIRST_TARGET - context_frames
+    if first < 0:
+        raise ValueError(f"the protocol's first target is frame {PROTOCOL_FIRST_TARGET}: at most "
+                         f"{PROTOCOL_FIRST_TARGET} context frames fit before it, got {context_frames}")
+    last = PROTOCOL_FIRST_TARGET + future_frames
+    if last > len(clip):
+        raise ValueError(f"clip {name} has {len(clip)} frames: targets {PROTOCOL_FIRST_TARGET}..{last - 1} do not fit "
+                         f"(at most {len(clip) - PROTOCOL_FIRST_TARGET} future frames)")
+    return Window(list(clip[first:last]), name, None, list(range(first, last)))
+
+
+def _extrapolation_only(order, dataset: str, split: str) -> None:
+    if order is not None:
+        raise ValueError(f"the {dataset} {split} protocol is extrapolation (context 2, 3 -> targets 4..8); use task='extrapolate'")
 
 
 def cityscapes_snippets(split_dir: Path) -> dict:
-    """Group `<city>_<seq>_<frame>_leftImg8bit.png` into runs of consecutive frame numbers."""
-    runs: dict = {}
+    """{snippet name: 30 paths}: each city's files sorted by name and cut into consecutive runs of 30.
+
+    That is how DMVFN's `utils/prepare_city.py` builds its snippets. On the published data each run
+    is one sequence with 30 consecutive frame numbers; a run that is not (a missing or extra file
+    would shift every later snippet of the city) raises `DataError` naming the files.
+    """
+    snippets: dict = {}
     for city in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        by_sequence: dict = {}
-        for path in city.iterdir():
-            match = CITYSCAPES_NAME.match(path.name)
-            if match:
-                by_sequence.setdefault((match["city"], match["seq"]), []).append((int(match["frame"]), path))
-        for (city_name, seq), items in sorted(by_sequence.items()):
-            items.sort()
-            current = [items[0]]
-            for previous, item in zip(items, items[1:]):
-                if item[0] != previous[0] + 1:
-                    runs[f"{city_name}_{seq}_{current[0][0]:06d}"] = [p for _, p in current]
-                    current = []
-                current.append(item)
-            runs[f"{city_name}_{seq}_{current[0][0]:06d}"] = [p for _, p in current]
-    return runs
+        files = sorted((p for p in city.iterdir() if CITYSCAPES_NAME.match(p.name)), key=lambda p: p.name)
+        if len(files) % CITYSCAPES_SNIPPET:
+            raise DataError(f"{city} holds {len(files)} *_leftImg8bit.png frames, not a multiple of {CITYSCAPES_SNIPPET}: "
+                            "snippets would be cut at the wrong frames (run `python -m data_prep verify --dataset cityscapes`)")
+        for start in range(0, len(files), CITYSCAPES_SNIPPET):
+            run = files[start : start + CITYSCAPES_SNIPPET]
+            first, last = CITYSCAPES_NAME.match(run[0].name), CITYSCAPES_NAME.match(run[-1].name)
+            consecutive = first["seq"] == last["seq"] and int(last["frame"]) - int(first["frame"]) == CITYSCAPES_SNIPPET - 1
+            if not consecutive:
+                raise DataError(f"files {run[0].name} .. {run[-1].name} of {city} are not one 30-frame snippet "
+                                "(a frame is missing or extra)")
+            snippets[f"{first['city']}_{first['seq']}_{int(first['frame']):06d}"] = run
+    return snippets
 
 
 def cityscapes_windows(root: Path, split: str, span: int, order, context_frames: int, step: int | None):
-    """Cityscapes `leftImg8bit_sequence/<split>/<city>/...`: 30-frame snippets at 17 fps.
+    """Cityscapes `leftImg8bit_sequence/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png`: 30-frame snippets.
 
-    Evaluation (val/test): one window per snippet whose first target (t+1) is the annotated 20th
-    frame; with 2 context + 5 future frames that is frames 18-19 -> 20-24 (1-based). Train:
-    every window, every `step` frames.
+    Evaluation (val/test): one window per snippet, frames 2, 3 -> 4..8 (0-based, DMVFN's
+    protocol; `protocol_window`). Train: every window of `span` consecutive frames inside a
+    snippet, every `step` frames (DMVFN trains on every consecutive triplet).
     """
     split_dir = root / "leftImg8bit_sequence" / split
     if not split_dir.is_dir():
@@ -349,11 +467,129 @@ def cityscapes_windows(root: Path, split: str, span: int, order, context_frames:
         if split == "train":
             windows.extend(sliding_windows(frames, span, 1, step or 1, name, order=order))
         else:
-            start = max(0, min(CITYSCAPES_ANNOTATED - context_frames, len(frames) - span))
-            if len(frames) >= span:
-                picked = frames[start : start + span]
-                picked = [picked[i] for i in order] if order is not None else picked
-                windows.append(Window(picked, name, None, list(range(start, start + span))))
+            _extrapolation_only(order, "cityscapes", split)
+            windows.append(protocol_window(frames, context_frames, span - context_frames, name))
+    return windows
+
+
+# KITTI raw, the split of FVS (Wu et al., CVPR 2020) that OPT and DMVFN reuse.
+KITTI_TEST_DRIVES = ("2011_09_26_drive_0060", "2011_09_26_drive_0084", "2011_09_26_drive_0093", "2011_09_26_drive_0096")
+KITTI_TRAIN_DRIVES = tuple(f"2011_09_26_drive_{n:04d}" for n in (1, 2, 5, 9, 11, 13, 14, 17, 18, 48, 51, 56, 57, 59, 91, 95, 104, 106, 113, 117)) + (
+    "2011_09_28_drive_0001", "2011_09_28_drive_0002", "2011_09_29_drive_0026", "2011_09_29_drive_0071")
+KITTI_CAMERAS = {"train": ("image_02", "image_03"), "test": ("image_02",)}
+
+
+def kitti_drive_dir(root: Path, drive: str) -> Path:
+    """`<root>/<date>/<drive>_sync` (the raw download's layout), or `<root>/<drive>_sync`."""
+    flat = root / f"{drive}_sync"
+    return flat if flat.is_dir() else root / drive[:10] / f"{drive}_sync"
+
+
+def kitti_clips(root: Path, split: str) -> list[tuple[str, list[Path]]]:
+    """[(name, 9 frames)]: a 9-frame clip centred on every frame of every drive and camera of the split.
+
+    As DMVFN's `utils/prepare_kitti.py`: a drive of N frames gives N - 8 clips (centres 4..N-5), so
+    the four test drives (78, 383, 433, 475 frames) give 1,337 clips.
+    """
+    if split not in KITTI_CAMERAS:
+        raise ValueError(f"KITTI splits are 'train' and 'test', got {split!r}")
+    drives = KITTI_TRAIN_DRIVES if split == "train" else KITTI_TEST_DRIVES
+    clips, missing = [], []
+    for drive in drives:
+        for camera in KITTI_CAMERAS[split]:
+            folder = kitti_drive_dir(root, drive) / camera / "data"
+            if not folder.is_dir():
+                missing.append(folder)
+                continue
+            frames = list_images(folder)
+            for start in range(len(frames) - PROTOCOL_CLIP + 1):
+                clips.append((f"{drive}/{camera}/{frames[start + PROTOCOL_FIRST_TARGET].stem}", frames[start : start + PROTOCOL_CLIP]))
+    if missing and (split == "test" or len(missing) == len(drives) * len(KITTI_CAMERAS[split])):
+        raise DataError(f"KITTI {split} drive folder(s) not found: {', '.join(str(m) for m in missing[:4])}"
+                        + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
+    if missing:
+        warnings.warn(f"KITTI train: {len(missing)} of {len(drives) * 2} drive/camera folders missing, e.g. {missing[0]}")
+    return clips
+
+
+def kitti_windows(root: Path, split: str, span: int, order, context_frames: int):
+    """KITTI raw `<date>/<date>_drive_<NNNN>_sync/image_0{2,3}/data/<10 digits>.png`, 9-frame clips.
+
+    Test: the four FVS test drives (image_02), one window per clip, frames 2, 3 -> 4..8.
+    Train: the 24 other FVS drives, image_02 and image_03, every `span`-frame window inside each
+    9-frame clip (DMVFN trains on every consecutive triplet of a clip).
+    """
+    windows = []
+    for name, clip in kitti_clips(root, split):
+        if split == "train":
+            windows.extend(sliding_windows(clip, span, 1, 1, name, order=order))
+        else:
+            _extrapolation_only(order, "kitti", split)
+            windows.append(protocol_window(clip, context_frames, span - context_frames, name))
+    return windows
+
+
+def davis17_windows(root: Path, split: str, span: int, order, context_frames: int, step: int | None):
+    """DAVIS 2017 `JPEGImages/480p/<video>/00000.jpg` with `ImageSets/2017/<split>.txt`.
+
+    val (the protocol): the 30 videos of `val.txt`, their first 9 frames, frames 2, 3 -> 4..8.
+    train: `train.txt`, every `span`-frame window.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"DAVIS 2017 splits are 'train' and 'val' (the protocol), got {split!r}")
+    windows = []
+    for video in _read_list(root / "ImageSets" / "2017" / f"{split}.txt"):
+        folder = root / "JPEGImages" / "480p" / video
+        if not folder.is_dir():
+            raise DataError(f"DAVIS video folder not found: {folder} (listed in ImageSets/2017/{split}.txt)")
+        frames = list_images(folder)
+        if split == "train":
+            windows.extend(sliding_windows(frames, span, 1, step or 1, video, order=order))
+        else:
+            _extrapolation_only(order, "davis17", split)
+            if len(frames) < PROTOCOL_CLIP:
+                raise DataError(f"DAVIS video {folder} has {len(frames)} frames; the protocol needs its first {PROTOCOL_CLIP}")
+            windows.append(protocol_window(frames[:PROTOCOL_CLIP], context_frames, span - context_frames, video))
+    return windows
+
+
+UCF101_LISTS = {"train": "trainlist01.txt", "test": "testlist01.txt"}
+UCF101_CLIP = 10  # DMVFN's UCF101 training clip: 10 frames at a random stride 1..5
+UCF101_MAX_STRIDE = 5
+
+
+def ucf101_video_root(root: Path) -> Path:
+    """The folder holding `<Class>/v_<Class>_gXX_cYY.avi`: `root` itself or `root/UCF-101` (the archive's folder)."""
+    return root / "UCF-101" if (root / "UCF-101").is_dir() else root
+
+
+def ucf101_windows(root: Path, split: str, span: int, order):
+    """UCF101 `<Class>/v_<Class>_gXX_cYY.avi` with `ucfTrainTestlist/trainlist01.txt` / `testlist01.txt`.
+
+    Train: per video, `UCF101_CLIP - span + 1` samples (every `span`-frame position inside a
+    10-frame clip, as DMVFN trains on every triplet of it); the clip's stride (1..5) and start are
+    drawn per sample in `WindowDataset._draw_frames`. Test: the first `span` frames of each video.
+    """
+    if split not in UCF101_LISTS:
+        raise ValueError(f"UCF101 splits are 'train' and 'test', got {split!r}")
+    if span > UCF101_CLIP:
+        raise ValueError(f"UCF101 training clips hold {UCF101_CLIP} frames; a window of {span} does not fit")
+    if split == "train" and order is not None:
+        raise ValueError("UCF101 training (random-stride clips) is for prediction: use task='extrapolate'")
+    video_root = ucf101_video_root(root)
+    entries = [line.split()[0] for line in _read_list(root / "ucfTrainTestlist" / UCF101_LISTS[split])]
+    videos = [video_root / entry for entry in entries]
+    missing = [v for v in videos if not v.is_file()]
+    if missing:
+        raise DataError(f"{len(missing)} UCF101 video(s) of {UCF101_LISTS[split]} not found, e.g. {missing[0]}")
+    windows = []
+    for video in videos:
+        if split == "train":
+            for offset in range(UCF101_CLIP - span + 1):
+                windows.append(Window([], f"{video.stem}/{offset}", video=video, offset=offset))
+        else:
+            found = sliding_windows([(video, i) for i in range(span)], span, 1, span, video.stem, order=order)
+            windows.extend(found)
     return windows
 
 
