@@ -75,7 +75,6 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("psnr", "ssim", "ms_ssim", "lpips")
-HEADLINE_STEPS = ("t+1", "t+3", "t+5")
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "lpips": "LPIPS", "epe": "flow EPE (px)"}
 
 StepFn = Callable[[torch.Tensor], torch.Tensor]

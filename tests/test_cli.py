@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -241,3 +242,33 @@ def test_write_video_pads_odd_sides_to_even(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(iter([]), tmp_path / "empty.mp4")
     assert not (tmp_path / "empty.mp4").exists()
+
+
+def test_evaluate_baselines_on_a_cityscapes_layout(tmp_path, monkeypatch, capsys):
+    """The issue's acceptance command on a one-snippet stand-in of leftImg8bit_sequence/val."""
+    import cv2
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    snippet = tmp_path / "cityscapes" / "leftImg8bit_sequence" / "val" / "frankfurt"
+    snippet.mkdir(parents=True)
+    texture = np.random.default_rng(0).integers(0, 256, (48, 160, 3), dtype=np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), 2.0)
+    for frame in range(30):  # content moving 2 px right per frame
+        assert cv2.imwrite(str(snippet / f"frankfurt_000001_{frame:06d}_leftImg8bit.png"), np.roll(texture, 2 * frame, axis=1)[:, :128])
+    output = tmp_path / "r.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a stand-in is not at the protocol's resolution
+        assert main(["evaluate", "--checkpoint", "none", "--baselines", "--dataset", "cityscapes", "--data_root",
+                     str(tmp_path / "cityscapes"), "--output", str(output), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "DMVFN (published, demo)" in printed and "mean t+1..t+5*" in printed
+    data = json.loads(output.read_text())
+    assert list(data) == ["meta", "copy_last", "dis_extrapolation"]
+    assert (data["meta"]["protocol"], data["meta"]["samples"], data["meta"]["steps"]) == ("cityscapes", 1, 5)
+    for method in ("copy_last", "dis_extrapolation"):
+        assert list(data[method]) == [f"t+{k}" for k in range(1, 6)] + [f"t+1..t+{k}" for k in range(1, 6)]
+        psnr = [data[method][f"t+{k}"]["psnr"] for k in range(1, 6)]
+        assert psnr[0] > psnr[4] + 3  # the further ahead, the worse
+        for k in range(1, 6):
+            assert data[method][f"t+1..t+{k}"]["psnr"] == pytest.approx(sum(psnr[:k]) / k, rel=1e-12)
+    assert data["dis_extrapolation"]["t+1"]["psnr"] > data["copy_last"]["t+1"]["psnr"] + 3  # constant motion: DIS wins
