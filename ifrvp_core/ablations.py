@@ -94,7 +94,11 @@ def evaluate_variants(runs: list[VariantRun], data_root, protocol: str = "synthe
 
 
 def ablation_rows(results, runs: list[VariantRun], steps=("t+1", "t+3", "t+5"), metrics=("psnr", "ssim", "ms_ssim")) -> list[dict]:
-    """One row per variant (then the baselines): metrics at `steps`, flow EPE at t+1, training time."""
+    """One row per variant (then the baselines): metrics at `steps`, flow EPE at t+1, training time.
+
+    Columns say the step form: "psnr frame t+3" (frame t+3 alone) or, for running-mean steps such
+    as "t+1..t+3", "psnr mean t+1..t+3".
+    """
     by_name = {run.name: run for run in runs}
     rows = []
     for method, table in results.items():
@@ -102,7 +106,7 @@ def ablation_rows(results, runs: list[VariantRun], steps=("t+1", "t+3", "t+5"), 
         row = {"variant": method + (" (training default)" if method == DEFAULT_VARIANT else "")}
         for step in steps:
             for metric in metrics:
-                row[f"{metric} {step}"] = table.get(step, {}).get(metric)
+                row[f"{metric} {'mean' if '..' in step else 'frame'} {step}"] = table.get(step, {}).get(metric)
         row["EPE t+1 (px)"] = table.get("t+1", {}).get("epe")
         row["train time (s)"] = run.summary.get("wall_time_s") if run else None
         rows.append(row)

@@ -80,7 +80,8 @@ METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "lpi
 StepFn = Callable[[torch.Tensor], torch.Tensor]
 
 # The results contract (README "Evaluation and prediction"): these method keys, whoever writes
-# results.json (`ifrvp evaluate`, notebook 05, the ablations).
+# results.json (`ifrvp evaluate`, notebook 05). The ablations (ablations.json) keep the baseline
+# keys and name each trained variant instead of "model".
 MODEL_KEY = "model"
 BASELINE_KEYS = ("copy_last", "dis_extrapolation")
 METHOD_KEYS = (MODEL_KEY,) + BASELINE_KEYS

@@ -108,11 +108,12 @@ def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbo
     assert [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"] == []
     saved = json.loads((tiny_workbook.reports_dir / "ablations" / "ablations.json").read_text())
     assert list(saved["variants"]) == list(ABLATION_VARIANTS)
+    assert saved["meta"]["steps"] == 3 and list(saved["results"]["copy_last"])[-1] == "t+1..t+3"
     names = [row["variant"] for row in saved["rows"]]
     assert names[: len(ABLATION_VARIANTS)] == [n + (" (training default)" if n == DEFAULT_VARIANT else "") for n in ABLATION_VARIANTS]
     assert names[-2:] == ["copy_last", "dis_extrapolation"]  # the baselines on the same windows
     default = saved["rows"][list(ABLATION_VARIANTS).index(DEFAULT_VARIANT)]
-    for key in ("psnr t+1", "ssim t+3", "ms_ssim t+1", "EPE t+1 (px)", "train time (s)"):
+    for key in ("psnr frame t+1", "ssim frame t+3", "ms_ssim frame t+1", "EPE t+1 (px)", "train time (s)"):
         assert isinstance(default[key], float), key
     for name, variant in saved["variants"].items():
         config = json.loads((Path(variant["run_dir"]) / "config.json").read_text())
