@@ -94,7 +94,11 @@ def evaluate_variants(runs: list[VariantRun], data_root, protocol: str = "synthe
 
 
 def ablation_rows(results, runs: list[VariantRun], steps=("t+1", "t+3", "t+5"), metrics=("psnr", "ssim", "ms_ssim")) -> list[dict]:
-    """One row per variant (then the baselines): metrics at `steps`, flow EPE at t+1, training time."""
+    """One row per variant (then the baselines): metrics at `steps`, flow EPE at t+1, training time.
+
+    Columns say the step form: "psnr frame t+3" (frame t+3 alone) or, for running-mean steps such
+    as "t+1..t+3", "psnr mean t+1..t+3".
+    """
     by_name = {run.name: run for run in runs}
     rows = []
     for method, table in results.items():
@@ -102,7 +106,7 @@ def ablation_rows(results, runs: list[VariantRun], steps=("t+1", "t+3", "t+5"), 
         row = {"variant": method + (" (training default)" if method == DEFAULT_VARIANT else "")}
         for step in steps:
             for metric in metrics:
-                row[f"{metric} {step}"] = table.get(step, {}).get(metric)
+                row[f"{metric} {'mean' if '..' in step else 'frame'} {step}"] = table.get(step, {}).get(metric)
         row["EPE t+1 (px)"] = table.get("t+1", {}).get("epe")
         row["train time (s)"] = run.summary.get("wall_time_s") if run else None
         rows.append(row)
@@ -113,17 +117,19 @@ def step_curves_figure(results, metrics=("psnr", "ssim")):
     """Per-step curves of every variant and baseline (baselines dashed)."""
     from matplotlib.figure import Figure
 
+    from ifrvp_core.evaluate import frame_steps
+
     fig = Figure(figsize=(5.2 * len(metrics), 3.6), constrained_layout=True)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         for method, table in results.items():
-            names = sorted(table, key=lambda s: int(s.split("+")[-1]))
+            names = frame_steps(table)
             values = [np.nan if table[s].get(metric) is None else table[s][metric] for s in names]
             style = "--" if method in BASELINES else "-"
             width = 2.6 if method == DEFAULT_VARIANT else 1.3
             ax.plot(range(1, len(names) + 1), values, style, marker="o", linewidth=width, markersize=3.5, label=method)
-        ax.set_xticks(range(1, 1 + max(len(table) for table in results.values())))
-        ax.set_xlabel("future step k (t+k), recursive rollout")
+        ax.set_xticks(range(1, 1 + max(len(frame_steps(table)) for table in results.values())))
+        ax.set_xlabel("future step k (frame t+k), recursive rollout")
         ax.set_title(metric.upper().replace("_", "-"), fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7.5)
@@ -195,6 +201,7 @@ def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dic
         "rows": rows,
         "results": {method: table for method, table in results.items()},
         "test_samples": len(results.sample_names),
+        "meta": dict(getattr(results, "meta", None) or {}),
     }
     return write_text_atomic(Path(path), json.dumps(payload, indent=1, default=float))
 

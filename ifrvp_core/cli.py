@@ -75,14 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data_root", "--data-root", dest="data_root", default=None, help="dataset root (synthetic: optional)")
     ev.add_argument("--protocol", default=None, help="evaluation protocol (default: the dataset's own)")
     ev.add_argument("--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
-    ev.add_argument("--baselines", action="store_true", help="also score copy-last and DIS extrapolation")
+    ev.add_argument("--baselines", action="store_true", help="also score copy_last and dis_extrapolation")
     ev.add_argument("--max-samples", "--max_samples", dest="max_samples", type=_positive_int, default=None)
     ev.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=4)
     ev.add_argument("--num-workers", "--num_workers", dest="num_workers", type=int, default=0)
     ev.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
     ev.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
     ev.add_argument("--lpips-weights", dest="lpips_weights", default=None, help="AlexNet ImageNet weights for LPIPS")
-    ev.add_argument("--output", required=True, help="results .json (a .csv is written next to it)")
+    ev.add_argument("--bgr-like-published", "--bgr_like_published", dest="bgr_like_published", action="store_true",
+                    help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
+                    "off by default, recorded in the results' meta)")
+    ev.add_argument("--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation (a .csv is written next to it)")
     ev.add_argument("--no-progress", dest="progress", action="store_false")
 
     pr = sub.add_parser("predict", help="predict future frames of a video or frames folder")
@@ -121,17 +124,13 @@ def _load(checkpoint: str, device):
 
 
 def _evaluate(args) -> int:
-    from ifrvp_core.evaluate import dis_extrapolation, copy_last, evaluate, format_table, get_protocol, model_step_fn, save_results
+    from ifrvp_core.evaluate import evaluate_model, format_table, get_protocol, save_results
 
-    methods = {}
+    model = None
     if args.checkpoint.lower() != "none":
         model = _load(args.checkpoint, args.device)
-        methods[getattr(model, "model_name", "model")] = model_step_fn(model, args.scale_factor)
     elif not args.baselines:
         raise UserError("--checkpoint none evaluates nothing without --baselines")
-    if args.baselines:
-        methods["copy-last"] = copy_last
-        methods["DIS"] = dis_extrapolation
     protocol = get_protocol(args.protocol or args.dataset)
     if protocol.dataset != args.dataset.lower():
         protocol = replace(protocol, dataset=args.dataset.lower())
@@ -140,12 +139,14 @@ def _evaluate(args) -> int:
     output = Path(args.output)
     if output.suffix.lower() != ".json":
         raise UserError(f"--output must be a .json file, got {output}")
-    results = evaluate(
-        methods, protocol, steps=args.steps, batch_size=args.batch_size, device=args.device,
-        num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
-        root=args.data_root, lpips_weights=args.lpips_weights,
+    results = evaluate_model(
+        model, protocol, checkpoint=None if model is None else Path(args.checkpoint).resolve(), baselines=args.baselines,
+        scale_factor=args.scale_factor, written_by="ifrvp evaluate", steps=args.steps, batch_size=args.batch_size,
+        device=args.device, num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
+        root=args.data_root, lpips_weights=args.lpips_weights, bgr_like_published=args.bgr_like_published,
     )
-    print(f"protocol {protocol.name}: {len(results.sample_names)} samples, t+1..t+{results.steps}")
+    variant = f", model = {results.meta['variant']}" if model is not None else ""
+    print(f"protocol {protocol.name}: {len(results.sample_names)} samples, t+1..t+{results.steps}{variant}")
     print(format_table(results))
     written = save_results(results, output)
     print("wrote " + ", ".join(str(path) for path in written.values()))

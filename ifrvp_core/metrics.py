@@ -28,6 +28,15 @@ Implementations (and what they are checked against in tests/test_metrics.py):
   ``torch.load(weights_only=True)``.
 - ``epe``: mean end-point error (Euclidean distance of flow vectors, in pixels) over valid pixels.
 
+Channel order (`to_published_channel_order`): DMVFN's published scripts read frames with OpenCV
+and score them in BGR order. The evaluation reproduces that on request (``bgr_like_published``)
+by flipping the channels of prediction and target before the metrics in
+``BGR_FLIPPED_METRICS`` (MS-SSIM and LPIPS, as the published code feeds them). What the flip
+really changes, checked in tests/test_metrics.py: PSNR, SSIM and MS-SSIM are computed per
+channel and then averaged over channels, so they are invariant to the channel order (MS-SSIM to
+float rounding, ~1e-7); LPIPS runs AlexNet, whose first convolution weighs R, G and B
+differently, so only LPIPS changes. Off by default: RGB is what the ImageNet trunk expects.
+
 `MetricAccumulator` sums per-sample scores per (step, metric) over batches and, when
 ``torch.distributed`` is initialised, all-reduces sums and counts across ranks before taking means.
 """
@@ -44,6 +53,7 @@ import torch.nn as nn
 
 __all__ = [
     "ALEXNET_WEIGHTS_FILE",
+    "BGR_FLIPPED_METRICS",
     "METRIC_DIRECTIONS",
     "MS_SSIM_WEIGHTS",
     "MetricAccumulator",
@@ -57,6 +67,7 @@ __all__ = [
     "ms_ssim_scales",
     "psnr",
     "ssim",
+    "to_published_channel_order",
 ]
 
 # Published MS-SSIM scale weights (Wang et al. 2003), finest scale first.
@@ -69,6 +80,15 @@ ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 RANGE_TOLERANCE = 1e-3
 # +1: higher is better, -1: lower is better (used for best/worst-sample reports).
 METRIC_DIRECTIONS = {"psnr": 1, "ssim": 1, "ms_ssim": 1, "lpips": -1, "epe": -1}
+# The metrics DMVFN's published scripts compute on BGR frames (see `to_published_channel_order`);
+# of these only LPIPS depends on the channel order.
+BGR_FLIPPED_METRICS = ("ms_ssim", "lpips")
+
+
+def to_published_channel_order(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> BGR, the order DMVFN's scripts score MS-SSIM and LPIPS in (a quirk)."""
+    _check_tensor("image", image)
+    return image.flip(1)
 
 
 # --------------------------------------------------------------------------------------------

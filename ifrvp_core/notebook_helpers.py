@@ -618,22 +618,29 @@ def flow_explorer(model, dataset):
 
 # ----------------------------------------------------------------------------- 05 evaluation
 def metric_curves_figure(results, metrics=("psnr", "ssim", "ms_ssim")):
-    """Per-step curves t+1..t+k of each method, one panel per metric."""
+    """Per-step curves of each method, one panel per metric: frame t+k (solid) and the running
+    mean over t+1..t+k (dashed, the form DMVFN's scripts print)."""
     from matplotlib.figure import Figure
+
+    from ifrvp_core.evaluate import frame_steps, running_steps, step_number
 
     metrics = [m for m in metrics if any(v.get(m) is not None for steps in results.values() for v in steps.values())]
     fig = Figure(figsize=(4.2 * max(len(metrics), 1), 3.2), constrained_layout=True)
     axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
-        for method, steps in results.items():
-            names = sorted(steps, key=lambda s: int(s.split("+")[-1]))
-            values = [steps[s].get(metric) for s in names]
-            ax.plot(range(1, len(names) + 1), [np.nan if v is None else v for v in values], "o-", label=method)
-        ax.set_xlabel("future step k (t+k)")
-        ax.set_xticks(range(1, 1 + max(len(steps) for steps in results.values())))
+        for index, (method, steps) in enumerate(results.items()):
+            colour = f"C{index % 10}"
+            for names, style, label in ((frame_steps(steps), "o-", f"{method}, frame t+k"),
+                                        (running_steps(steps), "s--", f"{method}, mean t+1..t+k")):
+                values = [steps[s].get(metric) for s in names]
+                if names:
+                    ax.plot([step_number(s) for s in names], [np.nan if v is None else v for v in values], style,
+                            color=colour, markersize=4, label=label)
+        ax.set_xlabel("future step k")
+        ax.set_xticks(range(1, 1 + max(len(frame_steps(steps)) for steps in results.values())))
         ax.set_title(metric.upper().replace("_", "-"), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -663,20 +670,83 @@ def best_worst_figure(results, dataset, model, method: str = "model", metric: st
     return fig
 
 
-def results_rows(results, steps=("t+1", "t+3", "t+5")) -> list[dict]:
-    """Headline rows (method x metric at t+1/3/5) for an HTML table."""
-    rows = []
-    for method, table in results.items():
-        row = {"method": method}
-        for step in steps:
-            for metric, value in table.get(step, {}).items():
-                row[f"{metric} {step}"] = value
-        rows.append(row)
+def results_rows(results, steps=(1, 3, 5), form: str = "frame", published: bool = True) -> list[dict]:
+    """Headline rows (method x metric at k = 1, 3, 5) of one step form, for an HTML table.
+
+    Args:
+        results: `evaluate` results.
+        steps: the k to show (those the results hold).
+        form: "frame" (columns "psnr frame t+k": frame t+k alone) or "running" (columns
+            "psnr mean t+1..t+k": running means, followed by DMVFN's published rows for the
+            protocol when `published`).
+    """
+    from ifrvp_core.evaluate import published_rows, running_step_name, step_name
+
+    if form not in ("frame", "running"):
+        raise ValueError(f"form must be 'frame' or 'running', got {form!r}")
+    key = step_name if form == "frame" else running_step_name
+    prefix = "frame " if form == "frame" else "mean "
+    held = {step for table in results.values() for step in table}
+    columns = [key(k) for k in steps if key(k) in held]
+    metrics = list(dict.fromkeys(m for table in results.values() for step in columns for m in table.get(step, {})))
+    if form == "running":
+        metrics = [m for m in metrics if m != "epe"]
+
+    def row_of(label, table):
+        row = {"method": label}
+        for step in columns:
+            for metric in metrics:
+                row[f"{metric} {prefix}{step}"] = table.get(step, {}).get(metric, "")
+        return row
+
+    rows = [row_of(method, table) for method, table in results.items()]
+    if form == "running" and published:
+        protocol = getattr(results, "protocol", None) or (getattr(results, "meta", None) or {}).get("protocol")
+        rows += [row_of(reference["label"], reference["values"]) for reference in published_rows(protocol)]
     return rows
+
+
+def evaluation_headline(results) -> dict:
+    """headline.json of notebook 05 (read by the workbook index): t+1 of every method and verdicts."""
+    t1 = {method: results[method]["t+1"] for method in results}
+    meta = getattr(results, "meta", None) or {}
+
+    def beats(baseline):
+        if "model" not in t1 or baseline not in t1:
+            return None
+        return {m: bool(t1["model"][m] > t1[baseline][m]) for m in ("psnr", "ssim")}
+
+    return {
+        "protocol": meta.get("protocol") or getattr(results, "protocol", None), "samples": len(results.sample_names),
+        "checkpoint": meta.get("checkpoint"), "variant": meta.get("variant"), "t+1": t1,
+        "unavailable": dict(results.unavailable),
+        "model_beats_copy_last_t1": beats("copy_last"), "model_beats_dis_extrapolation_t1": beats("dis_extrapolation"),
+    }
+
+
+def run_evaluation(model, protocol, results_dir, *, checkpoint=None, data_root=None, steps=None, max_samples=None,
+                   baselines: bool = True, bgr_like_published: bool = False, progress: bool = True, **options):
+    """Notebook 05's evaluation: `evaluate_model` (the same contract as `ifrvp evaluate`), then
+    `results_dir/results.json` (+ CSVs) and `results_dir/headline.json`.
+
+    Returns:
+        (results, written files {"json", "csv", "per_sample", "headline"}).
+    """
+    from ifrvp_core.evaluate import evaluate_model, save_results
+
+    results = evaluate_model(
+        model, protocol, checkpoint=None if checkpoint is None else Path(checkpoint).resolve(), baselines=baselines,
+        written_by="notebook 05_evaluation", steps=steps, root=data_root, max_samples=max_samples,
+        bgr_like_published=bgr_like_published, progress=progress, **options,
+    )
+    written = save_results(results, Path(results_dir) / "results.json")
+    written["headline"] = write_json(Path(results_dir) / "headline.json", evaluation_headline(results))
+    return results, written
 
 
 __all__ = [
     "LiveCurves", "PROFILES", "validation_baseline_rows", "animation_html", "as_batch", "best_worst_figure", "checkpoint_listing", "effective_receptive_field",
+    "evaluation_headline", "run_evaluation",
     "flow_explorer", "forward_sample", "frame_statistics", "html_table", "level_grid_figure", "metric_curves_figure",
     "motion_histogram_figure", "prepare_dataset", "profile_settings", "pyramid_shapes", "read_json",
     "receptive_field_figure", "results_rows", "rollout_animation", "sample_grid_figure", "show_settings", "show_table",

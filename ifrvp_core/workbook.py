@@ -221,7 +221,9 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
         headline = json.loads(headline_path.read_text())
         numbers["evaluation"] = headline
         rows = [{"method": method, **values} for method, values in headline["t+1"].items()]
-        parts.append(html_table(rows, f"t+1 on the {headline['protocol']} protocol ({headline['samples']} test samples)", digits=4))
+        variant = f", model {headline['variant']}" if headline.get("variant") else ""
+        parts.append(html_table(rows, f"t+1 on the {headline['protocol']} protocol ({headline['samples']} test samples{variant}; "
+                                      "frame t+1 and mean t+1..t+1 coincide)", digits=4))
         for metric, reason in (headline.get("unavailable") or {}).items():
             parts.append(f"<p><small>{html.escape(metric)}: n/a ({html.escape(reason)})</small></p>")
         for key, baseline, label in (("model_beats_copy_last_t1", "copy_last", "copy-last-frame"),
@@ -233,7 +235,7 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
             verdict = "beats" if all(beats.values()) else "does NOT beat"
             parts.append(f"<p>The trained model <b>{verdict}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
                          f"SSIM {model['ssim'] - other['ssim']:+.4f}.</p>")
-        parts.append("<p>Full per-step tables: <a href='evaluation/results.csv'>results.csv</a>, "
+        parts.append("<p>Full per-step tables, frame t+k and running mean t+1..t+k: <a href='evaluation/results.csv'>results.csv</a>, "
                      "<a href='evaluation/results.json'>results.json</a>, "
                      "<a href='evaluation/results_per_sample.csv'>per sample</a>.</p>")
     training_path = result.work_dir / "training.json"

@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -126,22 +127,71 @@ def test_evaluate_writes_json_and_csv(checkpoint, synthetic_root, tmp_path, caps
                  "--steps", "3", "--baselines", "--batch-size", "2", "--device", "cpu", "--output", str(output), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "t+1*" in printed and "lpips: n/a (" in printed
+    assert "frame t+1*" in printed and "mean t+1..t+3*" in printed and "lpips: n/a (" in printed
     data = json.loads(output.read_text())
-    assert list(data) == ["IFRNet_T", "copy-last", "DIS"]
-    for method in data:
-        assert list(data[method]) == ["t+1", "t+2", "t+3"]
-        assert data[method]["t+2"]["lpips"] is None
+    assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    meta = data["meta"]
+    assert (meta["variant"], meta["checkpoint"], meta["written_by"]) == ("IFRNet_T", str(checkpoint.resolve()), "ifrvp evaluate")
+    assert (meta["protocol"], meta["steps"], meta["samples"], meta["bgr_like_published"]) == ("synthetic", 3, 2, False)
+    assert "alexnet-owt-7be5be79.pth" in meta["unavailable"]["lpips"]
+    for method in ("model", "copy_last", "dis_extrapolation"):
+        assert list(data[method]) == ["t+1", "t+2", "t+3", "t+1..t+1", "t+1..t+2", "t+1..t+3"]
+        assert data[method]["t+2"]["lpips"] is None and data[method]["t+1..t+2"]["lpips"] is None
         assert 5 < data[method]["t+2"]["psnr"] < 60 and 0 < data[method]["t+2"]["ms_ssim"] <= 1
-    assert "epe" in data["IFRNet_T"]["t+1"] and "epe" in data["DIS"]["t+1"]
+        for metric in ("psnr", "ssim", "ms_ssim"):
+            frames = [data[method][f"t+{k}"][metric] for k in (1, 2, 3)]
+            assert data[method]["t+1..t+3"][metric] == pytest.approx(sum(frames) / 3, rel=1e-12)
+    assert "epe" in data["model"]["t+1"] and "epe" in data["dis_extrapolation"]["t+1"]
     rows = list(csv.DictReader(output.with_suffix(".csv").open()))
-    assert {r["method"] for r in rows} == {"IFRNet_T", "copy-last", "DIS"}
-    assert float(next(r for r in rows if r["method"] == "DIS" and r["step"] == "t+3" and r["metric"] == "ssim")["value"]) == pytest.approx(data["DIS"]["t+3"]["ssim"])
+    assert {r["method"] for r in rows} == {"model", "copy_last", "dis_extrapolation"}
+    row = next(r for r in rows if r["method"] == "dis_extrapolation" and r["step"] == "t+3" and r["metric"] == "ssim")
+    assert row["form"] == "frame" and float(row["value"]) == pytest.approx(data["dis_extrapolation"]["t+3"]["ssim"])
+    row = next(r for r in rows if r["method"] == "copy_last" and r["step"] == "t+1..t+2" and r["metric"] == "psnr")
+    assert row["form"] == "running_mean" and float(row["value"]) == pytest.approx(data["copy_last"]["t+1..t+2"]["psnr"])
 
     baselines_only = tmp_path / "baselines.json"
     assert main(["evaluate", "--checkpoint", "none", "--baselines", "--dataset", "synthetic", "--data-root", str(synthetic_root),
-                 "--steps", "2", "--output", str(baselines_only), "--no-progress"]) == 0
-    assert list(json.loads(baselines_only.read_text())) == ["copy-last", "DIS"]
+                 "--steps", "2", "--output", str(baselines_only), "--no-progress", "--bgr-like-published"]) == 0
+    data = json.loads(baselines_only.read_text())
+    assert list(data) == ["meta", "copy_last", "dis_extrapolation"]
+    assert data["meta"]["variant"] is None and data["meta"]["checkpoint"] is None and data["meta"]["bgr_like_published"] is True
+    assert list(data["copy_last"]) == ["t+1", "t+2", "t+1..t+1", "t+1..t+2"]
+
+
+def test_cli_and_notebook_write_the_same_results_contract(checkpoint, synthetic_root, tmp_path, monkeypatch):
+    """`ifrvp evaluate` and notebook 05's helper, same checkpoint and data: same keys everywhere."""
+    from ifrvp_core.checkpoint import load_model
+    from ifrvp_core.evaluate import load_results
+    from ifrvp_core.notebook_helpers import run_evaluation
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    cli_path = tmp_path / "cli" / "results.json"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--data_root", str(synthetic_root),
+                 "--steps", "3", "--baselines", "--device", "cpu", "--output", str(cli_path), "--no-progress"]) == 0
+    notebook_results, written = run_evaluation(load_model(checkpoint), "synthetic", tmp_path / "notebook", checkpoint=checkpoint,
+                                               data_root=synthetic_root, steps=3, progress=False, device="cpu")
+    cli, notebook = json.loads(cli_path.read_text()), json.loads(written["json"].read_text())
+
+    assert list(cli) == list(notebook) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert list(cli["meta"]) == list(notebook["meta"])
+    for method in ("model", "copy_last", "dis_extrapolation"):
+        assert list(cli[method]) == list(notebook[method])
+        for step in cli[method]:
+            assert list(cli[method][step]) == list(notebook[method][step]), (method, step)
+            for metric, value in cli[method][step].items():  # same data, same model: same numbers
+                other = notebook[method][step][metric]
+                assert (other is None) if value is None else (value == pytest.approx(other, rel=1e-6)), (method, step, metric)
+    same = ("variant", "checkpoint", "protocol", "dataset", "data_root", "steps", "samples", "bgr_like_published", "step_forms")
+    assert {key: cli["meta"][key] for key in same} == {key: notebook["meta"][key] for key in same}
+    assert (cli["meta"]["written_by"], notebook["meta"]["written_by"]) == ("ifrvp evaluate", "notebook 05_evaluation")
+    assert load_results(cli_path).meta == cli["meta"] and list(load_results(written["json"])) == list(notebook_results)
+    # the CSVs carry the same rows too
+    cli_rows = [(r["method"], r["step"], r["form"], r["metric"]) for r in csv.DictReader(cli_path.with_suffix(".csv").open())]
+    notebook_rows = [(r["method"], r["step"], r["form"], r["metric"]) for r in csv.DictReader(written["csv"].open())]
+    assert cli_rows == notebook_rows
+    headline = json.loads(written["headline"].read_text())
+    assert headline["variant"] == "IFRNet_T" and set(headline["t+1"]) == {"model", "copy_last", "dis_extrapolation"}
+    assert headline["t+1"]["model"] == notebook["model"]["t+1"]
 
 
 def test_evaluate_user_errors(checkpoint, tmp_path, capsys):
@@ -192,3 +242,33 @@ def test_write_video_pads_odd_sides_to_even(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(iter([]), tmp_path / "empty.mp4")
     assert not (tmp_path / "empty.mp4").exists()
+
+
+def test_evaluate_baselines_on_a_cityscapes_layout(tmp_path, monkeypatch, capsys):
+    """The issue's acceptance command on a one-snippet stand-in of leftImg8bit_sequence/val."""
+    import cv2
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    snippet = tmp_path / "cityscapes" / "leftImg8bit_sequence" / "val" / "frankfurt"
+    snippet.mkdir(parents=True)
+    texture = np.random.default_rng(0).integers(0, 256, (48, 160, 3), dtype=np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), 2.0)
+    for frame in range(30):  # content moving 2 px right per frame
+        assert cv2.imwrite(str(snippet / f"frankfurt_000001_{frame:06d}_leftImg8bit.png"), np.roll(texture, 2 * frame, axis=1)[:, :128])
+    output = tmp_path / "r.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a stand-in is not at the protocol's resolution
+        assert main(["evaluate", "--checkpoint", "none", "--baselines", "--dataset", "cityscapes", "--data_root",
+                     str(tmp_path / "cityscapes"), "--output", str(output), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "DMVFN (published, demo)" in printed and "mean t+1..t+5*" in printed
+    data = json.loads(output.read_text())
+    assert list(data) == ["meta", "copy_last", "dis_extrapolation"]
+    assert (data["meta"]["protocol"], data["meta"]["samples"], data["meta"]["steps"]) == ("cityscapes", 1, 5)
+    for method in ("copy_last", "dis_extrapolation"):
+        assert list(data[method]) == [f"t+{k}" for k in range(1, 6)] + [f"t+1..t+{k}" for k in range(1, 6)]
+        psnr = [data[method][f"t+{k}"]["psnr"] for k in range(1, 6)]
+        assert psnr[0] > psnr[4] + 3  # the further ahead, the worse
+        for k in range(1, 6):
+            assert data[method][f"t+1..t+{k}"]["psnr"] == pytest.approx(sum(psnr[:k]) / k, rel=1e-12)
+    assert data["dis_extrapolation"]["t+1"]["psnr"] > data["copy_last"]["t+1"]["psnr"] + 3  # constant motion: DIS wins

@@ -190,11 +190,29 @@ def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatc
 
     assert list(results) == list(methods)
     for method in methods:
-        assert list(results[method]) == ["t+1", "t+2", "t+3"]
-        for step in ("t+1", "t+2", "t+3"):
+        assert list(results[method]) == ["t+1", "t+2", "t+3", "t+1..t+1", "t+1..t+2", "t+1..t+3"]
+        for step in results[method]:
             assert set(results[method][step]) >= {"psnr", "ssim", "ms_ssim", "lpips"}
             assert results[method][step]["lpips"] is None
     assert "alexnet-owt-7be5be79.pth" in results.unavailable["lpips"]
+    assert set(results.meta) == set(E.RESULTS_META_KEYS)
+    assert (results.meta["samples"], results.meta["steps"], results.meta["bgr_like_published"]) == (3, 3, False)
+    assert results.meta["protocol"] is None and results.meta["unavailable"] == results.unavailable
+    assert results.meta["step_forms"] == E.STEP_FORMS
+
+    # Running means: the mean of the per-frame means t+1..t+k (DMVFN's order), which equals the
+    # mean of the per-sample running means; EPE stays a t+1-only score.
+    dis = results["DIS"]
+    for k in (1, 2, 3):
+        for metric in ("psnr", "ssim", "ms_ssim"):
+            expected_mean = np.mean([dis[f"t+{j}"][metric] for j in range(1, k + 1)])
+            assert dis[f"t+1..t+{k}"][metric] == pytest.approx(expected_mean, rel=1e-12)
+            per_sample = results.per_sample["DIS"][f"t+1..t+{k}"][metric]
+            by_hand = np.mean([results.per_sample["DIS"][f"t+{j}"][metric] for j in range(1, k + 1)], axis=0)
+            assert per_sample.shape == (3,) and np.allclose(per_sample, by_hand, rtol=1e-12)
+            assert per_sample.mean() == pytest.approx(dis[f"t+1..t+{k}"][metric], rel=1e-9)
+    assert dis["t+1..t+1"]["psnr"] == dis["t+1"]["psnr"] and dis["t+1..t+3"]["psnr"] > dis["t+3"]["psnr"]
+    assert "epe" in dis["t+1"] and "epe" not in dis["t+1..t+1"]
 
     # Hand-computed copy-last PSNR at t+2 (newest context frame vs the second future frame).
     expected = np.mean([M.psnr(dataset[i]["context"][-1:], dataset[i]["target"][1:2]).item() for i in range(len(dataset))])
@@ -225,7 +243,8 @@ def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatc
 def test_evaluate_from_protocol_name_caps_steps(synthetic_root):
     with pytest.warns(UserWarning, match="scores 5 future frame"):
         results = E.evaluate({"copy-last": E.copy_last}, "synthetic", steps=8, root=synthetic_root, progress=False, metrics=("psnr",))
-    assert list(results["copy-last"]) == [f"t+{k}" for k in range(1, 6)]
+    assert E.frame_steps(results["copy-last"]) == [f"t+{k}" for k in range(1, 6)]
+    assert E.running_steps(results["copy-last"]) == [f"t+1..t+{k}" for k in range(1, 6)]
     assert results.protocol == "synthetic" and results.steps == 5
 
 
@@ -239,6 +258,83 @@ def test_evaluate_rejects_interpolation_data_and_bad_arguments(synthetic_root):
         E.evaluate({"c": E.copy_last}, interpolation, metrics=("fid",))
     with pytest.raises(ValueError, match="methods is empty"):
         E.evaluate({}, interpolation)
+
+
+def test_running_means_follow_the_published_order_and_propagate_none():
+    table = {"t+1": {"psnr": 30.0, "lpips": None, "epe": 1.0}, "t+2": {"psnr": 26.0, "lpips": None}, "t+3": {"psnr": 22.0, "lpips": None}}
+    per_sample = {"t+1": {"psnr": np.array([31.0, 29.0])}, "t+2": {"psnr": np.array([27.0, 25.0])}, "t+3": {"psnr": np.array([20.0, 24.0])}}
+    means, samples = E.running_means(table, per_sample)
+    assert means == {"t+1..t+1": {"psnr": 30.0, "lpips": None}, "t+1..t+2": {"psnr": 28.0, "lpips": None},
+                     "t+1..t+3": {"psnr": 26.0, "lpips": None}}
+    assert np.allclose(samples["t+1..t+3"]["psnr"], [26.0, 26.0]) and np.allclose(samples["t+1..t+2"]["psnr"], [29.0, 27.0])
+    assert "lpips" not in samples.get("t+1..t+1", {})  # no per-sample scores of an unavailable metric
+    with pytest.raises(ValueError, match=r"consecutive steps t\+1..t\+k, got \['t\+1', 't\+3'\]"):
+        E.running_means({"t+1": {"psnr": 1.0}, "t+3": {"psnr": 1.0}})
+    assert [E.step_number(s) for s in ("t+1", "t+5", "t+1..t+1", "t+1..t+5")] == [1, 5, 1, 5]
+    for bad in ("t+0", "t+2..t+5", "meta", "t+x"):
+        with pytest.raises(ValueError, match="not a step name"):
+            E.step_number(bad)
+
+
+def test_standard_methods_use_the_contract_keys():
+    model = LastFrameModel()
+    methods = E.standard_methods(model, scale_factor=0.5)
+    assert list(methods) == list(E.METHOD_KEYS) == ["model", "copy_last", "dis_extrapolation"]
+    assert methods["model"].scale_factor == 0.5 and methods["copy_last"] is E.copy_last
+    assert list(E.standard_methods(None)) == ["copy_last", "dis_extrapolation"]
+    assert list(E.standard_methods(model, baselines=False)) == ["model"]
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        E.standard_methods(None, baselines=False)
+
+
+def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    model = LastFrameModel()
+    model.model_name = "IFRNet_T"
+    results = E.evaluate_model(model, "synthetic", root=synthetic_root, checkpoint=tmp_path / "best.pt", steps=2,
+                               written_by="a test", progress=False, metrics=("psnr",), bgr_like_published=True)
+    assert list(results) == ["model", "copy_last", "dis_extrapolation"]
+    meta = results.meta
+    assert set(meta) == set(E.RESULTS_META_KEYS)
+    assert (meta["variant"], meta["checkpoint"], meta["written_by"], meta["scale_factor"]) == ("IFRNet_T", str(tmp_path / "best.pt"), "a test", 1.0)
+    assert (meta["protocol"], meta["dataset"], meta["data_root"], meta["steps"], meta["samples"]) == ("synthetic", "synthetic", str(synthetic_root), 2, len(E.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)))
+    assert meta["samples"] == len(results.sample_names) > 0
+    assert meta["bgr_like_published"] is True and meta["metrics"] == ["psnr"]
+    # the model predicts its newest frame: exactly copy_last, in both forms
+    for step in ("t+1", "t+2", "t+1..t+2"):
+        assert results["model"][step]["psnr"] == pytest.approx(results["copy_last"][step]["psnr"], abs=1e-9)
+    baselines = E.evaluate_model(None, "synthetic", root=synthetic_root, progress=False, metrics=("psnr",))
+    assert list(baselines) == ["copy_last", "dis_extrapolation"] and baselines.meta["variant"] is None
+    assert list(baselines["copy_last"])[-1] == "t+1..t+5"  # steps default: the protocol's 5
+    with pytest.raises(ValueError, match="'meta' cannot be a method name"):
+        E.evaluate({"meta": E.copy_last}, "synthetic", root=synthetic_root, progress=False)
+
+
+def test_bgr_like_published_changes_lpips_only(synthetic_root, tmp_path, monkeypatch):
+    """With LPIPS weights present (here a seeded random AlexNet trunk: the real ImageNet file is
+    not available offline, but the channel dependence is a property of any trunk), the quirk
+    changes LPIPS and nothing else."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "hub" / "checkpoints" / M.ALEXNET_WEIGHTS_FILE)
+    dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)
+    methods = {"copy_last": E.copy_last, "dis_extrapolation": E.dis_extrapolation}
+    rgb = E.evaluate(methods, dataset, steps=2, progress=False)
+    bgr = E.evaluate(methods, dataset, steps=2, progress=False, bgr_like_published=True)
+    assert rgb.meta["bgr_like_published"] is False and bgr.meta["bgr_like_published"] is True
+    for method in methods:
+        for step in ("t+1", "t+2", "t+1..t+2"):
+            for metric in ("psnr", "ssim"):
+                assert bgr[method][step][metric] == rgb[method][step][metric]
+            assert bgr[method][step]["ms_ssim"] == pytest.approx(rgb[method][step]["ms_ssim"], abs=1e-6)  # per-channel mean
+            assert rgb[method][step]["lpips"] is not None
+            assert abs(bgr[method][step]["lpips"] - rgb[method][step]["lpips"]) > 1e-4, (method, step)
+    assert "BGR channel order" in E.format_table(bgr) and "BGR channel order" not in E.format_table(rgb)
 
 
 def test_save_load_results_and_table(tmp_path):
@@ -266,9 +362,85 @@ def test_save_load_results_and_table(tmp_path):
 
     table = E.format_table(results)
     header = next(line for line in table.splitlines() if "method" in line)
-    assert header.split()[1:] == ["t+1*", "t+2", "t+3*", "t+4", "t+5*"]
+    assert header.split()[1:] == ["frame", "t+1*", "frame", "t+2", "frame", "t+3*", "frame", "t+4", "frame", "t+5*"]
     psnr_row = next(line for line in table.splitlines() if line.strip().startswith("IFRNet_T"))
     assert psnr_row.split()[1:] == ["29.00", "28.00", "27.00", "26.00", "25.00"]
     assert "n/a" in table and "lpips: n/a (AlexNet ImageNet weights not found" in table
     with pytest.raises(ValueError, match="must end in .json"):
         E.save_results(results, tmp_path / "eval.txt")
+
+
+def _contract_results():
+    """Results as `evaluate_model` makes them: both forms, meta, per-sample scores of both."""
+    results = E.EvaluationResults()
+    results.sample_names, results.sample_indices = ["a", "b"], [0, 1]
+    for method, base in (("model", 30.0), ("copy_last", 25.0), ("dis_extrapolation", 27.0)):
+        table = {f"t+{k}": {"psnr": base - 2 * k, "ssim": 0.9 - 0.1 * k, "ms_ssim": 0.95 - 0.05 * k, "lpips": 0.05 * k} for k in range(1, 6)}
+        scores = {f"t+{k}": {"psnr": np.array([base - 2 * k - 1, base - 2 * k + 1])} for k in range(1, 6)}
+        means, samples = E.running_means(table, scores)
+        results[method] = {**table, **means}
+        results.per_sample[method] = {**scores, **samples}
+    results.protocol = "cityscapes"
+    results.meta = {key: None for key in E.RESULTS_META_KEYS}
+    results.meta.update(format=E.RESULTS_FORMAT, variant="IFRNet_S", checkpoint="/runs/best.pt", protocol="cityscapes", steps=5,
+                        samples=2, bgr_like_published=False, step_forms=dict(E.STEP_FORMS), unavailable={})
+    return results
+
+
+def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
+    results = _contract_results()
+    written = E.save_results(results, tmp_path / "results.json")
+    data = json.loads(written["json"].read_text())
+    assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert data["meta"]["variant"] == "IFRNet_S" and data["meta"]["checkpoint"] == "/runs/best.pt"
+    assert list(data["model"]) == [f"t+{k}" for k in range(1, 6)] + [f"t+1..t+{k}" for k in range(1, 6)]
+    assert data["model"]["t+1..t+3"]["psnr"] == pytest.approx((28 + 26 + 24) / 3)  # running mean
+    assert data["model"]["t+3"]["psnr"] == 24.0  # frame t+3 alone
+    rows = list(csv.DictReader(written["csv"].open()))
+    assert len(rows) == 3 * 10 * 4
+    row = next(r for r in rows if r["method"] == "copy_last" and r["step"] == "t+1..t+5" and r["metric"] == "lpips")
+    assert row["form"] == "running_mean" and float(row["value"]) == pytest.approx(0.15)
+    assert {r["form"] for r in rows if r["step"] == "t+5"} == {"frame"}
+    samples = list(csv.DictReader(written["per_sample"].open()))
+    assert {r["form"] for r in samples} == {"frame", "running_mean"}
+
+    loaded = E.load_results(written["json"])
+    assert "meta" not in loaded and list(loaded) == ["model", "copy_last", "dis_extrapolation"]
+    assert loaded == results and loaded.meta == results.meta and loaded.protocol == "cityscapes" and loaded.steps == 5
+    assert np.allclose(loaded.per_sample["model"]["t+1..t+2"]["psnr"], results.per_sample["model"]["t+1..t+2"]["psnr"])
+
+    table = E.format_table(loaded)
+    lines = table.splitlines()
+    # The published rows sit in the running-mean block only, under the columns they were published for.
+    running_psnr = lines.index(next(l for l in lines if l.startswith("PSNR") and "mean t+1..t+k" in l))
+    assert lines[running_psnr + 1].split()[1:3] == ["mean", "t+1..t+1*"]
+    demo = lines[running_psnr + 5]
+    assert demo.split() == ["DMVFN", "(published,", "demo)", "30.01", "-", "26.64", "-", "24.74"]
+    frame_psnr = lines.index(next(l for l in lines if l.startswith("PSNR") and "frame t+k" in l))
+    assert not any("DMVFN" in l for l in lines[frame_psnr : running_psnr])
+    ms_ssim_block = lines[lines.index(next(l for l in lines if l.startswith("MS-SSIM") and "mean t+1..t+k" in l)):]
+    assert ms_ssim_block[5].split()[3:] == ["0.9573", "-", "-", "-", "-"]  # paper: t+1 only
+    assert "DMVFN (published, demo): DMVFN's official Cityscapes demo notebook" in table
+    assert "DMVFN (published" not in E.format_table(loaded, published=False)
+    loaded.protocol = loaded.meta["protocol"] = "synthetic"
+    assert "DMVFN (published" not in E.format_table(loaded)  # no published figures for this protocol
+
+
+def test_load_results_reads_files_without_meta_and_names_bad_content(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"IFRNet_T": {"t+1": {"psnr": 30.0}, "t+2": {"psnr": 28.0}}, "copy-last": {"t+1": {"psnr": 25.0}}}))
+    loaded = E.load_results(old)
+    assert list(loaded) == ["IFRNet_T", "copy-last"] and loaded.meta == {} and loaded.steps == 2
+    assert list(loaded["IFRNet_T"]) == ["t+1", "t+2"]  # no running means invented
+    assert "frame t+2" in E.format_table(loaded) and "mean t+1" not in E.format_table(loaded)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"t+1": {"psnr": 1.0}, "final": {"psnr": 1.0}}}))
+    with pytest.raises(ValueError, match=r"bad.json: method 'model': not a step name: 'final'"):
+        E.load_results(bad)
+    bad.write_text(json.dumps({"meta": [1], "model": {}}))
+    with pytest.raises(ValueError, match="'meta' must be an object"):
+        E.load_results(bad)
+    results = _contract_results()
+    results["meta"] = {}
+    with pytest.raises(ValueError, match="'meta' is not a method name"):
+        E.save_results(results, tmp_path / "r.json")

@@ -221,3 +221,34 @@ def test_accumulator_all_reduces_across_gloo_ranks(tmp_path):
     for rank in range(2):
         means = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert means == {"t+1": {"epe": 4.0, "psnr": 30.0}}  # (10+20+30+60)/4
+
+
+def test_published_channel_order_changes_lpips_only(tmp_path, monkeypatch):
+    """What `--bgr-like-published` changes: PSNR, SSIM and MS-SSIM average per-channel scores and
+    are invariant to the channel order; LPIPS (AlexNet) is not. The trunk here is a seeded random
+    AlexNet (the ImageNet file is not available offline); any trunk mixes channels unequally."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "hub" / "checkpoints" / M.ALEXNET_WEIGHTS_FILE)
+
+    gen = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 176, 192, generator=gen)  # > 160 px: the 5-scale pytorch-msssim path
+    prediction = (target + 0.08 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
+    prediction[:, 0] *= 0.8  # colour error in one channel, so the channels differ
+    bgr_prediction, bgr_target = M.to_published_channel_order(prediction), M.to_published_channel_order(target)
+    assert torch.equal(bgr_prediction[:, 0], prediction[:, 2]) and torch.equal(bgr_prediction[:, 2], prediction[:, 0])
+    assert torch.equal(M.psnr(bgr_prediction, bgr_target), M.psnr(prediction, target))
+    assert torch.allclose(M.ssim(bgr_prediction, bgr_target), M.ssim(prediction, target), atol=1e-6)
+    assert torch.allclose(M.ms_ssim(bgr_prediction, bgr_target), M.ms_ssim(prediction, target), atol=1e-6)
+    small = (slice(None), slice(None), slice(0, 64), slice(0, 96))  # fewer-scale path too
+    assert torch.allclose(M.ms_ssim(bgr_prediction[small], bgr_target[small]), M.ms_ssim(prediction[small], target[small]), atol=1e-6)
+    rgb_lpips, bgr_lpips = M.lpips(prediction, target), M.lpips(bgr_prediction, bgr_target)
+    assert ((rgb_lpips - bgr_lpips).abs() > 1e-4).all(), (rgb_lpips, bgr_lpips)
+    assert M.BGR_FLIPPED_METRICS == ("ms_ssim", "lpips")
+    with pytest.raises(ValueError, match="image must have 3 channels"):
+        M.to_published_channel_order(torch.rand(1, 1, 8, 8))

@@ -78,10 +78,16 @@ def test_outputs_chain_through_files(tiny_workbook):
     for name in ("best.pt", "latest.pt", "log.jsonl", "config.json", "summary.json"):
         assert (run_dir / name).is_file(), name
     results = json.loads((tiny_workbook.reports_dir / "evaluation" / "results.json").read_text())
-    assert set(results) == {"model", "copy_last", "dis_extrapolation"}
-    assert list(results["model"]) == ["t+1", "t+2", "t+3"]
+    assert list(results) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert list(results["model"]) == ["t+1", "t+2", "t+3", "t+1..t+1", "t+1..t+2", "t+1..t+3"]
     assert 5 < results["model"]["t+1"]["psnr"] < 60 and results["model"]["t+1"]["lpips"] is None  # no offline AlexNet weights
+    meta = results["meta"]
+    assert (meta["written_by"], meta["checkpoint"], meta["protocol"], meta["steps"]) == (
+        "notebook 05_evaluation", str(Path(training["checkpoint"]).resolve()), "synthetic", 3)
+    assert meta["variant"] == training["summary"]["model_name"] and meta["bgr_like_published"] is False
     assert (tiny_workbook.reports_dir / "evaluation" / "results.csv").is_file()
+    html = (tiny_workbook.reports_dir / "05_evaluation.html").read_text()
+    assert "psnr frame t+3" in html and "psnr mean t+1..t+3" in html  # both forms in the headline tables
 
 
 def test_index_links_reports_and_shows_headline(tiny_workbook):
@@ -89,6 +95,7 @@ def test_index_links_reports_and_shows_headline(tiny_workbook):
     for name in EXPECTED:
         assert f"href='{name}.html'" in html
     assert "t+1 on the synthetic protocol" in html and "copy_last" in html and "dis_extrapolation" in html
+    assert "frame t+1 and mean t+1..t+1 coincide" in html
     assert html.count("class='ok'") == 5
 
 
@@ -101,11 +108,12 @@ def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbo
     assert [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"] == []
     saved = json.loads((tiny_workbook.reports_dir / "ablations" / "ablations.json").read_text())
     assert list(saved["variants"]) == list(ABLATION_VARIANTS)
+    assert saved["meta"]["steps"] == 3 and list(saved["results"]["copy_last"])[-1] == "t+1..t+3"
     names = [row["variant"] for row in saved["rows"]]
     assert names[: len(ABLATION_VARIANTS)] == [n + (" (training default)" if n == DEFAULT_VARIANT else "") for n in ABLATION_VARIANTS]
     assert names[-2:] == ["copy_last", "dis_extrapolation"]  # the baselines on the same windows
     default = saved["rows"][list(ABLATION_VARIANTS).index(DEFAULT_VARIANT)]
-    for key in ("psnr t+1", "ssim t+3", "ms_ssim t+1", "EPE t+1 (px)", "train time (s)"):
+    for key in ("psnr frame t+1", "ssim frame t+3", "ms_ssim frame t+1", "EPE t+1 (px)", "train time (s)"):
         assert isinstance(default[key], float), key
     for name, variant in saved["variants"].items():
         config = json.loads((Path(variant["run_dir"]) / "config.json").read_text())
