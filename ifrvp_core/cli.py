@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a checkpoint and/or the baselines on a test protocol")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file, or 'none' with --baselines")
-    ev.add_argument("--dataset", required=True, help="cityscapes, kitti, davis17, vimeo90k, gopro, ucf101, frames or synthetic (its protocol is the default --protocol)")
+    ev.add_argument("--dataset", required=True, help="cityscapes, kitti, davis17, vimeo90k, gopro, frames or synthetic (its protocol is the default --protocol)")
     ev.add_argument("--data_root", "--data-root", dest="data_root", default=None, help="dataset root (synthetic: optional)")
     ev.add_argument("--protocol", default=None, help="evaluation protocol (default: the dataset's own)")
     ev.add_argument("--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
