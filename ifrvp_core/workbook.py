@@ -1,7 +1,7 @@
 """Run the numbered notebooks headless (papermill) and render them into reports.
 
     python -m ifrvp_core.workbook                      # `make workbook`: the quick profile, 01 -> 05
-    python -m ifrvp_core.workbook --profile full -p data_root=/data/vimeo_septuplet -p nproc=8
+    python -m ifrvp_core.workbook --profile full -p data_root=/data/vimeo_triplet -p nproc=8
     python -m ifrvp_core.workbook --only 04 05         # re-render from the outputs already on disk
     python -m ifrvp_core.workbook --only 06            # `make ablations`: the recipe ablations (own budget)
 
