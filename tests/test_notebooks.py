@@ -92,6 +92,22 @@ def test_index_links_reports_and_shows_headline(tiny_workbook):
     assert html.count("class='ok'") == 5
 
 
+def test_every_report_file_is_readable_by_other_users(tiny_workbook):
+    import os
+    import stat
+
+    from ifrvp_core.checkpoint import current_umask
+
+    expected = 0o666 & ~current_umask()  # 0644 under the default umask 022: a web server can serve them
+    files = [p for p in tiny_workbook.reports_dir.rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    modes = {str(p.relative_to(tiny_workbook.reports_dir)): oct(stat.S_IMODE(os.stat(p).st_mode)) for p in files}
+    assert modes == {name: oct(expected) for name in modes}
+    run_dir = Path(json.loads((tiny_workbook.work_dir / "training.json").read_text())["run_dir"])
+    for name in ("best.pt", "latest.pt", "summary.json", "config.json"):
+        assert stat.S_IMODE(os.stat(run_dir / name).st_mode) == expected, name
+
+
 def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbook):
     from ifrvp_core.ablations import ABLATION_VARIANTS, DEFAULT_VARIANT
 
