@@ -74,6 +74,31 @@ def check_kernel(kernel_name: str) -> None:
         )
 
 
+def encrypted_kernel_manager_class():
+    """The kernel manager papermill uses: local kernels with CurveZMQ transport encryption.
+
+    ipykernel warns "Kernel is running over TCP without encryption ..." on every start when the
+    manager does not provision CurveZMQ keys (jupyter_client's default), which put the warning in
+    every notebook's log. With `transport_encryption="auto"` the manager provisions keys whenever
+    the kernelspec declares `"supported_encryption": ["curve"]` (the `ifrvp` kernelspec that
+    `make install` writes does), so the kernel runs encrypted and says nothing. Without CurveZMQ
+    in this pyzmq (libzmq built without libsodium) the default manager is kept.
+    """
+    import zmq
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    if not zmq.has("curve"):
+        return AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _transport_encryption_default(self):
+            return "auto"
+
+    return EncryptedKernelManager
+
+
 def notebook_parameters(name: str, profile: str, work_dir: Path, reports_dir: Path, extra: dict) -> dict:
     """The parameters injected into notebook `name`: shared ones, then per-notebook paths, then `extra`."""
     params = {"profile": profile, "work_dir": str(work_dir)}
@@ -193,6 +218,7 @@ def run_workbook(
             pm.execute_notebook(
                 str(path), str(executed), parameters=params, kernel_name=kernel_name, cwd=str(path.parent),
                 progress_bar=False, log_output=False, execution_timeout=timeout_s,
+                kernel_manager_class=encrypted_kernel_manager_class(),
             )
         except pm.PapermillExecutionError as error:
             failure = _failure_message(name, error, executed)

@@ -167,3 +167,20 @@ def test_dataset_info_without_notebook_01_names_the_missing_file(tmp_path):
         dataset_info(tmp_path)
     with pytest.raises(FileNotFoundError, match="checkpoint parameter: file not found"):
         trained_checkpoint(tmp_path, tmp_path / "missing.pt")
+
+
+def test_workbook_kernels_run_encrypted_without_the_tcp_warning(tmp_path, capfd):
+    """ipykernel warns 'Kernel is running over TCP without encryption' unless the manager provisions CurveZMQ keys."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "ifrvp", "display_name": "IFRVP (Python 3)", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('profile = "quick"\nwork_dir = None')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell("print(6 * 7)")]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(notebook, tmp_path / "notebooks" / "01_probe.ipynb")
+    result = run_workbook("tiny", reports_dir=tmp_path / "reports", work_dir=tmp_path / "work", echo=False,
+                          notebooks_dir=tmp_path / "notebooks")
+    executed = nbformat.read(result.runs[0].executed, as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == "42"
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
