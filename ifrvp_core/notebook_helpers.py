@@ -484,13 +484,12 @@ class LiveCurves:
 
     def _progress(self, line: str | None) -> None:
         if line:
-            found = self._TOTAL.search(line)
+            found = self._TOTAL.search(line) or self._TQDM.search(line)
             if found and not self.bar.total:
-                self.bar.total = int(found.group(1))
+                self.bar.reset(total=int(found.groups()[-1]))  # reset() also resizes the widget bar
             found = self._TQDM.search(line)
             if found:
                 self.iteration = max(self.iteration, int(found.group(1)))
-                self.bar.total = self.bar.total or int(found.group(2))
         if time.monotonic() - self.last_progress >= 1.0 or line is None:
             self.last_progress = time.monotonic()
             from ifrvp_core.launch import read_log
