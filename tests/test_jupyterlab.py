@@ -155,7 +155,7 @@ def lab(workspace):
 
 
 @pytest.fixture(scope="module")
-def browser(selenium_webdriver, workspace):
+def browser(selenium_webdriver):
     from selenium.webdriver.chrome.service import Service
 
     chromium, chromedriver = find_browser()
@@ -297,7 +297,7 @@ def explorer_screenshot(driver, path: Path) -> bytes:
 
 
 # ----------------------------------------------------------------------------- the tests
-def test_training_notebook_shows_progress_and_curves_and_interrupt_stops_the_processes(workspace, lab, browser, screenshots):
+def test_training_notebook_shows_progress_and_curves_and_interrupt_stops_the_processes(browser, workspace, lab, screenshots):
     import psutil
 
     _, work, lab_root = workspace
@@ -350,7 +350,7 @@ def test_training_notebook_shows_progress_and_curves_and_interrupt_stops_the_pro
     assert [e.split(":")[0] for e in errors_in(notebook)] == ["KeyboardInterrupt"]
 
 
-def test_explorer_redraws_for_slider_and_layer_and_after_a_kernel_restart(workspace, lab, browser, screenshots):
+def test_explorer_redraws_for_slider_and_layer_and_after_a_kernel_restart(browser, workspace, lab, screenshots):
     _, work, lab_root = workspace
     _, url, token = lab
     name = "04_flow_warp_visualisation"
