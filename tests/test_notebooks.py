@@ -89,6 +89,7 @@ def test_index_links_reports_and_shows_headline(tiny_workbook):
     for name in EXPECTED:
         assert f"href='{name}.html'" in html
     assert "t+1 on the synthetic protocol" in html and "copy_last" in html and "dis_extrapolation" in html
+    assert "depend on the CPU type" in html and "reproduce every number exactly" in html  # next to the figures
     assert html.count("class='ok'") == 5
 
 
@@ -184,3 +185,16 @@ def test_workbook_kernels_run_encrypted_without_the_tcp_warning(tmp_path, capfd)
     assert executed.cells[-1].outputs[0]["text"].strip() == "42"
     captured = capfd.readouterr()
     assert "without encryption" not in captured.err + captured.out
+
+
+def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path):
+    from ifrvp_core.workbook import FIGURES_VARY_NOTE, WorkbookResult, cpu_name, write_index
+
+    (tmp_path / "evaluation").mkdir()
+    scores = {"psnr": 30.0, "ssim": 0.9}
+    (tmp_path / "evaluation" / "headline.json").write_text(json.dumps(
+        {"protocol": "synthetic", "samples": 24, "t+1": {"model": scores, "copy_last": scores, "dis_extrapolation": scores}}))
+    html = write_index(WorkbookResult("quick", tmp_path, tmp_path / "work")).read_text()
+    figures, note = html.index("t+1 on the synthetic protocol"), html.index("depend on the CPU type")
+    assert figures < note < html.index("results.csv")  # right under the headline table
+    assert "30.18 and 29.98 dB" in FIGURES_VARY_NOTE and cpu_name() in html
