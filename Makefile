@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --KernelManager.transport_encryption=auto notebooks/
 
 bench: $(STAMP)
 	$(PY) benchmarks/model_speed.py

@@ -26,8 +26,41 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or does not fit the model."""
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status).
+
+    Elsewhere it is read by setting it and putting it straight back (the only portable way).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 without the umask's bits (0644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def ordinary_dir_mode() -> int:
+    """The mode `mkdir` gives a new folder: 0o777 without the umask's bits (0755 under umask 022)."""
+    return 0o777 & ~current_umask()
+
+
 def _write_atomic(path, write, mode: str) -> Path:
-    """Call `write(handle)` on a temporary file next to `path`, fsync, rename over `path`, fsync the folder."""
+    """Call `write(handle)` on a temporary file next to `path`, fsync, rename over `path`, fsync the folder.
+
+    `tempfile.mkstemp` creates the temporary file with mode 0600 (private while it is written);
+    before the rename it gets the mode an ordinary new file would have (umask-respecting,
+    0644 under the usual umask 022), so reports, checkpoints and JSON files can be served or
+    read by other users like any other file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -35,6 +68,7 @@ def _write_atomic(path, write, mode: str) -> Path:
         with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), ordinary_file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:

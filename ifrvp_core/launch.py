@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -116,6 +117,8 @@ def launch_training(
     env: dict | None = None,
     cwd=None,
     on_line=None,
+    on_tick=None,
+    tick_s: float = 2.0,
     **overrides,
 ) -> LaunchResult:
     """Run `ifrvp_core.train` with `nproc` processes and wait for it.
@@ -128,6 +131,9 @@ def launch_training(
         tail_lines: lines of output quoted by `TrainingFailed`.
         env: extra environment variables for the workers (e.g. {"OMP_NUM_THREADS": "2"}).
         on_line: called with every output line as it arrives (e.g. to redraw live curves).
+        on_tick: called with no argument whenever `tick_s` seconds pass without output (the
+            trainer prints a progress line only every 30 s without a terminal), so live curves
+            and progress bars keep moving between lines.
 
     Returns:
         LaunchResult with `run_dir`, the trainer's `summary` dict (final/best metrics, steps, wall
@@ -160,7 +166,10 @@ def launch_training(
             start_new_session=True,  # its own process group: one killpg reaches torchrun and every worker
         )
         try:
-            for line in _lines(process.stdout):
+            for line in _lines(process.stdout, tick_s=tick_s if on_tick is not None else None):
+                if line is None:
+                    on_tick()
+                    continue
                 if line.startswith("IFRVP_SUMMARY "):
                     summary = json.loads(line[len("IFRVP_SUMMARY "):])
                     continue
@@ -189,11 +198,23 @@ def launch_training(
     return LaunchResult(run_dir=run_dir, summary=summary, log_path=run_dir / "log.jsonl", returncode=returncode, output=output)
 
 
-def _lines(stream):
-    """Decoded lines from a byte stream, splitting on \\n and on tqdm's \\r (empty pieces dropped)."""
+def _lines(stream, tick_s: float | None = None):
+    """Decoded lines from a byte stream, splitting on \\n and on tqdm's \\r (empty pieces dropped).
+
+    With `tick_s`, None is yielded whenever that many seconds pass without new output (POSIX
+    pipes only: select() on the stream's descriptor).
+    """
     buffer = b""
+    if tick_s is not None and (os.name == "nt" or not hasattr(stream, "fileno")):
+        tick_s = None
     while True:
-        chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096)
+        if tick_s is not None:
+            if not select.select([stream], [], [], tick_s)[0]:
+                yield None
+                continue
+            chunk = os.read(stream.fileno(), 65536)  # unbuffered: nothing can wait in a buffer select() cannot see
+        else:
+            chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096)
         if not chunk:
             break
         buffer += chunk

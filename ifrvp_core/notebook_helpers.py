@@ -16,6 +16,7 @@ import base64
 import copy
 import html
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -468,21 +469,60 @@ def validation_baseline_rows(summary: dict) -> list[dict]:
 
 
 class LiveCurves:
-    """Redraws `training_curves_figure` in one output area while training runs (at most every `interval_s`)."""
+    """Live view of a training run in the cell that launched it: a progress bar and the curves.
 
-    def __init__(self, run_dir, interval_s: float = 15.0):
+    Pass it as both `on_line` and `on_tick` of `launch_training`. The bar (`tqdm.auto`: a widget
+    bar in JupyterLab, a text bar elsewhere) follows the iterations in `log.jsonl` and the
+    trainer's own progress lines; its total comes from the trainer's first line ("..., N steps").
+    `training_curves_figure` is redrawn in one output area as soon as the first log records exist,
+    then at most every `interval_s`. Call `close()` (or `live(force=True)`) when the run ends.
+    """
+
+    _TOTAL = re.compile(r", (\d+) steps$")
+    _TQDM = re.compile(r"^train:.*?(\d+)/(\d+)")
+
+    def __init__(self, run_dir, interval_s: float = 15.0, total: int | None = None, progress: bool = True):
         from IPython.display import display
+        from tqdm.auto import tqdm
 
         self.run_dir, self.interval_s, self.last = Path(run_dir), interval_s, 0.0
+        self.iteration, self.last_progress = 0, 0.0
+        self.bar = tqdm(total=total or None, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
         self.handle = display({"text/plain": "waiting for the first log records ..."}, raw=True, display_id=True)
 
+    def _progress(self, line: str | None) -> None:
+        if line:
+            found = self._TOTAL.search(line) or self._TQDM.search(line)
+            if found and not self.bar.total:
+                self.bar.reset(total=int(found.groups()[-1]))  # reset() also resizes the widget bar
+            found = self._TQDM.search(line)
+            if found:
+                self.iteration = max(self.iteration, int(found.group(1)))
+        if time.monotonic() - self.last_progress >= 1.0 or line is None:
+            self.last_progress = time.monotonic()
+            from ifrvp_core.launch import read_log
+
+            records = read_log(self.run_dir, kind="train")
+            if records:
+                self.iteration = max(self.iteration, int(records[-1]["iteration"]))
+                self.bar.set_postfix(loss=f"{records[-1]['loss']:.4f}", refresh=False)
+        if self.iteration != self.bar.n:
+            self.bar.n = self.iteration
+            self.bar.refresh()
+
     def __call__(self, line: str | None = None, force: bool = False) -> None:
+        self._progress(line)
         if not force and time.monotonic() - self.last < self.interval_s:
             return
-        self.last = time.monotonic()
         if not (self.run_dir / "log.jsonl").is_file():
-            return
+            return  # nothing to draw yet: try again at the next line or tick
+        self.last = time.monotonic()
         self.handle.update(training_curves_figure(self.run_dir))
+
+    def close(self) -> None:
+        """Draw the final curves and finish the bar."""
+        self(force=True)
+        self.bar.close()
 
 
 def checkpoint_listing(run_dir) -> list[dict]:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
+from ifrvp_core.checkpoint import ordinary_dir_mode, ordinary_file_mode
 
 __all__ = [
     "compose_side_by_side",
@@ -124,6 +125,7 @@ def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) ->
             writer.close()
         if count == 0:
             raise ValueError(f"no frames to write to {path}")
+        os.chmod(tmp_name, ordinary_file_mode())  # mkstemp made it 0600
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -146,6 +148,7 @@ def write_frames(frames: Iterable[np.ndarray], folder, prefix: str = "frame") ->
     try:
         for count, frame in enumerate(frames, start=1):
             write_image_atomic(tmp / f"{prefix}_{count - 1:05d}.png", frame)
+        os.chmod(tmp, ordinary_dir_mode())  # mkdtemp made it 0700
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import platform
 import sys
 import time
@@ -72,6 +73,31 @@ def check_kernel(kernel_name: str) -> None:
             f"Jupyter kernel {kernel_name!r} is not installed in this environment; run `make install` "
             f"(or `python -m ipykernel install --sys-prefix --name {kernel_name}`)"
         )
+
+
+def encrypted_kernel_manager_class():
+    """The kernel manager papermill uses: local kernels with CurveZMQ transport encryption.
+
+    ipykernel warns "Kernel is running over TCP without encryption ..." on every start when the
+    manager does not provision CurveZMQ keys (jupyter_client's default), which put the warning in
+    every notebook's log. With `transport_encryption="auto"` the manager provisions keys whenever
+    the kernelspec declares `"supported_encryption": ["curve"]` (the `ifrvp` kernelspec that
+    `make install` writes does), so the kernel runs encrypted and says nothing. Without CurveZMQ
+    in this pyzmq (libzmq built without libsodium) the default manager is kept.
+    """
+    import zmq
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    if not zmq.has("curve"):
+        return AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _transport_encryption_default(self):
+            return "auto"
+
+    return EncryptedKernelManager
 
 
 def notebook_parameters(name: str, profile: str, work_dir: Path, reports_dir: Path, extra: dict) -> dict:
@@ -193,6 +219,7 @@ def run_workbook(
             pm.execute_notebook(
                 str(path), str(executed), parameters=params, kernel_name=kernel_name, cwd=str(path.parent),
                 progress_bar=False, log_output=False, execution_timeout=timeout_s,
+                kernel_manager_class=encrypted_kernel_manager_class(),
             )
         except pm.PapermillExecutionError as error:
             failure = _failure_message(name, error, executed)
@@ -209,6 +236,27 @@ def run_workbook(
     result.seconds = time.perf_counter() - started
     result.index = write_index(result)
     return result
+
+
+# Shown next to the headline figures in index.html (the README says the same).
+FIGURES_VARY_NOTE = (
+    "The trained model's figures depend on the CPU type: kernels round differently and training amplifies it. "
+    "Two fresh clones on two machines of the same kind gave t+1 PSNR 30.18 and 29.98 dB, SSIM 0.883 and 0.876 "
+    "for the quick profile (IFRNet's recipe, 1000 steps): expect a few tenths of a dB either way on another CPU. "
+    "The baselines (copy-last, DIS extrapolation) do not train and do not vary. "
+    "The same machine and command reproduce every number exactly (DDP with data workers included; tested)."
+)
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), since the trained model's figures depend on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _headline(result: WorkbookResult) -> tuple[str, dict]:
@@ -235,6 +283,8 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
             verdict = "beats" if all(beats.values()) else "does NOT beat"
             parts.append(f"<p>The trained model <b>{verdict}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
                          f"SSIM {model['ssim'] - other['ssim']:+.4f}.</p>")
+        parts.append(f"<p class='note'><small>{html.escape(FIGURES_VARY_NOTE)} This run: {html.escape(cpu_name())}, "
+                     f"{os.cpu_count()} cores.</small></p>")
         parts.append("<p>Full per-step tables, frame t+k and running mean t+1..t+k: <a href='evaluation/results.csv'>results.csv</a>, "
                      "<a href='evaluation/results.json'>results.json</a>, "
                      "<a href='evaluation/results_per_sample.csv'>per sample</a>.</p>")
@@ -278,7 +328,7 @@ pre {{ white-space: pre-wrap; text-align: left; }}
 </style></head><body>
 <h1>IFRVP workbook report</h1>
 <p>Profile <b>{html.escape(result.profile)}</b>, generated {time.strftime('%Y-%m-%d %H:%M')} on {html.escape(platform.node())}
-({html.escape(platform.processor() or platform.machine())}, torch {html.escape(str(torch.__version__))},
+({html.escape(cpu_name())}, torch {html.escape(str(torch.__version__))},
 {'GPU: ' + html.escape(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else 'CPU only'}), total {result.seconds / 60:.1f} min.
 Work folder: <code>{html.escape(str(result.work_dir))}</code>.</p>
 <h2>Notebooks</h2>

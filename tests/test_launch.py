@@ -73,6 +73,18 @@ def test_tqdm_carriage_returns_become_lines():
     assert list(_lines(stream)) == ["run folder x", "train: 1/3", "train: 2/3", "train: 3/3", "done"]
 
 
+def test_quiet_stream_yields_ticks_between_lines():
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"first\n")
+    with os.fdopen(read_end, "rb", buffering=0) as stream:
+        lines = _lines(stream, tick_s=0.05)
+        assert next(lines) == "first"
+        assert next(lines) is None  # nothing new for 0.05 s: a tick for the live curves
+        os.write(write_end, b"second\n")
+        os.close(write_end)
+        assert [line for line in lines if line is not None] == ["second"]
+
+
 def test_read_log_skips_a_half_written_line(tmp_path):
     (tmp_path / "log.jsonl").write_text('{"kind": "train", "iteration": 1}\n{"kind": "val", "psnr": 30}\n{"kind": "tr')
     assert read_log(tmp_path) == [{"kind": "train", "iteration": 1}, {"kind": "val", "psnr": 30}]
@@ -92,10 +104,10 @@ def test_interrupted_cell_stops_the_whole_process_group(tiny_data, tmp_path, mon
 
     real_lines = launch_module._lines
 
-    def interrupt_after_training_starts(stream):
-        for line in real_lines(stream):
+    def interrupt_after_training_starts(stream, **kwargs):
+        for line in real_lines(stream, **kwargs):
             yield line
-            if line.startswith("IFRNet_T on synthetic"):
+            if line is not None and line.startswith("IFRNet_T on synthetic"):
                 while not read_log(tmp_path / "cut", kind="train"):  # a few steps are done
                     time.sleep(0.05)
                 raise KeyboardInterrupt  # what Jupyter's stop button raises in the cell
@@ -110,3 +122,23 @@ def test_interrupted_cell_stops_the_whole_process_group(tiny_data, tmp_path, mon
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no process of the group is left
     assert (tmp_path / "cut" / "latest.pt").is_file()
+
+
+def test_live_curves_show_progress_and_draw_once_the_log_exists(tmp_path, monkeypatch):
+    import json
+
+    from ifrvp_core import notebook_helpers as nh
+
+    drawn = []
+    monkeypatch.setattr(nh, "training_curves_figure", lambda run_dir: f"figure of {len(read_log(run_dir))} records")
+    live = nh.LiveCurves(tmp_path, interval_s=3600)
+    live.handle = type("Handle", (), {"update": lambda self, figure: drawn.append(figure)})()
+    live("IFRNet_T on synthetic (8 train / 4 val samples), 2 process(es) on cpu, batch 2/process, 4 steps/epoch, 12 steps")
+    assert live.bar.total == 12 and live.bar.n == 0 and drawn == []  # no log yet: nothing drawn, the next call tries again
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps({"kind": "train", "iteration": i, "loss": 0.5}) + "\n" for i in (1, 2, 3, 4, 5)))
+    live()  # a tick: the bar follows log.jsonl, and the first curves appear at once
+    assert live.bar.n == 5 and drawn == ["figure of 5 records"]
+    live("train:  50%|#####     | 6/12 [00:03<00:03,  2.0it/s, loss=0.4]")
+    assert live.bar.n == 6 and len(drawn) == 1  # the next redraw waits for interval_s
+    live.close()
+    assert drawn[-1] == "figure of 5 records" and len(drawn) == 2

@@ -96,7 +96,24 @@ def test_index_links_reports_and_shows_headline(tiny_workbook):
         assert f"href='{name}.html'" in html
     assert "t+1 on the synthetic protocol" in html and "copy_last" in html and "dis_extrapolation" in html
     assert "frame t+1 and mean t+1..t+1 coincide" in html
+    assert "depend on the CPU type" in html and "reproduce every number exactly" in html  # next to the figures
     assert html.count("class='ok'") == 5
+
+
+def test_every_report_file_is_readable_by_other_users(tiny_workbook):
+    import os
+    import stat
+
+    from ifrvp_core.checkpoint import current_umask
+
+    expected = 0o666 & ~current_umask()  # 0644 under the default umask 022: a web server can serve them
+    files = [p for p in tiny_workbook.reports_dir.rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    modes = {str(p.relative_to(tiny_workbook.reports_dir)): oct(stat.S_IMODE(os.stat(p).st_mode)) for p in files}
+    assert modes == {name: oct(expected) for name in modes}
+    run_dir = Path(json.loads((tiny_workbook.work_dir / "training.json").read_text())["run_dir"])
+    for name in ("best.pt", "latest.pt", "summary.json", "config.json"):
+        assert stat.S_IMODE(os.stat(run_dir / name).st_mode) == expected, name
 
 
 def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbook):
@@ -159,3 +176,33 @@ def test_dataset_info_without_notebook_01_names_the_missing_file(tmp_path):
         dataset_info(tmp_path)
     with pytest.raises(FileNotFoundError, match="checkpoint parameter: file not found"):
         trained_checkpoint(tmp_path, tmp_path / "missing.pt")
+
+
+def test_workbook_kernels_run_encrypted_without_the_tcp_warning(tmp_path, capfd):
+    """ipykernel warns 'Kernel is running over TCP without encryption' unless the manager provisions CurveZMQ keys."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "ifrvp", "display_name": "IFRVP (Python 3)", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('profile = "quick"\nwork_dir = None')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell("print(6 * 7)")]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(notebook, tmp_path / "notebooks" / "01_probe.ipynb")
+    result = run_workbook("tiny", reports_dir=tmp_path / "reports", work_dir=tmp_path / "work", echo=False,
+                          notebooks_dir=tmp_path / "notebooks")
+    executed = nbformat.read(result.runs[0].executed, as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == "42"
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+
+
+def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path):
+    from ifrvp_core.workbook import FIGURES_VARY_NOTE, WorkbookResult, cpu_name, write_index
+
+    (tmp_path / "evaluation").mkdir()
+    scores = {"psnr": 30.0, "ssim": 0.9}
+    (tmp_path / "evaluation" / "headline.json").write_text(json.dumps(
+        {"protocol": "synthetic", "samples": 24, "t+1": {"model": scores, "copy_last": scores, "dis_extrapolation": scores}}))
+    html = write_index(WorkbookResult("quick", tmp_path, tmp_path / "work")).read_text()
+    figures, note = html.index("t+1 on the synthetic protocol"), html.index("depend on the CPU type")
+    assert figures < note < html.index("results.csv")  # right under the headline table
+    assert "30.18 and 29.98 dB" in FIGURES_VARY_NOTE and cpu_name() in html

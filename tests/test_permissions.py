@@ -1,0 +1,68 @@
+"""Files the project writes atomically get an ordinary file's mode (umask-respecting), not mkstemp's 0600."""
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from ifrvp_core.checkpoint import current_umask, ordinary_file_mode, save_atomic, write_text_atomic
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=lambda m: f"umask{m:03o}")
+def umask(request):
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_umask_is_read_without_changing_it(umask):
+    assert current_umask() == umask
+    assert current_umask() == umask  # reading it twice leaves it as it was
+    assert ordinary_file_mode() == 0o666 & ~umask
+
+
+def test_atomic_writes_get_the_mode_of_an_ordinary_file(tmp_path, umask):
+    expected = {0o022: 0o644, 0o077: 0o600, 0o002: 0o664}[umask]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert mode(plain) == expected  # what open() gives: the reference
+    checkpoint = save_atomic({"weights": torch.zeros(3)}, tmp_path / "run" / "best.pt")
+    text = write_text_atomic(tmp_path / "summary.json", json.dumps({"a": 1}))
+    assert mode(checkpoint) == expected and mode(text) == expected
+    assert torch.equal(torch.load(checkpoint, weights_only=True)["weights"], torch.zeros(3))
+    # overwriting keeps the ordinary mode too (the rename brings the new file's mode)
+    os.chmod(text, 0o600)
+    write_text_atomic(text, "{}")
+    assert mode(text) == expected and text.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no temporary files left behind
+
+
+def test_results_reports_and_index_are_readable_by_others(tmp_path, umask):
+    from ifrvp_core.evaluate import save_results
+    from ifrvp_core.workbook import WorkbookResult, write_index
+
+    expected = 0o666 & ~umask
+    written = save_results({"model": {"t+1": {"psnr": 30.0, "ssim": 0.9}}}, tmp_path / "evaluation" / "results.json")
+    result = WorkbookResult("tiny", tmp_path, tmp_path / "work")
+    index = write_index(result)
+    files = [*written.values(), index, tmp_path / "workbook_summary.json"]
+    assert {path.name: mode(path) for path in files} == {path.name: expected for path in files}
+
+
+def test_predicted_video_and_frames_folder_are_readable_by_others(tmp_path, umask):
+    from ifrvp_core.predict import write_frames, write_video
+
+    frames = [np.full((16, 16, 3), value, np.uint8) for value in (0, 128, 255)]
+    video, count = write_video(frames, tmp_path / "out.mp4", fps=5)
+    assert count == 3 and mode(video) == 0o666 & ~umask
+    folder, count = write_frames(frames, tmp_path / "frames")
+    assert count == 3 and mode(folder) == 0o777 & ~umask  # mkdtemp's 0700 would hide the frames
+    assert {mode(p) for p in folder.iterdir()} == {0o666 & ~umask}
