@@ -16,6 +16,7 @@ from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.datasets import (
     WindowDataset,
     cityscapes_windows,
+    epoch_order,
     frames_windows,
     gopro_windows,
     synthetic_windows,
@@ -64,6 +65,7 @@ def build_dataset(
     window_step: int | None = None,
     test_fraction: float = 0.1,
     variant: str | None = None,
+    on_bad_sample: str = "fail",
 ) -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
@@ -82,6 +84,9 @@ def build_dataset(
             the fly; "auto_dis" uses prepared files when present, else DIS on the fly (training's
             default); False/"none" gives none. Synthetic data always carries its exact flow.
         window_step: frames between window starts (defaults per dataset and split).
+        on_bad_sample: "fail" raises `DataError` naming an unreadable file; "skip" replaces the
+            sample by the next in the epoch's shuffled order and reports the file in the sample's
+            `skipped_files` (training's default; evaluation always fails).
     """
     key = str(name).lower()
     if key not in DATASETS:
@@ -121,6 +126,7 @@ def build_dataset(
         teacher_flow=teacher_flow,
         synthetic=key == "synthetic",
         source=key,
+        on_bad_sample=on_bad_sample,
     )
 
 
@@ -166,7 +172,7 @@ class ResumableSampler(Sampler):
 
     def __iter__(self):
         if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)).tolist()
+            order = epoch_order(self.size, self.seed, self.epoch)
         else:
             order = list(range(self.size))
         mine = order[: self.samples_per_rank * self.world_size][self.rank :: self.world_size]
@@ -222,6 +228,7 @@ __all__ = [
     "DataError",
     "WindowDataset",
     "build_dataset",
+    "epoch_order",
     "collate",
     "ensure_synthetic",
     "list_datasets",
