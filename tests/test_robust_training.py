@@ -111,11 +111,25 @@ def test_dataset_replaces_a_bad_sample_by_the_next_in_the_epoch_order(corrupt_da
         build_dataset("synthetic", root, "train", on_bad_sample="ignore", **common)
 
 
-def test_skip_trains_to_the_end_logs_each_file_once_and_is_deterministic(corrupt_data, tmp_path, capsys):
-    """A full epoch (every window once) over 2 planted files; a second run with 2 DataLoader workers is identical."""
+@pytest.fixture(scope="module")
+def skip_run(corrupt_data, tmp_path_factory):
+    """One epoch (8 steps: every window once) with `skip` over the 2 planted files: (log path, stdout)."""
+    root, _, _ = corrupt_data
+    log_path = tmp_path_factory.mktemp("skip_runs")
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(tiny_args(root, log_path, "a", max_steps=8)) == 0
+    return log_path, out.getvalue()
+
+
+def test_skip_trains_to_the_end_logs_each_file_once_and_is_deterministic(corrupt_data, skip_run, tmp_path):
+    """A full epoch over 2 planted files; a second run with 2 DataLoader workers gives the same parameters."""
     root, planted, _ = corrupt_data
-    assert main(tiny_args(root, tmp_path, "a", max_steps=8)) == 0
-    out = capsys.readouterr().out
+    first, out = skip_run
+    shutil.copytree(first / "a", tmp_path / "a")
     assert main(tiny_args(root, tmp_path, "b", max_steps=8, num_workers=2)) == 0
     for name in planted:  # logged once, although clip_00001/00002.png is in 3 windows
         assert len([line for line in out.splitlines() if "skipped a bad sample" in line and name in line]) == 1
@@ -261,3 +275,23 @@ def test_gpu_check_on_cpu_says_so_and_exits_0(tmp_path):
     report = json.loads(out.read_text())
     assert report["gpu"] is None and report["cuda_available"] is False and report["sections"] == {}
     assert report["torch"] == torch.__version__
+
+
+@pytest.mark.slow
+def test_two_ranks_skip_the_same_samples_and_count_them_globally(corrupt_data, skip_run, tmp_path):
+    """2 DDP ranks x batch 1 see the samples of 1 rank x batch 2: the same replacements, counted over both ranks."""
+    root, planted, _ = corrupt_data
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ifrvp_core.train",
+         *tiny_args(root, tmp_path, "ddp", max_steps=8, batch_size=1, num_workers=1)],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 process(es)" in done.stdout
+    single = json.loads((skip_run[0] / "a" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["bad_files"] == sorted(planted) == single["bad_files"]
+    assert summary["bad_samples"] == single["bad_samples"] and summary["world_size"] == 2
+    assert sorted(r["file"] for r in read_log(tmp_path / "ddp") if r["kind"] == "bad_sample") == sorted(planted)
+    one, two = load_file(skip_run[0] / "a" / "latest.pt")["model"], load_file(tmp_path / "ddp" / "latest.pt")["model"]
+    assert max((one[k] - v).abs().max().item() for k, v in two.items()) < 1e-4  # all-reduced gradients: float rounding only
