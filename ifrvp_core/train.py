@@ -398,6 +398,8 @@ class Trainer:
             robustness = state.get("robustness") or {}
             self.bad_files = {str(k): int(v) for k, v in (robustness.get("bad_files") or {}).items()}
             self.bad_samples, self.bad_steps = int(robustness.get("bad_samples", 0)), int(robustness.get("bad_steps", 0))
+            if Path(path).resolve() == (self.run_dir / "latest.pt").resolve():
+                self.last_latest_iteration = self.iteration
             if state.get("rng"):
                 set_rng_state(state["rng"])
             self.log_text(f"resumed from {path} at epoch {self.epoch}, iteration {self.iteration}")

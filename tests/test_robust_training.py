@@ -262,6 +262,15 @@ def test_max_bad_steps_stops_the_run_keeping_the_last_good_latest(clean_data, tm
     stopped = [r for r in read_log(run_dir) if r["kind"] == "stopped"]
     assert stopped == [{"kind": "stopped", "iteration": 5, "epoch": 0, "reason": "max_bad_steps", "bad_steps": 3, "latest_iteration": 2}]
     assert not (run_dir / "summary.json").exists()
+    # the cause gone, --resume auto continues from the last good state to the end
+    monkeypatch.setattr(NaNAtCalls, "nan_from", None)
+    assert main(args + ["--resume=auto"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    train = [r["iteration"] for r in read_log(run_dir) if r["kind"] == "train"]
+    assert train == [1, 2, 3, 4] + list(range(3, 9))  # the aborting step 5 has its bad_step and stopped records only
+    assert [r["iteration"] for r in read_log(run_dir) if r["kind"] == "bad_step"] == [3, 4, 5]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["iterations"] == 8 and summary["bad_steps"] == 0  # the counts of the state resumed from
 
 
 # ----------------------------------------------------------------------------- the GPU check
