@@ -42,6 +42,7 @@ import torch
 
 from ifrvp_core import metrics as M
 from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.data.io import DataError
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -829,6 +830,7 @@ def evaluate(
         max_samples: score only the first N samples (quick looks; not comparable numbers).
         progress: tqdm bar over batches.
         root: dataset root when a protocol is given.
+            An unreadable test file raises `DataError` naming it: evaluation never skips samples.
         metrics: image metrics to compute per step, from psnr, ssim, ms_ssim, lpips. The flow
             EPE at t+1 is added for methods with `flows` on data with ``gt_flow``.
         lpips_weights: AlexNet ImageNet weights file (default: torch hub cache).
@@ -970,6 +972,10 @@ def evaluate_model(
 def _evaluate_batch(batch, methods, steps, used_steps, protocol, checked_resolution, device, metrics,
                     lpips_reason, lpips_weights, accumulators, per_sample, names, bgr_like_published=False):
     """Roll out every method on one batch and add its scores; returns (used_steps, checked_resolution)."""
+    skipped = sorted({name for names in batch.get("skipped_files", []) for name in names})
+    if skipped:  # a dataset built with on_bad_sample="skip": evaluation never scores a replacement silently
+        raise DataError(f"evaluation does not skip bad samples; unreadable file(s): {', '.join(skipped)} "
+                        "(evaluate a dataset built with on_bad_sample='fail', the default)", skipped[0])
     context = batch["context"].to(device, non_blocking=True)
     target = batch["target"].to(device, non_blocking=True)
     if used_steps is None:

@@ -27,6 +27,14 @@ Multi-node (same command on every node; node 0's address as the rendezvous endpo
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_id=job42 \
         --rdzv_endpoint=node0.example:29500 -m ifrvp_core.train --dataset vimeo90k --data_root /data/vimeo
 
+Long runs survive bad inputs (see `TrainConfig`'s robustness fields and README "Training"):
+a sample whose file cannot be read is replaced by the next one in the epoch's shuffled order
+(`--on_bad_sample skip`, the default; each file logged once; `--max_bad_samples` distinct files at
+most), and a step with a non-finite loss or gradient norm is skipped for every precision and
+every rank together (`--max_bad_steps` in a row at most). A skipped step still counts as an
+iteration (its batch is consumed and the LR schedule moves on), so the data order and resume
+stay exact. Checkpoints with non-finite weights are never written.
+
 Exit codes: 0 finished; 1 failed (the failing rank prints its error and exits at once, so torchrun
 stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
 was finished and `latest.pt` saved - rerun with `--resume auto` to continue.
@@ -54,7 +62,7 @@ import torch
 import torch.distributed as dist
 
 from ifrvp_core.checkpoint import CheckpointError, load_checkpoint, load_file, model_checkpoint, save_atomic, write_text_atomic
-from ifrvp_core.data import build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
+from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
 from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model
 
@@ -110,6 +118,10 @@ class TrainConfig:
     loss_perceptual: float = 0.0
     loss_frequency: float = 0.0
     perceptual_weights: str | None = None
+    # robustness for long runs
+    on_bad_sample: str = "skip"  # skip: replace an unreadable training sample (logged, counted) | fail: stop at once
+    max_bad_samples: int = 100  # distinct bad files tolerated; one more stops the run with the list
+    max_bad_steps: int = 20  # consecutive non-finite steps (loss or gradient norm) that stop the run
 
     @property
     def run_dir(self) -> Path:
@@ -183,6 +195,21 @@ def _read_config_file(path) -> dict:
 
         return yaml.safe_load(text) or {}
     return json.loads(text)
+
+
+class TrainingAborted(RuntimeError):
+    """The run hit a robustness limit (`max_bad_samples`, `max_bad_steps`); the message says which and why."""
+
+
+def _json_number(value: float):
+    """A float for JSON: non-finite values as the strings "nan", "inf", "-inf" (strict JSON has none)."""
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def nonfinite_weights(model: torch.nn.Module) -> list[str]:
+    """Names of the model's floating-point parameters and buffers holding NaN or inf."""
+    return [name for name, value in model.state_dict().items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -304,6 +331,10 @@ class Trainer:
         self.run_dir = config.run_dir
         if config.teacher_flow not in TEACHER_FLOW_MODES:
             raise ValueError(f"teacher_flow must be one of {sorted(TEACHER_FLOW_MODES)}, got {config.teacher_flow!r}")
+        if config.on_bad_sample not in ("fail", "skip"):
+            raise ValueError(f"on_bad_sample must be 'fail' or 'skip', got {config.on_bad_sample!r}")
+        if config.max_bad_samples < 0 or config.max_bad_steps < 1:
+            raise ValueError(f"max_bad_samples must be >= 0 and max_bad_steps >= 1, got {config.max_bad_samples} and {config.max_bad_steps}")
         options = {} if config.resolved_motion_prior() == "none" else {"motion_prior": config.resolved_motion_prior()}
         model = build_model(config.model_name, context_frames=config.context_frames, **options).to(env.device)
         self.model = model
@@ -313,7 +344,7 @@ class Trainer:
             context_frames=config.context_frames, future_frames=future, task=config.task, frame_stride=config.frame_stride, seed=config.seed
         )
         self.train_set = build_dataset(config.dataset, config.data_root, "train", augment=config.augment, crop_size=config.crop_size,
-                                       teacher_flow=TEACHER_FLOW_MODES[config.teacher_flow], **common)
+                                       teacher_flow=TEACHER_FLOW_MODES[config.teacher_flow], on_bad_sample=config.on_bad_sample, **common)
         if config.protocol is not None:
             from ifrvp_core.evaluate import get_protocol
 
@@ -328,6 +359,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr_start, weight_decay=0.0)
         self.loss_fn = PredictionLoss(config.loss_config())
         self.iteration, self.epoch, self.best_psnr = 0, config.resume_epoch, -math.inf
+        # robustness counters, global over ranks, kept in checkpoints: bad file -> iteration first seen,
+        # samples replaced, steps skipped (all, and the current run of consecutive ones)
+        self.bad_files: dict[str, int] = {}
+        self.bad_samples, self.bad_steps, self.bad_steps_in_row = 0, 0, 0
+        self.last_latest_iteration: int | None = None  # iteration of the last latest.pt written by this process
         teacher = self.train_set.teacher_source
         self.log_text(f"motion prior: {config.resolved_motion_prior()}; teacher flow: {teacher}; "
                       f"distillation weight {self.loss_fn.config.distillation}, beta {self.loss_fn.config.distillation_beta}")
@@ -367,6 +403,11 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.iteration, self.epoch = int(state["iteration"]), int(state["epoch"])
             self.best_psnr = float(state.get("best_psnr", -math.inf))
+            robustness = state.get("robustness") or {}
+            self.bad_files = {str(k): int(v) for k, v in (robustness.get("bad_files") or {}).items()}
+            self.bad_samples, self.bad_steps = int(robustness.get("bad_samples", 0)), int(robustness.get("bad_steps", 0))
+            if Path(path).resolve() == (self.run_dir / "latest.pt").resolve():
+                self.last_latest_iteration = self.iteration
             if state.get("rng"):
                 set_rng_state(state["rng"])
             self.log_text(f"resumed from {path} at epoch {self.epoch}, iteration {self.iteration}")
@@ -387,11 +428,21 @@ class Trainer:
             config=dataclasses.asdict(self.config),
             versions=library_versions(),
             metrics=metrics or {},
+            robustness={"bad_files": dict(self.bad_files), "bad_samples": self.bad_samples, "bad_steps": self.bad_steps},
         )
 
-    def save(self, name: str, metrics: dict | None = None) -> None:
+    def save(self, name: str, metrics: dict | None = None) -> bool:
+        """Write `name` atomically (rank 0); a model with non-finite weights is never written (returns False)."""
         if self.env.main:
+            broken = nonfinite_weights(self.model)
+            if broken:
+                self.log_text(f"warning: not writing {self.run_dir / name} at iteration {self.iteration}: non-finite weights in "
+                              f"{', '.join(broken[:5])}{' ...' if len(broken) > 5 else ''}")
+                return False
             save_atomic(self.checkpoint(metrics), self.run_dir / name)
+        if name == "latest.pt":
+            self.last_latest_iteration = self.iteration
+        return True
 
     def write_log(self, record: dict) -> None:
         if not self.env.main:
@@ -416,14 +467,20 @@ class Trainer:
                 writer.writerow(flat)
 
     # ------------------------------------------------------------------ steps
-    def train_step(self, batch: dict) -> tuple[float, dict]:
-        """One optimiser step on target[:, 0] at target_times[:, 0].
+    def train_step(self, batch: dict) -> tuple[float, dict, bool]:
+        """One optimiser step on target[:, 0] at target_times[:, 0], unless the step is not finite.
+
+        After backward (and AMP unscaling) the gradient norm is computed (and clipped with
+        `--grad_clip`); when this rank's loss or the norm is NaN/inf on any rank, every rank skips
+        the optimiser step together (the fp16 scaler still lowers its scale). The check costs one
+        host sync per step (as the fp16 scaler's own check does).
 
         Args:
             batch: `context` (B,K,3,H,W), `target` (B,n,3,H,W), `target_times` (B,n), optional
                 `teacher_flow` (B,2K,H,W) for the distillation term.
         Returns:
-            (lr used, {"loss": total, **terms}) as detached scalars of this rank.
+            (lr used, {"loss": total, **terms, "grad_norm": norm} as detached scalars of this rank,
+            whether the step was taken).
         """
         device = self.env.device
         frames = batch["context"].to(device, non_blocking=True)
@@ -438,12 +495,76 @@ class Trainer:
             loss, terms = self.loss_fn(output, target, teacher)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # a no-op without the fp16 scaler
         if self.config.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return lr, {"loss": loss.detach(), **terms}
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        else:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=device)
+        loss = loss.detach()
+        bad = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float().reshape(1)
+        if self.env.world_size > 1:  # the loss is per rank: all ranks skip together
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        ok = not bool(bad.item())
+        if ok:
+            self.scaler.step(self.optimizer)
+        self.scaler.update()  # after a skipped fp16 step: lowers the scale (unscale_ recorded the infs)
+        return lr, {"loss": loss, **terms, "grad_norm": grad_norm.detach()}, ok
+
+    def note_bad_samples(self, batch: dict) -> None:
+        """Count and log (once per file) the samples this step's batches replaced, over all ranks.
+
+        Raises:
+            TrainingAborted: more than `max_bad_samples` distinct bad files.
+        """
+        local = [name for names in batch.get("skipped_files", []) for name in names]
+        if self.env.world_size > 1:
+            if all_reduce_sum(torch.tensor([len(local)], device=self.env.device), self.env).item() == 0:
+                return
+            gathered: list = [None] * self.env.world_size
+            dist.all_gather_object(gathered, local)
+            files = [name for part in gathered for name in part]
+        else:
+            files = local
+        if not files:
+            return
+        self.bad_samples += len(files)
+        for name in files:
+            if name not in self.bad_files:
+                self.bad_files[name] = self.iteration + 1
+                self.log_text(f"warning: skipped a bad sample at iteration {self.iteration + 1}: {name} "
+                              f"(bad file {len(self.bad_files)}, at most {self.config.max_bad_samples}); "
+                              "replaced by the next sample of this epoch's order")
+                self.write_log({"kind": "bad_sample", "iteration": self.iteration + 1, "epoch": self.epoch, "file": name})
+        if len(self.bad_files) > self.config.max_bad_samples:
+            listed = "\n  ".join(sorted(self.bad_files))
+            self.write_log({"kind": "stopped", "iteration": self.iteration, "epoch": self.epoch, "reason": "max_bad_samples",
+                            "bad_files": sorted(self.bad_files), "bad_samples": self.bad_samples})
+            raise TrainingAborted(f"{len(self.bad_files)} bad files (more than --max_bad_samples {self.config.max_bad_samples}); "
+                                  f"fix or remove them, or raise the limit:\n  {listed}")
+
+    def note_bad_step(self, terms: dict) -> None:
+        """Count and log a skipped (non-finite) step.
+
+        Raises:
+            TrainingAborted: `max_bad_steps` in a row; latest.pt keeps the last good state.
+        """
+        self.bad_steps += 1
+        self.bad_steps_in_row += 1
+        loss, norm = float(terms["loss"]), float(terms["grad_norm"])
+        self.log_text(f"warning: non-finite step at iteration {self.iteration} (loss {loss}, gradient norm {norm}): "
+                      f"optimiser step skipped ({self.bad_steps_in_row} in a row, at most {self.config.max_bad_steps})")
+        self.write_log({"kind": "bad_step", "iteration": self.iteration, "epoch": self.epoch, "loss": _json_number(loss),
+                        "grad_norm": _json_number(norm), "in_a_row": self.bad_steps_in_row, "bad_steps": self.bad_steps})
+        if self.bad_steps_in_row >= self.config.max_bad_steps:
+            first = self.iteration - self.bad_steps_in_row + 1
+            kept = (f"{self.run_dir / 'latest.pt'} holds iteration {self.last_latest_iteration}, the last good state"
+                    if self.last_latest_iteration is not None else "no latest.pt was written by this run")
+            self.write_log({"kind": "stopped", "iteration": self.iteration, "epoch": self.epoch, "reason": "max_bad_steps",
+                            "bad_steps": self.bad_steps, "latest_iteration": self.last_latest_iteration})
+            raise TrainingAborted(f"{self.bad_steps_in_row} non-finite steps in a row (iterations {first}..{self.iteration}, "
+                                  f"--max_bad_steps {self.config.max_bad_steps}; last loss {loss}, gradient norm {norm}); {kept}. "
+                                  "Try a lower --lr_start, --grad_clip 1 or --amp bf16/none, then --resume auto")
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -522,8 +643,14 @@ class Trainer:
             for batch in self.loader:
                 waited = time.perf_counter() - wait_start
                 step_start = time.perf_counter()
-                lr, terms = self.train_step(batch)
-                self.iteration += 1
+                self.note_bad_samples(batch)
+                lr, terms, ok = self.train_step(batch)
+                self.iteration += 1  # a skipped step still consumes its batch and moves the LR schedule on
+                if ok:
+                    self.bad_steps_in_row = 0
+                else:
+                    self.note_bad_step(terms)
+                grad_norm = terms.pop("grad_norm")
                 step_time = time.perf_counter() - step_start
                 window["samples"] += batch["context"].shape[0] * env.world_size
                 window["time"] += step_time + waited
@@ -536,13 +663,14 @@ class Trainer:
                         "loss": values[0].item(), "terms": {k: v.item() for k, v in zip(list(terms)[1:], values[1:])},
                         "samples_per_s": window["samples"] / max(window["time"], 1e-9),
                         "data_wait_share": window["wait"] / max(window["time"], 1e-9),
-                        "elapsed_s": time.time() - started,
+                        "elapsed_s": time.time() - started, "grad_norm": grad_norm.item(),
+                        "bad_samples": self.bad_samples, "bad_files": len(self.bad_files), "bad_steps": self.bad_steps,
                     }
                     self.write_log(record)
                     progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
                     window = {"samples": 0, "time": 0.0, "wait": 0.0}
-                if config.save_interval_steps and self.iteration % config.save_interval_steps == 0:
-                    self.save("latest.pt")
+                if config.save_interval_steps and self.iteration % config.save_interval_steps == 0 and ok:
+                    self.save("latest.pt")  # not after a skipped step: latest.pt is the state after a good one
                 if stop.should_stop(env) or self.iteration >= self.total_steps:
                     break
                 wait_start = time.perf_counter()
@@ -561,7 +689,7 @@ class Trainer:
                 self.write_log({"kind": "val", "iteration": self.iteration, "epoch": self.epoch, **metrics})
                 baselines = "".join(f"; {name} {values['psnr']:.3f} / {values['ssim']:.4f}" for name, values in (self.val_baselines or {}).items())
                 self.log_text(f"epoch {self.epoch} iteration {self.iteration}: val PSNR {metrics['psnr']:.3f} SSIM {metrics['ssim']:.4f}{baselines}")
-                if metrics["psnr"] > self.best_psnr:
+                if math.isfinite(metrics["psnr"]) and metrics["psnr"] > self.best_psnr:
                     self.best_psnr = metrics["psnr"]
                     self.save("best.pt", metrics)
             self.save("latest.pt", metrics)
@@ -575,7 +703,11 @@ class Trainer:
             "wall_time_s": time.time() - started, "final": metrics, "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
             "motion_prior": config.resolved_motion_prior(), "teacher_flow": self.train_set.teacher_source, "protocol": config.protocol,
             "baselines": self.val_baselines or {}, "beats_baselines": self.beats_baselines(metrics),
+            "bad_samples": self.bad_samples, "bad_files": sorted(self.bad_files), "bad_steps": self.bad_steps,
         }
+        if self.bad_files or self.bad_steps:
+            self.log_text(f"robustness: {self.bad_samples} sample(s) replaced ({len(self.bad_files)} bad file(s)), "
+                          f"{self.bad_steps} non-finite step(s) skipped; see kind 'bad_sample' / 'bad_step' in log.jsonl")
         for name, beats in summary["beats_baselines"].items():
             if not beats["psnr"]:
                 self.log_text(f"warning: the model does not beat {name} on the validation samples "
@@ -609,7 +741,7 @@ def main(argv=None) -> int:
         del trainer
     except Exception as error:  # noqa: BLE001 - any failure must end this rank with a clear message
         print(f"[rank {env.rank}] training failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-        if not isinstance(error, (CheckpointError, ValueError, FileNotFoundError)):
+        if not isinstance(error, (CheckpointError, ValueError, FileNotFoundError, TrainingAborted, DataError)):
             traceback.print_exc()
         code, failed = 1, True
     if env.world_size > 1 and dist.is_initialized():

@@ -21,6 +21,7 @@ from ifrvp_core.data.datasets import (
     cached_frame_path,
     cityscapes_windows,
     davis17_windows,
+    epoch_order,
     frames_windows,
     gopro_windows,
     kitti_windows,
@@ -78,6 +79,7 @@ def build_dataset(
     variant: str | None = None,
     resize="auto",
     cache_root=None,
+    on_bad_sample: str = "fail",
 ) -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
@@ -105,6 +107,9 @@ def build_dataset(
         cache_root: where `data_prep prepare_*` wrote the resized frames (default
             `<root>/ifrvp_cache`, then `<W>x<H>/<relative path>.png`); frames found there are read
             instead of resizing on the fly (the same pixels, PNG being lossless).
+        on_bad_sample: "fail" raises `DataError` naming an unreadable file; "skip" replaces the
+            sample by the next in the epoch's shuffled order and reports the file in the sample's
+            `skipped_files` (training's default; evaluation always fails).
     """
     key = str(name).lower()
     if key not in DATASETS:
@@ -165,6 +170,7 @@ def build_dataset(
         cache_root=cache_root,
         max_stride=UCF101_MAX_STRIDE if random_stride else 0,
         clip_length=UCF101_CLIP if random_stride else 0,
+        on_bad_sample=on_bad_sample,
     )
 
 
@@ -210,7 +216,7 @@ class ResumableSampler(Sampler):
 
     def __iter__(self):
         if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)).tolist()
+            order = epoch_order(self.size, self.seed, self.epoch)
         else:
             order = list(range(self.size))
         mine = order[: self.samples_per_rank * self.world_size][self.rank :: self.world_size]
@@ -283,6 +289,7 @@ __all__ = [
     "DEFAULT_RESIZE",
     "build_dataset",
     "cached_frame_path",
+    "epoch_order",
     "collate",
     "ensure_synthetic",
     "list_datasets",

@@ -26,6 +26,17 @@ TEACHER_DIR = "teacher_flow"
 # False/"none": no teacher; True/"disk": prepared files, required; "auto": prepared files when present;
 # "dis": OpenCV DIS on the fly; "auto_dis": prepared files when present, else DIS on the fly.
 TEACHER_MODES = (False, "none", True, "disk", "auto", "dis", "auto_dis")
+BAD_SAMPLE_MODES = ("fail", "skip")
+MAX_REPLACEMENTS = 16  # a bad sample's replacements tried before giving up (each bad one is reported too)
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled sample order of one epoch; it depends only on (seed, epoch).
+
+    `ResumableSampler` draws its order from here, and `WindowDataset` replaces a bad sample by
+    the next one in this order, so both agree without sharing any state.
+    """
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
 
 
 @dataclass
@@ -98,6 +109,7 @@ class WindowDataset(Dataset):
         cache_root: Path | None = None,
         max_stride: int = 0,
         clip_length: int = 0,
+        on_bad_sample: str = "fail",
     ):
         if not windows:
             raise DataError(f"no samples found for {source} under {root} (check the root, split and window sizes)")
@@ -116,6 +128,10 @@ class WindowDataset(Dataset):
         self.cache_root = Path(cache_root) if cache_root is not None else (self.root / CACHE_DIR if self.root is not None else None)
         # random-stride windows (UCF101 training): a `clip_length`-frame clip at a stride drawn in 1..max_stride
         self.max_stride, self.clip_length = int(max_stride), int(clip_length)
+        if on_bad_sample not in BAD_SAMPLE_MODES:
+            raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_MODES}, got {on_bad_sample!r}")
+        self.on_bad_sample = on_bad_sample
+        self._order: tuple | None = None  # (epoch, epoch_order, position of each index in it): a cache of a pure function
         if teacher_flow not in TEACHER_MODES:
             raise ValueError(f"teacher_flow must be one of {TEACHER_MODES}, got {teacher_flow!r}")
         self.teacher_suffix = None
@@ -245,6 +261,42 @@ class WindowDataset(Dataset):
                            self.load_flows(index, reverse))
 
     def __getitem__(self, index: int) -> dict:
+        """The sample at `index`; see the class docstring. With `on_bad_sample="skip"` it also holds
+        `skipped_files`: the files that failed to load (empty for a good sample).
+
+        A sample whose files raise `DataError` is replaced by the next sample in this epoch's
+        shuffled order (`epoch_order(len, seed, epoch)`), then the one after, up to
+        `MAX_REPLACEMENTS`: the result depends only on (seed, epoch, index), not on DataLoader
+        workers or ranks. With "fail" (the default, and always for evaluation) the error is raised.
+        """
+        if self.on_bad_sample == "fail":
+            return self._load(index)
+        skipped: list[str] = []
+        candidate = index
+        for attempt in range(1, MAX_REPLACEMENTS + 2):
+            try:
+                sample = self._load(candidate)
+            except DataError as error:
+                skipped.append(error.path or str(error))
+                candidate = self.replacement_index(index, attempt)
+                continue
+            sample["skipped_files"] = skipped
+            return sample
+        raise DataError(f"sample {index} and its {MAX_REPLACEMENTS} replacements all failed to load: {', '.join(sorted(set(skipped)))}",
+                        skipped[0])
+
+    def replacement_index(self, index: int, attempt: int) -> int:
+        """The sample `attempt` places after `index` in this epoch's shuffled order (wrapping round)."""
+        if self._order is None or self._order[0] != self.epoch:
+            order = epoch_order(len(self), self.seed, self.epoch)
+            position = [0] * len(order)
+            for place, item in enumerate(order):
+                position[item] = place
+            self._order = (self.epoch, order, position)
+        _, order, position = self._order
+        return order[(position[index] + attempt) % len(order)]
+
+    def _load(self, index: int) -> dict:
         rng = sample_rng(self.seed, self.epoch, index)
         reverse = draw_time_reverse(self.augment, rng)
         return finish_sample(self.raw_sample(index, reverse), self.augment, rng, self.teacher_on_the_fly)

@@ -12,7 +12,14 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
 
 
 class DataError(RuntimeError):
-    """A dataset file or layout problem; the message names the file."""
+    """A dataset file or layout problem; the message names the file.
+
+    `path` is the offending file when there is one (training's `--on_bad_sample skip` logs it).
+    """
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
 
 
 def read_image(path) -> np.ndarray:
@@ -23,17 +30,17 @@ def read_image(path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image not found: {path}")
+        raise DataError(f"image not found: {path}", path)
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise DataError(f"cannot decode image (truncated or corrupt): {path}")
+        raise DataError(f"cannot decode image (truncated or corrupt): {path}", path)
     if path.suffix.lower() == ".png" and not _png_complete(data):
-        raise DataError(f"truncated PNG (no IEND chunk): {path}")
+        raise DataError(f"truncated PNG (no IEND chunk): {path}", path)
     if image.dtype == np.uint16:
         image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
-        raise DataError(f"unsupported image dtype {image.dtype}: {path}")
+        raise DataError(f"unsupported image dtype {image.dtype}: {path}", path)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
@@ -61,18 +68,18 @@ def read_flow(path) -> np.ndarray:
     """Read a flow as float32 (H, W, 2): Middlebury `.flo` or float16/32 `.npy`."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"flow file not found: {path}")
+        raise DataError(f"flow file not found: {path}", path)
     if path.suffix == ".npy":
         try:
             flow = np.load(path).astype(np.float32)
         except Exception as error:
-            raise DataError(f"cannot read flow {path}: {error}") from error
+            raise DataError(f"cannot read flow {path}: {error}", path) from error
     else:
         flow = cv2.readOpticalFlow(str(path))
         if flow is None:
-            raise DataError(f"cannot read .flo file (truncated or corrupt): {path}")
+            raise DataError(f"cannot read .flo file (truncated or corrupt): {path}", path)
     if flow.ndim != 3 or flow.shape[2] != 2:
-        raise DataError(f"flow {path} has shape {flow.shape}, expected (H, W, 2)")
+        raise DataError(f"flow {path} has shape {flow.shape}, expected (H, W, 2)", path)
     return flow
 
 
@@ -134,7 +141,7 @@ class VideoReader:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = self._capture.read()
         if not ok:
-            raise DataError(f"cannot decode frame {index} of {self.path}")
+            raise DataError(f"cannot decode frame {index} of {self.path}", f"{self.path}#{index}")
         self._position = index + 1
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
