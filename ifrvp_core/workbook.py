@@ -241,8 +241,9 @@ def run_workbook(
 # Shown next to the headline figures in index.html (the README says the same).
 FIGURES_VARY_NOTE = (
     "The trained model's figures depend on the CPU type: kernels round differently and training amplifies it. "
-    "Two fresh clones on two machines of the same kind gave t+1 PSNR 30.18 and 29.98 dB, SSIM 0.883 and 0.876 "
-    "for the quick profile (IFRNet's recipe, 1000 steps): expect a few tenths of a dB either way on another CPU. "
+    "Measured for the quick profile: holding PyTorch's and oneDNN's kernels to AVX2 instead of AVX-512 moved the "
+    "model's t+1 PSNR by -0.003 dB (32.035 -> 32.032); with IFRNet's recipe (no motion prior), two machines of one "
+    "kind differed by 0.20 dB (30.18 vs 29.98). Expect hundredths of a dB, at most a few tenths, on another CPU. "
     "The baselines (copy-last, DIS extrapolation) do not train and do not vary. "
     "The same machine and command reproduce every number exactly (DDP with data workers included; tested)."
 )
