@@ -10,19 +10,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from ifrvp_core.data import build_dataset
 from ifrvp_core.data.datasets import teacher_flow_path
 from ifrvp_core.data.io import read_image, write_flow
-
-
-def dis_flow(source: np.ndarray, destination: np.ndarray) -> np.ndarray:
-    """DIS flow from `source` to `destination` (uint8 RGB): source(p) ~ destination(p + flow). (H, W, 2)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (source, destination)]
-    return dis.calc(gray[0], gray[1], None)
+from ifrvp_core.motion_prior import dis_flow_uint8 as dis_flow  # (H, W, 3) uint8 RGB x2 -> (H, W, 2), the DIS call of the prior and the baseline
 
 
 def raft_flow_fn(weights_path, device="cpu"):

@@ -25,22 +25,33 @@ import torch
 MOTION_PRIORS = ("none", "dis")
 
 
-def _to_gray_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) floats in [0, 1] -> (N, H, W) uint8 gray (OpenCV's RGB->gray weights)."""
-    rgb = (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return np.stack([cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in rgb])
+def _to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) floats in [0, 1] -> (N, H, W, 3) uint8 RGB."""
+    return (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def dis_flow_uint8(source: np.ndarray, destination: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+                   dis=None) -> np.ndarray:
+    """DIS flow from `source` to `destination`, (H, W, 3) uint8 RGB each -> (H, W, 2) float32.
+
+    ``source(p) ~ destination(p + flow(p))``: the backward-warping direction, channel 0 is x; the
+    images are turned gray with OpenCV's RGB weights. `dis`: a DIS object to reuse (else a new one).
+    """
+    dis = dis if dis is not None else cv2.DISOpticalFlow_create(preset)
+    gray = [cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in (source, destination)]
+    return dis.calc(gray[0], gray[1], None)
 
 
 def dis_flow_batch(source: torch.Tensor, destination: torch.Tensor, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> torch.Tensor:
     """DIS flow from each `source` to its `destination`: (N, 3, H, W) x2 in [0, 1] -> (N, 2, H, W) float32.
 
-    ``source(p) ~ destination(p + flow(p))``: the backward-warping direction, channel 0 is x.
-    A fresh DIS object per call keeps it safe in data-loader workers and threads.
+    The frames are quantised to uint8 and passed to `dis_flow_uint8`. A fresh DIS object per call
+    keeps it safe in data-loader workers and threads.
     """
     if source.shape != destination.shape or source.dim() != 4 or source.shape[1] != 3:
         raise ValueError(f"dis_flow_batch expects two (N, 3, H, W) tensors of one shape, got {tuple(source.shape)} and {tuple(destination.shape)}")
     dis = cv2.DISOpticalFlow_create(preset)
-    flows = [dis.calc(a, b, None) for a, b in zip(_to_gray_uint8(source), _to_gray_uint8(destination))]
+    flows = [dis_flow_uint8(a, b, dis=dis) for a, b in zip(_to_uint8_rgb(source), _to_uint8_rgb(destination))]
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 
