@@ -10,3 +10,25 @@ torch.set_num_threads(int(os.environ.get("IFRVP_TEST_THREADS", "1")))
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def seeded_alexnet_weights(tmp_path, monkeypatch):
+    """LPIPS's AlexNet trunk from a seeded random AlexNet, placed in a temporary torch hub cache.
+
+    The ImageNet file is not available offline; the LPIPS code path (loading, channel handling) is
+    the same with any trunk. Returns the state dict written (`features.*` keys).
+    """
+    import torchvision
+
+    from ifrvp_core import metrics as M
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    state = {f"features.{key}": value for key, value in features.state_dict().items()}
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(state, cache / M.ALEXNET_WEIGHTS_FILE)
+    return state

@@ -310,18 +310,10 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
         E.evaluate({"meta": E.copy_last}, "synthetic", root=synthetic_root, progress=False)
 
 
-def test_bgr_like_published_changes_lpips_only(synthetic_root, tmp_path, monkeypatch):
+def test_bgr_like_published_changes_lpips_only(synthetic_root, seeded_alexnet_weights):
     """With LPIPS weights present (here a seeded random AlexNet trunk: the real ImageNet file is
     not available offline, but the channel dependence is a property of any trunk), the quirk
     changes LPIPS and nothing else."""
-    import torchvision
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
-    torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "hub" / "checkpoints" / M.ALEXNET_WEIGHTS_FILE)
     dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)
     methods = {"copy_last": E.copy_last, "dis_extrapolation": E.dis_extrapolation}
     rgb = E.evaluate(methods, dataset, steps=2, progress=False)

@@ -150,18 +150,10 @@ def test_lpips_unavailable_without_alexnet_weights(tmp_path, monkeypatch):
     assert error.value.status == status
 
 
-def test_lpips_loads_alexnet_weights_from_hub_cache(tmp_path, monkeypatch):
+def test_lpips_loads_alexnet_weights_from_hub_cache(seeded_alexnet_weights, tmp_path):
     import lpips as lpips_package
-    import torchvision
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
-    torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features
-    state = {f"features.{key}": value for key, value in features.state_dict().items()}
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(state, cache / M.ALEXNET_WEIGHTS_FILE)
+    state = seeded_alexnet_weights
     assert M.lpips_status() is None
 
     model = M.get_lpips_model("cpu")
@@ -223,19 +215,10 @@ def test_accumulator_all_reduces_across_gloo_ranks(tmp_path):
         assert means == {"t+1": {"epe": 4.0, "psnr": 30.0}}  # (10+20+30+60)/4
 
 
-def test_published_channel_order_changes_lpips_only(tmp_path, monkeypatch):
+def test_published_channel_order_changes_lpips_only(seeded_alexnet_weights):
     """What `--bgr-like-published` changes: PSNR, SSIM and MS-SSIM average per-channel scores and
     are invariant to the channel order; LPIPS (AlexNet) is not. The trunk here is a seeded random
     AlexNet (the ImageNet file is not available offline); any trunk mixes channels unequally."""
-    import torchvision
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
-    torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "hub" / "checkpoints" / M.ALEXNET_WEIGHTS_FILE)
-
     gen = torch.Generator().manual_seed(3)
     target = torch.rand(2, 3, 176, 192, generator=gen)  # > 160 px: the 5-scale pytorch-msssim path
     prediction = (target + 0.08 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
