@@ -80,6 +80,15 @@ def resize_frame(image: np.ndarray, size) -> np.ndarray:
     return cv2.resize(image, (int(width), int(height)))
 
 
+def describe_teacher_source(synthetic: bool, stored: str | None, on_the_fly: bool) -> str:
+    """Where a reader's `teacher_flow` comes from, as the trainer logs it (`stored`: where prepared flow lives)."""
+    if synthetic:
+        return "synthetic ground truth"
+    if stored is not None:
+        return f"prepared files ({stored})"
+    return "DIS on the fly (target -> each context frame, on the training crop)" if on_the_fly else "none"
+
+
 def teacher_flow_path(root: Path, target, context, suffix: str = ".flo") -> Path:
     """Where the teacher flow from frame `target` to frame `context` lives (a parallel tree)."""
     relative = target.parent.relative_to(root)
@@ -149,11 +158,8 @@ class WindowDataset(Dataset):
     @property
     def teacher_source(self) -> str:
         """Where `teacher_flow` comes from: ground truth, prepared files, DIS on the fly, or none."""
-        if self.synthetic:
-            return "synthetic ground truth"
-        if self.teacher_suffix is not None:
-            return f"prepared files ({self.root / TEACHER_DIR}/**/*{self.teacher_suffix})"
-        return "DIS on the fly (target -> each context frame, on the training crop)" if self.teacher_on_the_fly else "none"
+        stored = f"{self.root / TEACHER_DIR}/**/*{self.teacher_suffix}" if self.teacher_suffix is not None else None
+        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly)
 
     def _find_teacher_suffix(self, window: Window):
         for suffix in (".flo", ".npy"):
@@ -241,10 +247,13 @@ class WindowDataset(Dataset):
             positions = reverse_window(positions, self.context_frames, self.target_times)
         return frames, positions, window_target_times(self.target_times, reverse)
 
-    def load_flows(self, index: int, reverse: bool = False) -> dict:
+    def load_flows(self, index: int, reverse: bool = False, layout: tuple | None = None) -> dict:
         """The flows stored for window `index` (time-reversed on request), before augmentation:
-        synthetic `gt_flow` (2K,H,W) / `gt_valid` (K,H,W), or prepared `teacher_flow` (2K,H,W); {} when none."""
-        frames, positions, _ = self.window_layout(index, reverse)
+        synthetic `gt_flow` (2K,H,W) / `gt_valid` (K,H,W), or prepared `teacher_flow` (2K,H,W); {} when none.
+
+        `layout`: the window's `window_layout(index, reverse)` when the caller has it already.
+        """
+        frames, positions, _ = layout if layout is not None else self.window_layout(index, reverse)
         k = self.context_frames
         if self.synthetic:
             flows, valid = self._synthetic_flow(self.windows[index].clip_dir, positions)
@@ -256,9 +265,10 @@ class WindowDataset(Dataset):
 
     def raw_sample(self, index: int, reverse: bool = False) -> dict:
         """Window `index` as an un-augmented sample (time-reversed on request)."""
-        frames, _, target_times = self.window_layout(index, reverse)
+        layout = self.window_layout(index, reverse)  # once: random-stride windows draw their frames here
+        frames, _, target_times = layout
         return make_sample(self.load_frames(frames), self.context_frames, target_times, self.windows[index].name,
-                           self.load_flows(index, reverse))
+                           self.load_flows(index, reverse, layout))
 
     def __getitem__(self, index: int) -> dict:
         """The sample at `index`; see the class docstring. With `on_bad_sample="skip"` it also holds

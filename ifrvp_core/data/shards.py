@@ -42,7 +42,9 @@ from torch.utils.data import IterableDataset
 
 from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.datasets import (
+    describe_teacher_source,
     draw_time_reverse,
+    epoch_order,
     finish_sample,
     make_sample,
     reverse_window,
@@ -331,11 +333,8 @@ class ShardDataset(IterableDataset):
     # -------------------------------------------------------------- description
     @property
     def teacher_source(self) -> str:
-        if self.synthetic:
-            return "synthetic ground truth"
-        if self.stored_teacher:
-            return f"prepared files (stored in the shards {self.root})"
-        return "DIS on the fly (target -> each context frame, on the training crop)" if self.teacher_on_the_fly else "none"
+        stored = f"stored in the shards {self.root}" if self.stored_teacher else None
+        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly)
 
     def __len__(self) -> int:
         return sum(self.shard_samples)
@@ -370,7 +369,7 @@ class ShardDataset(IterableDataset):
         """The shard order of `epoch` (a permutation seeded by (seed, epoch); file order without shuffling)."""
         if not self.shuffle:
             return list(range(len(self.urls)))
-        return torch.randperm(len(self.urls), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()
+        return epoch_order(len(self.urls), self.seed, epoch)  # the folder reader's per-epoch permutation, over shards
 
     def reader_shards(self, epoch: int, rank: int, world_size: int, worker: int = 0, workers: int = 1) -> list[int]:
         """The shards that loader worker `worker` of rank `rank` reads in `epoch`: disjoint across all readers."""
