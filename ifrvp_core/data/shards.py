@@ -195,7 +195,8 @@ def pack_dataset(dataset: str, root, out, split: str = "train", shard_size="1GB"
         "format": MANIFEST_FORMAT, "dataset": source.source, "root": str(Path(root).resolve()) if root else None, "split": split,
         "context_frames": context_frames, "future_frames": future_frames, "task": task, "frame_stride": frame_stride,
         "target_times": source.target_times,
-        "frame_size": list(next(iter(frame_sizes))) if len(frame_sizes) == 1 else None,  # None: clips of several sizes "shuffled": shuffle, "seed": seed,
+        "frame_size": list(next(iter(frame_sizes))) if len(frame_sizes) == 1 else None,  # None: clips of several sizes
+        "shuffled": shuffle, "seed": seed,
         "synthetic": source.synthetic, "teacher_flow": with_teacher, "reversed_flows": reversed_flows,
         "samples": len(order), "shard_size": max_bytes, "shards": shards,
     }
