@@ -31,7 +31,6 @@ ABLATION_VARIANTS: dict[str, tuple[str, dict]] = {
     "K = 3 context frames": ("the default with three context frames (acceleration observable)", dict(context_frames=3)),
 }
 DEFAULT_VARIANT = "default recipe"
-BASELINES = ("copy_last", "dis_extrapolation")
 
 
 @dataclass
@@ -78,10 +77,10 @@ def train_variants(variants: dict, data_root, runs_dir, base: dict, progress: bo
 def step_functions(runs: list[VariantRun]) -> dict:
     """{variant: its final checkpoint as a step function, then copy_last and dis_extrapolation}."""
     from ifrvp_core.checkpoint import load_model
-    from ifrvp_core.evaluate import DISExtrapolation, copy_last, model_step_fn
+    from ifrvp_core.evaluate import model_step_fn, standard_methods
 
     methods = {run.name: model_step_fn(load_model(run.checkpoint)) for run in runs}
-    methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation())
+    methods.update(standard_methods(model=None))
     return methods
 
 
@@ -117,7 +116,7 @@ def step_curves_figure(results, metrics=("psnr", "ssim")):
     """Per-step curves of every variant and baseline (baselines dashed)."""
     from matplotlib.figure import Figure
 
-    from ifrvp_core.evaluate import frame_steps
+    from ifrvp_core.evaluate import BASELINE_KEYS, frame_steps
 
     fig = Figure(figsize=(5.2 * len(metrics), 3.6), constrained_layout=True)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -125,7 +124,7 @@ def step_curves_figure(results, metrics=("psnr", "ssim")):
         for method, table in results.items():
             names = frame_steps(table)
             values = [np.nan if table[s].get(metric) is None else table[s][metric] for s in names]
-            style = "--" if method in BASELINES else "-"
+            style = "--" if method in BASELINE_KEYS else "-"
             width = 2.6 if method == DEFAULT_VARIANT else 1.3
             ax.plot(range(1, len(names) + 1), values, style, marker="o", linewidth=width, markersize=3.5, label=method)
         ax.set_xticks(range(1, 1 + max(len(frame_steps(table)) for table in results.values())))

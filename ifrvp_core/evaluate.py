@@ -66,6 +66,7 @@ __all__ = [
     "model_step_fn",
     "published_rows",
     "resolve_device",
+    "results_protocol",
     "rollout",
     "running_means",
     "running_step_name",
@@ -566,7 +567,8 @@ def _unavailable_of(results) -> dict:
     return {**meta_reasons, **dict(getattr(results, "unavailable", {}) or {})}
 
 
-def _protocol_of(results) -> str | None:
+def results_protocol(results) -> str | None:
+    """The protocol name of evaluation results (`results.protocol`, else their ``meta``), or None."""
     return getattr(results, "protocol", None) or (getattr(results, "meta", None) or {}).get("protocol")
 
 
@@ -727,7 +729,7 @@ def format_table(results: Mapping, metrics: tuple[str, ...] | None = None, digit
                     found_metrics.append(metric)
     metrics = tuple(m for m in (metrics or found_metrics) if m in found_metrics)
     unavailable = _unavailable_of(results)
-    reference = published_rows(_protocol_of(results)) if published else ()
+    reference = published_rows(results_protocol(results)) if published else ()
     labels = methods + [row["label"] for row in reference]
     name_width = max(len("method"), *(len(m) for m in labels))
     lines = []

@@ -720,7 +720,7 @@ def results_rows(results, steps=(1, 3, 5), form: str = "frame", published: bool 
             "psnr mean t+1..t+k": running means, followed by DMVFN's published rows for the
             protocol when `published`).
     """
-    from ifrvp_core.evaluate import published_rows, running_step_name, step_name
+    from ifrvp_core.evaluate import published_rows, results_protocol, running_step_name, step_name
 
     if form not in ("frame", "running"):
         raise ValueError(f"form must be 'frame' or 'running', got {form!r}")
@@ -741,13 +741,14 @@ def results_rows(results, steps=(1, 3, 5), form: str = "frame", published: bool 
 
     rows = [row_of(method, table) for method, table in results.items()]
     if form == "running" and published:
-        protocol = getattr(results, "protocol", None) or (getattr(results, "meta", None) or {}).get("protocol")
-        rows += [row_of(reference["label"], reference["values"]) for reference in published_rows(protocol)]
+        rows += [row_of(reference["label"], reference["values"]) for reference in published_rows(results_protocol(results))]
     return rows
 
 
 def evaluation_headline(results) -> dict:
     """headline.json of notebook 05 (read by the workbook index): t+1 of every method and verdicts."""
+    from ifrvp_core.evaluate import results_protocol
+
     t1 = {method: results[method]["t+1"] for method in results}
     meta = getattr(results, "meta", None) or {}
 
@@ -757,7 +758,7 @@ def evaluation_headline(results) -> dict:
         return {m: bool(t1["model"][m] > t1[baseline][m]) for m in ("psnr", "ssim")}
 
     return {
-        "protocol": meta.get("protocol") or getattr(results, "protocol", None), "samples": len(results.sample_names),
+        "protocol": results_protocol(results), "samples": len(results.sample_names),
         "checkpoint": meta.get("checkpoint"), "variant": meta.get("variant"), "t+1": t1,
         "unavailable": dict(results.unavailable),
         "model_beats_copy_last_t1": beats("copy_last"), "model_beats_dis_extrapolation_t1": beats("dis_extrapolation"),

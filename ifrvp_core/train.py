@@ -63,6 +63,7 @@ import torch.distributed as dist
 
 from ifrvp_core.checkpoint import CheckpointError, load_checkpoint, load_file, model_checkpoint, save_atomic, write_text_atomic
 from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
+from ifrvp_core.data.datasets import BAD_SAMPLE_MODES
 from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model
 
@@ -331,7 +332,7 @@ class Trainer:
         self.run_dir = config.run_dir
         if config.teacher_flow not in TEACHER_FLOW_MODES:
             raise ValueError(f"teacher_flow must be one of {sorted(TEACHER_FLOW_MODES)}, got {config.teacher_flow!r}")
-        if config.on_bad_sample not in ("fail", "skip"):
+        if config.on_bad_sample not in BAD_SAMPLE_MODES:
             raise ValueError(f"on_bad_sample must be 'fail' or 'skip', got {config.on_bad_sample!r}")
         if config.max_bad_samples < 0 or config.max_bad_steps < 1:
             raise ValueError(f"max_bad_samples must be >= 0 and max_bad_steps >= 1, got {config.max_bad_samples} and {config.max_bad_steps}")
@@ -573,13 +574,13 @@ class Trainer:
         For extrapolation the baselines copy-last and DIS extrapolation are scored on the same
         samples (once: they do not change) and returned as `copy_last_psnr`, `dis_extrapolation_ssim`, ...
         """
-        from ifrvp_core.evaluate import DISExtrapolation, copy_last
+        from ifrvp_core.evaluate import standard_methods
         from ifrvp_core.metrics import psnr, ssim
 
         self.model.eval()
         count = min(len(self.val_set), self.config.val_samples)
         indices = list(range(self.env.rank, count, self.env.world_size))
-        baselines = {"copy_last": copy_last, "dis_extrapolation": DISExtrapolation()} if self.config.task == "extrapolate" else {}
+        baselines = standard_methods(model=None) if self.config.task == "extrapolate" else {}
         score_baselines = self.val_baselines is None
         sums = torch.zeros(1 + 2 * (1 + len(baselines)), dtype=torch.float64)  # count, then (psnr, ssim) per method
 
