@@ -21,12 +21,9 @@ from ifrvp_core.data import DEFAULT_RESIZE
 from ifrvp_core.data.datasets import (
     CACHE_DIR,
     CITYSCAPES_NAME,
-    KITTI_CAMERAS,
-    KITTI_TEST_DRIVES,
-    KITTI_TRAIN_DRIVES,
-    _read_list,
     cached_frame_path,
-    kitti_drive_dir,
+    davis17_video_folders,
+    kitti_frame_folders,
     list_images,
     resize_frame,
 )
@@ -66,17 +63,18 @@ def _cityscapes_frames(root: Path, split: str, report: PrepareReport) -> list[Pa
     return sorted(p for p in folder.glob("*/*.png") if CITYSCAPES_NAME.match(p.name))
 
 
-def _kitti_frames(root: Path, split: str, report: PrepareReport) -> list[Path]:
-    drives = KITTI_TRAIN_DRIVES if split == "train" else KITTI_TEST_DRIVES
+def _frames_of(folders, report: PrepareReport) -> list[Path]:
     frames = []
-    for drive in drives:
-        for camera in KITTI_CAMERAS[split]:
-            folder = kitti_drive_dir(root, drive) / camera / "data"
-            if folder.is_dir():
-                frames.extend(list_images(folder))
-            else:
-                report.missing.append(folder)
+    for folder in folders:
+        if folder.is_dir():
+            frames.extend(list_images(folder))
+        else:
+            report.missing.append(folder)
     return frames
+
+
+def _kitti_frames(root: Path, split: str, report: PrepareReport) -> list[Path]:
+    return _frames_of([folder for _, _, folder in kitti_frame_folders(root, split)], report)
 
 
 def _davis_frames(root: Path, split: str, report: PrepareReport) -> list[Path]:
@@ -84,14 +82,7 @@ def _davis_frames(root: Path, split: str, report: PrepareReport) -> list[Path]:
     if not list_file.is_file():
         report.missing.append(list_file)
         return []
-    frames = []
-    for video in _read_list(list_file):
-        folder = root / "JPEGImages" / "480p" / video
-        if folder.is_dir():
-            frames.extend(list_images(folder))
-        else:
-            report.missing.append(folder)
-    return frames
+    return _frames_of([folder for _, folder in davis17_video_folders(root, split)], report)
 
 
 LISTERS = {"cityscapes": _cityscapes_frames, "kitti": _kitti_frames, "davis17": _davis_frames}

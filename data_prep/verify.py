@@ -9,15 +9,13 @@ from pathlib import Path
 from ifrvp_core.data.datasets import (
     CITYSCAPES_NAME,
     CITYSCAPES_SNIPPET,
-    KITTI_CAMERAS,
-    KITTI_TEST_DRIVES,
-    KITTI_TRAIN_DRIVES,
     PROTOCOL_CLIP,
     UCF101_CLIP,
     UCF101_LISTS,
     _clip_sources,
     _read_list,
-    kitti_drive_dir,
+    davis17_video_folders,
+    kitti_frame_folders,
     list_images,
     ucf101_video_root,
 )
@@ -106,24 +104,21 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
                     report.problems.append(("layout", city, f"{count} frames, not a multiple of 30: the sorted files "
                                                             "cannot be cut into 30-frame snippets"))
     elif dataset == "kitti":
-        for split, drives in (("train", KITTI_TRAIN_DRIVES), ("test", KITTI_TEST_DRIVES)):
-            for drive in drives:
-                for camera in KITTI_CAMERAS[split]:
-                    folder = kitti_drive_dir(root, drive) / camera / "data"
-                    if not folder.is_dir():
-                        report.problems.append(("missing", folder, f"FVS {split} drive folder not found"))
-                        continue
-                    frames = _with_gaps(list_images(folder), report)
-                    groups[f"{split}/{drive}/{camera}"] = frames
-                    if len(frames) < PROTOCOL_CLIP:
-                        report.problems.append(("layout", folder, f"{len(frames)} frames, fewer than one 9-frame clip"))
+        for split in ("train", "test"):
+            for drive, camera, folder in kitti_frame_folders(root, split):
+                if not folder.is_dir():
+                    report.problems.append(("missing", folder, f"FVS {split} drive folder not found"))
+                    continue
+                frames = _with_gaps(list_images(folder), report)
+                groups[f"{split}/{drive}/{camera}"] = frames
+                if len(frames) < PROTOCOL_CLIP:
+                    report.problems.append(("layout", folder, f"{len(frames)} frames, fewer than one 9-frame clip"))
     elif dataset == "davis17":
         lists = [root / "ImageSets" / "2017" / f"{s}.txt" for s in ("train", "val")]
         if not any(p.is_file() for p in lists):
             report.problems.append(("layout", root / "ImageSets" / "2017", "no train.txt or val.txt"))
         for list_file in (p for p in lists if p.is_file()):
-            for video in _read_list(list_file):
-                folder = root / "JPEGImages" / "480p" / video
+            for video, folder in davis17_video_folders(root, list_file.stem):
                 if not folder.is_dir():
                     report.problems.append(("missing", folder, f"video listed in {list_file.name} not found"))
                     continue

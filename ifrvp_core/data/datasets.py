@@ -547,30 +547,34 @@ def kitti_drive_dir(root: Path, drive: str) -> Path:
     return flat if flat.is_dir() else root / drive[:10] / f"{drive}_sync"
 
 
+def kitti_frame_folders(root: Path, split: str) -> list[tuple[str, str, Path]]:
+    """[(drive, camera, `<drive dir>/<camera>/data`)] of the split's FVS drives, whether present or not."""
+    if split not in KITTI_CAMERAS:
+        raise ValueError(f"KITTI splits are 'train' and 'test', got {split!r}")
+    drives = KITTI_TRAIN_DRIVES if split == "train" else KITTI_TEST_DRIVES
+    return [(drive, camera, kitti_drive_dir(root, drive) / camera / "data") for drive in drives for camera in KITTI_CAMERAS[split]]
+
+
 def kitti_clips(root: Path, split: str) -> list[tuple[str, list[Path]]]:
     """[(name, 9 frames)]: a 9-frame clip centred on every frame of every drive and camera of the split.
 
     As DMVFN's `utils/prepare_kitti.py`: a drive of N frames gives N - 8 clips (centres 4..N-5), so
     the four test drives (78, 383, 433, 475 frames) give 1,337 clips.
     """
-    if split not in KITTI_CAMERAS:
-        raise ValueError(f"KITTI splits are 'train' and 'test', got {split!r}")
-    drives = KITTI_TRAIN_DRIVES if split == "train" else KITTI_TEST_DRIVES
+    folders = kitti_frame_folders(root, split)
     clips, missing = [], []
-    for drive in drives:
-        for camera in KITTI_CAMERAS[split]:
-            folder = kitti_drive_dir(root, drive) / camera / "data"
-            if not folder.is_dir():
-                missing.append(folder)
-                continue
-            frames = list_images(folder)
-            for start in range(len(frames) - PROTOCOL_CLIP + 1):
-                clips.append((f"{drive}/{camera}/{frames[start + PROTOCOL_FIRST_TARGET].stem}", frames[start : start + PROTOCOL_CLIP]))
-    if missing and (split == "test" or len(missing) == len(drives) * len(KITTI_CAMERAS[split])):
+    for drive, camera, folder in folders:
+        if not folder.is_dir():
+            missing.append(folder)
+            continue
+        frames = list_images(folder)
+        for start in range(len(frames) - PROTOCOL_CLIP + 1):
+            clips.append((f"{drive}/{camera}/{frames[start + PROTOCOL_FIRST_TARGET].stem}", frames[start : start + PROTOCOL_CLIP]))
+    if missing and (split == "test" or len(missing) == len(folders)):
         raise DataError(f"KITTI {split} drive folder(s) not found: {', '.join(str(m) for m in missing[:4])}"
                         + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
     if missing:
-        warnings.warn(f"KITTI train: {len(missing)} of {len(drives) * 2} drive/camera folders missing, e.g. {missing[0]}")
+        warnings.warn(f"KITTI train: {len(missing)} of {len(folders)} drive/camera folders missing, e.g. {missing[0]}")
     return clips
 
 
@@ -591,6 +595,11 @@ def kitti_windows(root: Path, split: str, span: int, order, context_frames: int)
     return windows
 
 
+def davis17_video_folders(root: Path, split: str) -> list[tuple[str, Path]]:
+    """[(video, `JPEGImages/480p/<video>`)] of `ImageSets/2017/<split>.txt`, whether present or not."""
+    return [(video, root / "JPEGImages" / "480p" / video) for video in _read_list(root / "ImageSets" / "2017" / f"{split}.txt")]
+
+
 def davis17_windows(root: Path, split: str, span: int, order, context_frames: int, step: int | None):
     """DAVIS 2017 `JPEGImages/480p/<video>/00000.jpg` with `ImageSets/2017/<split>.txt`.
 
@@ -600,8 +609,7 @@ def davis17_windows(root: Path, split: str, span: int, order, context_frames: in
     if split not in ("train", "val"):
         raise ValueError(f"DAVIS 2017 splits are 'train' and 'val' (the protocol), got {split!r}")
     windows = []
-    for video in _read_list(root / "ImageSets" / "2017" / f"{split}.txt"):
-        folder = root / "JPEGImages" / "480p" / video
+    for video, folder in davis17_video_folders(root, split):
         if not folder.is_dir():
             raise DataError(f"DAVIS video folder not found: {folder} (listed in ImageSets/2017/{split}.txt)")
         frames = list_images(folder)
