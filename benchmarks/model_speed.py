@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 from ifrvp_core.models import build_model, list_models, prepare_for_inference
 from ifrvp_core.motion_prior import constant_velocity_prior
-from ifrvp_core.profiling import count_macs, time_predict
+from ifrvp_core.profiling import count_macs, time_call, time_predict
 
 
 def main(argv=None):
@@ -52,12 +51,8 @@ def main(argv=None):
     if "dis" in priors:
         for height, width in sizes:
             frames = torch.rand(args.batch, 2, 3, height, width)
-            times = []
-            for index in range(args.warmup + (args.repeats_large if height * width > 1_000_000 else args.repeats)):
-                start = time.perf_counter()
-                constant_velocity_prior(frames, 2.0)
-                if index >= args.warmup:
-                    times.append(time.perf_counter() - start)
+            repeats = args.repeats_large if height * width > 1_000_000 else args.repeats
+            times = time_call(lambda: constant_velocity_prior(frames, 2.0), repeats, args.warmup)
             print(f"{'DIS prior':<12} {'':<5} {'cpu':<6} {f'{height}x{width}':>10} {'':>11} {'':>9} "
                   f"{statistics.median(times) * 1e3:10.1f} {min(times) * 1e3:9.1f}", flush=True)
     for name in args.models.split(","):

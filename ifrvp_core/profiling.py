@@ -24,23 +24,28 @@ def count_macs(model: torch.nn.Module, frames: torch.Tensor, t: float = 2.0) -> 
     return counter.get_total_flops() // 2
 
 
-def time_predict(model, frames: torch.Tensor, repeats: int = 5, warmup: int = 1, t: float = 2.0) -> list[float]:
-    """Seconds per `model.predict(frames, t)` call, `repeats` timed calls after `warmup` untimed ones."""
-    sync = torch.cuda.synchronize if frames.is_cuda else (lambda: None)
+def time_call(function, repeats: int = 5, warmup: int = 1, sync=None) -> list[float]:
+    """Seconds per `function()` call, `repeats` timed calls after `warmup` untimed ones (`sync()` after each)."""
+    sync = sync or (lambda: None)
     for _ in range(warmup):
-        model.predict(frames, t)
+        function()
     sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict(frames, t)
+        function()
         sync()
         times.append(time.perf_counter() - start)
     return times
+
+
+def time_predict(model, frames: torch.Tensor, repeats: int = 5, warmup: int = 1, t: float = 2.0) -> list[float]:
+    """Seconds per `model.predict(frames, t)` call, `repeats` timed calls after `warmup` untimed ones."""
+    return time_call(lambda: model.predict(frames, t), repeats, warmup, torch.cuda.synchronize if frames.is_cuda else None)
 
 
 def median_latency_ms(model, frames: torch.Tensor, repeats: int = 5, warmup: int = 1) -> float:
     return 1000.0 * statistics.median(time_predict(model, frames, repeats, warmup))
 
 
-__all__ = ["count_macs", "count_parameters", "median_latency_ms", "time_predict"]
+__all__ = ["count_macs", "count_parameters", "median_latency_ms", "time_call", "time_predict"]
