@@ -7,6 +7,15 @@ import torch
 torch.set_num_threads(int(os.environ.get("IFRVP_TEST_THREADS", "1")))
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A small synthetic set: 16 training windows (4 clips x 4) and 4 test windows at 48x64."""
+    from ifrvp_core.data import ensure_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    return ensure_synthetic(root, progress=False, train_clips=4, test_clips=2, num_frames=6, height=48, width=64)
+
+
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)

@@ -7,15 +7,8 @@ import time
 import pytest
 
 from ifrvp_core import launch as launch_module
-from ifrvp_core.data import ensure_synthetic
 from ifrvp_core.launch import TrainingFailed, _lines, build_command, launch_training, read_log
 from ifrvp_core.train import TrainConfig
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    return ensure_synthetic(root, progress=False, train_clips=4, test_clips=2, num_frames=6, height=48, width=64)
 
 
 def tiny_config(data_root, log_path, **extra):

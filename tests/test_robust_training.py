@@ -14,22 +14,13 @@ import torch
 
 import ifrvp_core.train as train_module
 from ifrvp_core.checkpoint import load_file, load_model
-from ifrvp_core.data import DataError, build_dataset, ensure_synthetic
+from ifrvp_core.data import DataError, build_dataset
 from ifrvp_core.evaluate import copy_last, evaluate
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main
+from tiny_training import SEED, tiny_args
 
 REPO = Path(__file__).resolve().parent.parent
-SEED = 3
-
-
-@pytest.fixture(scope="module")
-def clean_data(tmp_path_factory):
-    """16 training windows (4 clips x 4) and 4 test windows at 48x64."""
-    root = tmp_path_factory.mktemp("synthetic")
-    return ensure_synthetic(root, progress=False, train_clips=4, test_clips=2, num_frames=6, height=48, width=64)
-
-
 def truncate(path: Path) -> None:
     """What a copy cut short leaves: the first half of a valid PNG."""
     data = path.read_bytes()
@@ -37,27 +28,18 @@ def truncate(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def corrupt_data(clean_data, tmp_path_factory):
+def corrupt_data(tiny_data, tmp_path_factory):
     """The clean set with two truncated training frames (in 4 of the 16 windows) and one truncated test frame.
 
     clip_00001/00002.png is in the windows starting at frames 0, 1 and 2 of that clip; clip_00003/00005.png
     only in the last one. The test frame sits in the 4th test window, after the 2 that training validates.
     """
     root = tmp_path_factory.mktemp("corrupt") / "synthetic"
-    shutil.copytree(clean_data, root)
+    shutil.copytree(tiny_data, root)
     planted = [root / "train" / "clip_00001" / "00002.png", root / "train" / "clip_00003" / "00005.png"]
     for path in planted + [root / "test" / "clip_00001" / "00004.png"]:
         truncate(path)
     return root, [str(p) for p in planted], str(root / "test" / "clip_00001" / "00004.png")
-
-
-def tiny_args(data_root, log_path, run_name, **extra):
-    values = dict(
-        model_name="IFRNet_T", dataset="synthetic", data_root=data_root, crop_size=32, batch_size=2, num_workers=0,
-        log_path=log_path, run_name=run_name, log_interval=1, val_samples=2, val_batch_size=2, epochs=50, seed=SEED,
-    )
-    values.update(extra)
-    return [f"--{key}={value}" for key, value in values.items()]
 
 
 def read_log(run_dir: Path) -> list[dict]:
@@ -65,15 +47,15 @@ def read_log(run_dir: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- config
-def test_robustness_flags_parse_and_bad_values_are_named(clean_data, tmp_path):
+def test_robustness_flags_parse_and_bad_values_are_named(tiny_data, tmp_path):
     defaults = TrainConfig.from_args([])
     assert (defaults.on_bad_sample, defaults.max_bad_samples, defaults.max_bad_steps) == ("skip", 100, 20)
     config = TrainConfig.from_args(["--on_bad_sample", "fail", "--max_bad_samples", "5", "--max_bad_steps", "3"])
     assert (config.on_bad_sample, config.max_bad_samples, config.max_bad_steps) == ("fail", 5, 3)
     with pytest.raises(ValueError, match="on_bad_sample must be 'fail' or 'skip', got 'sometimes'"):
-        Trainer(TrainConfig.from_args(tiny_args(clean_data, tmp_path, "r", on_bad_sample="sometimes")), Dist())
+        Trainer(TrainConfig.from_args(tiny_args(tiny_data, tmp_path, "r", on_bad_sample="sometimes")), Dist())
     with pytest.raises(ValueError, match="max_bad_steps >= 1, got 100 and 0"):
-        Trainer(TrainConfig.from_args(tiny_args(clean_data, tmp_path, "r", max_bad_steps=0)), Dist())
+        Trainer(TrainConfig.from_args(tiny_args(tiny_data, tmp_path, "r", max_bad_steps=0)), Dist())
 
 
 # ----------------------------------------------------------------------------- bad samples
@@ -198,8 +180,8 @@ class NaNAtCalls(PredictionLoss):
         return loss, terms
 
 
-def test_non_finite_loss_or_gradient_skips_the_step_and_weights_are_never_saved_non_finite(clean_data, tmp_path):
-    trainer = Trainer(TrainConfig.from_args(tiny_args(clean_data, tmp_path, "unit", max_steps=4)), Dist())
+def test_non_finite_loss_or_gradient_skips_the_step_and_weights_are_never_saved_non_finite(tiny_data, tmp_path):
+    trainer = Trainer(TrainConfig.from_args(tiny_args(tiny_data, tmp_path, "unit", max_steps=4)), Dist())
     batch = next(iter(trainer.loader))
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
@@ -228,10 +210,10 @@ def test_non_finite_loss_or_gradient_skips_the_step_and_weights_are_never_saved_
     assert bool(torch.isfinite(load_file(trainer.run_dir / "latest.pt")["model"][next(iter(before))]).all())
 
 
-def test_injected_nan_loss_is_skipped_and_counted(clean_data, tmp_path, monkeypatch, capsys):
+def test_injected_nan_loss_is_skipped_and_counted(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(NaNAtCalls, "nan_calls", {3, 4})
     monkeypatch.setattr(train_module, "PredictionLoss", NaNAtCalls)
-    assert main(tiny_args(clean_data, tmp_path, "nan", max_steps=6)) == 0
+    assert main(tiny_args(tiny_data, tmp_path, "nan", max_steps=6)) == 0
     assert capsys.readouterr().out.count("non-finite step at iteration") == 2
     records = read_log(tmp_path / "nan")
     bad = [r for r in records if r["kind"] == "bad_step"]
@@ -246,10 +228,10 @@ def test_injected_nan_loss_is_skipped_and_counted(clean_data, tmp_path, monkeypa
     assert all(bool(torch.isfinite(v).all()) for v in latest["model"].values())
 
 
-def test_max_bad_steps_stops_the_run_keeping_the_last_good_latest(clean_data, tmp_path, monkeypatch, capsys):
+def test_max_bad_steps_stops_the_run_keeping_the_last_good_latest(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(NaNAtCalls, "nan_from", 3)
     monkeypatch.setattr(train_module, "PredictionLoss", NaNAtCalls)
-    args = tiny_args(clean_data, tmp_path, "diverged", max_steps=8, max_bad_steps=3, save_interval_steps=1)
+    args = tiny_args(tiny_data, tmp_path, "diverged", max_steps=8, max_bad_steps=3, save_interval_steps=1)
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "TrainingAborted: 3 non-finite steps in a row (iterations 3..5, --max_bad_steps 3" in err

@@ -12,26 +12,10 @@ import pytest
 import torch
 
 from ifrvp_core.checkpoint import CheckpointError, load_file, load_model
-from ifrvp_core.data import ensure_synthetic
 from ifrvp_core.train import Dist, TrainConfig, Trainer, cosine_lr, main
+from tiny_training import tiny_args
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """16 training windows (4 clips x 4) and 4 test windows at 48x64."""
-    root = tmp_path_factory.mktemp("synthetic")
-    return ensure_synthetic(root, progress=False, train_clips=4, test_clips=2, num_frames=6, height=48, width=64)
-
-
-def tiny_args(data_root, log_path, run_name, **extra):
-    values = dict(
-        model_name="IFRNet_T", dataset="synthetic", data_root=data_root, crop_size=32, batch_size=2, num_workers=0,
-        log_path=log_path, run_name=run_name, log_interval=1, val_samples=2, val_batch_size=2, epochs=50, seed=3,
-    )
-    values.update(extra)
-    return [f"--{key}={value}" for key, value in values.items()]
 
 
 def subprocess_env():
