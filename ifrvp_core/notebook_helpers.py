@@ -485,8 +485,10 @@ class LiveCurves:
         from IPython.display import display
         from tqdm.auto import tqdm
 
-        self.run_dir, self.interval_s, self.last = Path(run_dir), interval_s, 0.0
-        self.iteration, self.last_progress = 0, 0.0
+        # None, not 0.0: time.monotonic() counts from an arbitrary origin (boot on Linux), so
+        # "0.0 seconds ago" would hold back the first drawing for up to interval_s after boot
+        self.run_dir, self.interval_s, self.last = Path(run_dir), interval_s, None
+        self.iteration, self.last_progress = 0, None
         self.bar = tqdm(total=total or None, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
         self.handle = display({"text/plain": "waiting for the first log records ..."}, raw=True, display_id=True)
 
@@ -498,7 +500,7 @@ class LiveCurves:
             found = self._TQDM.search(line)
             if found:
                 self.iteration = max(self.iteration, int(found.group(1)))
-        if time.monotonic() - self.last_progress >= 1.0 or line is None:
+        if line is None or self.last_progress is None or time.monotonic() - self.last_progress >= 1.0:
             self.last_progress = time.monotonic()
             from ifrvp_core.launch import read_log
 
@@ -512,7 +514,7 @@ class LiveCurves:
 
     def __call__(self, line: str | None = None, force: bool = False) -> None:
         self._progress(line)
-        if not force and time.monotonic() - self.last < self.interval_s:
+        if not force and self.last is not None and time.monotonic() - self.last < self.interval_s:
             return
         if not (self.run_dir / "log.jsonl").is_file():
             return  # nothing to draw yet: try again at the next line or tick

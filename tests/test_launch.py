@@ -124,6 +124,9 @@ def test_live_curves_show_progress_and_draw_once_the_log_exists(tmp_path, monkey
 
     drawn = []
     monkeypatch.setattr(nh, "training_curves_figure", lambda run_dir: f"figure of {len(read_log(run_dir))} records")
+    # a machine booted 10 s ago: the monotonic clock's origin must not hold back the first drawing
+    clock = iter(10.0 + 0.1 * i for i in range(10_000))
+    monkeypatch.setattr(nh.time, "monotonic", lambda: next(clock))
     live = nh.LiveCurves(tmp_path, interval_s=3600)
     live.handle = type("Handle", (), {"update": lambda self, figure: drawn.append(figure)})()
     live("IFRNet_T on synthetic (8 train / 4 val samples), 2 process(es) on cpu, batch 2/process, 4 steps/epoch, 12 steps")
