@@ -312,9 +312,7 @@ class IFRNetModel(nn.Module):
             full_flow = full_flow * ratio
             mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
             residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
-            flows = [full_flow] + flows[1:]
-        else:
-            flows = [full_flow] + flows[1:]
+        flows = [full_flow] + flows[1:]
 
         warped = self._warp_each(centred, full_flow)
         merged = (mask.unsqueeze(2) * warped).sum(dim=1) + mean
