@@ -1,6 +1,6 @@
 """The published protocols on fake datasets with the real layouts: files scored, scoring size, numbers.
 
-protocols.md: cityscapes frames 2, 3 -> 4..8 at 1024x512; kitti the FVS test drives, 9-frame
+docs/protocols.md: cityscapes frames 2, 3 -> 4..8 at 1024x512; kitti the FVS test drives, 9-frame
 clips, 1,337 of them, 832x256; davis17 the val videos' first 9 frames at 854x480; vimeo90k the
 triplet test list im1, im2 -> im3 at 448x256 (vimeo90k_septuplet keeps the septuplet list).
 """

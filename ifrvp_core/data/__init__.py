@@ -37,7 +37,7 @@ from ifrvp_core.data.shards import ShardDataset, shard_loader
 DATASETS = ("synthetic", "vimeo90k", "gopro", "cityscapes", "kitti", "davis17", "ucf101", "frames", "shards")
 DEFAULT_STRIDE = {"gopro": 8}
 # (W, H) every frame is resized to at load (`resize="auto"`): the sizes of the published protocols
-# (protocols.md; `cv2.resize`, bilinear). UCF101's 320x240 videos go to 340x256 (height 256 like the
+# (docs/protocols.md; `cv2.resize`, bilinear). UCF101's 320x240 videos go to 340x256 (height 256 like the
 # jpegs_256 frames DMVFN trained on), so its 256x256 training crop fits.
 DEFAULT_RESIZE = {"cityscapes": (1024, 512), "kitti": (832, 256), "davis17": (854, 480), "ucf101": (340, 256)}
 # The default built-in set: small enough to generate in seconds on a laptop CPU.

@@ -11,7 +11,7 @@ from ifrvp_core.models.ifrnet import IFRNetModel
 
 _REGISTRY: dict[str, Callable[..., IFRNetModel]] = {}
 
-# Widths (c1..c4), ResBlock side channels and first kernel of each variant (ifrnet-spec.md).
+# Widths (c1..c4), ResBlock side channels and first kernel of each variant (docs/model.md).
 VARIANTS = {
     "IFRNet": dict(widths=(32, 48, 72, 96), side_channels=32, first_kernel=3, block="resblock"),
     "IFRNet_L": dict(widths=(64, 96, 144, 192), side_channels=64, first_kernel=7, block="resblock"),
