@@ -182,7 +182,8 @@ class Trainer:
 
     def _log_train_step(self, lr: float, terms: dict, grad_norm: torch.Tensor, timer: StepTimer, started: float) -> None:
         """The "train" record: loss and terms averaged over ranks, throughput since the last record, bad-input counts."""
-        values = all_reduce_sum(torch.stack([v.float() for v in terms.values()]).cpu(), self.env) / self.env.world_size
+        # reduced on the process's device: nccl has no CPU tensors
+        values = all_reduce_sum(torch.stack([v.float() for v in terms.values()]).to(self.env.device), self.env).cpu() / self.env.world_size
         record = {
             "kind": "train", "iteration": self.iteration, "epoch": self.epoch, "lr": lr,
             "loss": values[0].item(), "terms": {k: v.item() for k, v in zip(list(terms)[1:], values[1:])},
