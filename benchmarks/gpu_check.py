@@ -44,8 +44,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from ifrvp_core.checkpoint import write_text_atomic  # noqa: E402
+from ifrvp_core.data import build_dataset, collate, ensure_synthetic  # noqa: E402
+from ifrvp_core.losses import PredictionLoss  # noqa: E402
+from ifrvp_core.models import build_model, list_models, prepare_for_inference  # noqa: E402
+from ifrvp_core.profiling import time_predict  # noqa: E402 - the timing loop of benchmarks/model_speed.py
+from ifrvp_core.train import Dist, TrainConfig, Trainer  # noqa: E402
 
 NO_GPU = "no GPU present (torch.cuda.is_available() is False) — nothing to check"
 PARITY_TOLERANCE = 1e-4
@@ -88,8 +95,6 @@ def environment(device: torch.device) -> dict:
 
 def parity(device: torch.device, models: list[str], size: tuple[int, int]) -> dict:
     """fp32 `predict` on CPU and on `device` from the same weights and input; TF32 off."""
-    from ifrvp_core.models import build_model
-
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     height, width = size
@@ -108,8 +113,6 @@ def parity(device: torch.device, models: list[str], size: tuple[int, int]) -> di
 
 
 def synthetic_root(workdir: Path, dry: bool) -> Path:
-    from ifrvp_core.data import ensure_synthetic
-
     size = dict(train_clips=4, test_clips=2, num_frames=6, height=48, width=64) if dry else \
         dict(train_clips=16, test_clips=4, num_frames=8, height=128, width=192)
     return ensure_synthetic(workdir / "synthetic", progress=False, **size)
@@ -129,8 +132,6 @@ def training(device: torch.device, data_root: Path, workdir: Path, args, budget:
     IFRNet_T on this data did not lower its loss (CPU, 64 crops, batch 8: 0.0214 -> 0.0232, first
     vs last 20 steps), while without the prior it fell 0.0704 -> 0.0657 (every 20-step mean below the first).
     """
-    from ifrvp_core.train import Dist, TrainConfig, Trainer
-
     runs, ok = {}, True
     for amp in ("none", "bf16", "fp16"):
         if budget.left() < 30:
@@ -170,11 +171,6 @@ def training(device: torch.device, data_root: Path, workdir: Path, args, budget:
 
 def compiled_training(device: torch.device, data_root: Path, args, budget: Budget) -> dict:
     """Eager vs `torch.compile` training steps on one fixed batch (same seed): step times, loss trend, forward diff."""
-    from ifrvp_core.data import build_dataset, collate
-    from ifrvp_core.losses import PredictionLoss
-    from ifrvp_core.models import build_model
-    from ifrvp_core.train import TrainConfig
-
     dataset = build_dataset("synthetic", data_root, "train", augment=True, crop_size=args.train_crop, seed=0)
     batch = collate([dataset[i] for i in range(args.train_batch)])
     frames, target = batch["context"].to(device), batch["target"][:, 0].to(device)
@@ -225,11 +221,6 @@ def free_port() -> int:
 
 def ddp_one_process(device: torch.device, backend: str) -> dict:
     """world_size 1: an all-reduce, and 3 SGD steps through DDP equal (1e-5) to the same steps without it."""
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    from ifrvp_core.models import build_model
-
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
@@ -265,9 +256,6 @@ def ddp_one_process(device: torch.device, backend: str) -> dict:
 
 def inference(device: torch.device, models: list[str], sizes: list[tuple[int, int]], args, budget: Budget) -> dict:
     """Median `predict` latency, frames/s and peak memory per variant, size and precision (batch 1)."""
-    from ifrvp_core.models import build_model, prepare_for_inference
-    from ifrvp_core.profiling import time_predict  # the timing loop of benchmarks/model_speed.py
-
     rows, ok = [], True
     for name in models:
         model = prepare_for_inference(build_model(name), device=device)
@@ -378,8 +366,6 @@ def main(argv=None) -> int:
         report["message"] = NO_GPU
         write_text_atomic(out, json.dumps(report, indent=1))
         return 0
-    from ifrvp_core.models import list_models  # the model code is imported once there is a device to check
-
     if args.models == "all":
         args.models = ",".join(list_models())
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")

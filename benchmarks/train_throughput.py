@@ -26,6 +26,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
+from ifrvp_core.data import ensure_synthetic  # noqa: E402
+
 
 def measure(model: str, nproc: int, args, data_root: Path, log_root: Path) -> dict:
     run_name = f"{model}_p{nproc}"
@@ -68,11 +72,6 @@ def main(argv=None) -> int:
     parser.add_argument("--data_root", default=None, help="synthetic set with frames >= crop (generated if missing)")
     parser.add_argument("--out", default="reports/train_throughput.json")
     args = parser.parse_args(argv)
-
-    import torch
-
-    from ifrvp_core.data import ensure_synthetic
-
     work = Path(tempfile.mkdtemp(prefix="ifrvp_train_bench_"))
     side = args.crop + 32
     data_root = Path(args.data_root) if args.data_root else work / "synthetic"

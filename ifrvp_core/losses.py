@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.models import vgg19
 
 
 # ----------------------------------------------------------------------------- reconstruction
@@ -161,26 +162,22 @@ class VGGPerceptual(nn.Module):
     """L1 between VGG19 features (relu1_2 ... relu5_4) of prediction and target.
 
     ImageNet weights are never downloaded: they are read from `weights_path`, else from the torch
-    hub cache (`<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth`). `random_init=True` skips
-    loading (for tests). Inputs (B, 3, H, W) in [0, 1].
+    hub cache (`<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth`). Inputs (B, 3, H, W) in [0, 1].
     """
 
-    def __init__(self, weights_path: str | None = None, random_init: bool = False, layers=VGG19_LAYERS):
+    def __init__(self, weights_path: str | None = None, layers=VGG19_LAYERS):
         super().__init__()
-        from torchvision.models import vgg19
-
         features = vgg19(weights=None).features
-        if not random_init:
-            path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"VGG19 ImageNet weights not found at {path}. The perceptual loss needs torchvision's "
-                    f"'{VGG19_FILE}': copy it to {Path(torch.hub.get_dir()) / 'checkpoints'} or pass its path "
-                    "as perceptual_weights (this machine cannot download it)."
-                )
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
-            features.load_state_dict(state)
+        path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"VGG19 ImageNet weights not found at {path}. The perceptual loss needs torchvision's "
+                f"'{VGG19_FILE}': copy it to {Path(torch.hub.get_dir()) / 'checkpoints'} or pass its path "
+                "as perceptual_weights (this machine cannot download it)."
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
+        features.load_state_dict(state)
         self.layers = tuple(layers)
         self.features = features[: max(self.layers) + 1].eval()
         for parameter in self.features.parameters():
@@ -218,7 +215,6 @@ class LossConfig:
     perceptual: float = 0.0
     frequency: float = 0.0
     perceptual_weights: str | None = None
-    perceptual_random_init: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> "LossConfig":
@@ -261,9 +257,7 @@ class PredictionLoss(nn.Module):
             terms["frequency"] = (config.frequency, frequency_loss(prediction, target))
         if config.perceptual:
             if self.perceptual_net is None:
-                self.perceptual_net = VGGPerceptual(config.perceptual_weights, config.perceptual_random_init).to(
-                    prediction.device
-                )
+                self.perceptual_net = VGGPerceptual(config.perceptual_weights).to(prediction.device)
             terms["perceptual"] = (config.perceptual, self.perceptual_net(prediction, target))
         total = sum(weight * value for weight, value in terms.values())
         return total, {name: value.detach() for name, (_, value) in terms.items()}

@@ -41,3 +41,24 @@ def seeded_alexnet_weights(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     torch.save(state, cache / M.ALEXNET_WEIGHTS_FILE)
     return state
+
+
+@pytest.fixture
+def seeded_vgg19_weights(tmp_path, monkeypatch):
+    """The perceptual loss's VGG19 trunk from a seeded random VGG19, placed in a temporary torch hub cache.
+
+    The ImageNet file is not available offline; the loss's code path (loading, layers, frozen
+    features) is the same with any trunk. Returns the state dict written (`features.*` keys).
+    """
+    import torchvision
+
+    from ifrvp_core import losses
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    features = torchvision.models.vgg19(weights=None).features
+    state = {f"features.{key}": value for key, value in features.state_dict().items()}
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(state, cache / losses.VGG19_FILE)
+    return state

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ifrvp_core import launch as launch_module
-from ifrvp_core.launch import TrainingFailed, _lines, build_command, launch_training, read_log
+from ifrvp_core.launch import TrainingFailed, build_command, launch_training, output_lines, read_log
 from ifrvp_core.train import TrainConfig
+from ifrvp_core.train import launch as launch_module
 
 
 def tiny_config(data_root, log_path, **extra):
@@ -63,14 +63,14 @@ def test_command_uses_torchrun_only_for_several_processes(tmp_path):
 
 def test_tqdm_carriage_returns_become_lines():
     stream = io.BytesIO(b"run folder x\ntrain: 1/3\rtrain: 2/3\r\ntrain: 3/3\rdone")
-    assert list(_lines(stream)) == ["run folder x", "train: 1/3", "train: 2/3", "train: 3/3", "done"]
+    assert list(output_lines(stream)) == ["run folder x", "train: 1/3", "train: 2/3", "train: 3/3", "done"]
 
 
 def test_quiet_stream_yields_ticks_between_lines():
     read_end, write_end = os.pipe()
     os.write(write_end, b"first\n")
     with os.fdopen(read_end, "rb", buffering=0) as stream:
-        lines = _lines(stream, tick_s=0.05)
+        lines = output_lines(stream, tick_s=0.05)
         assert next(lines) == "first"
         assert next(lines) is None  # nothing new for 0.05 s: a tick for the live curves
         os.write(write_end, b"second\n")
@@ -95,7 +95,7 @@ def test_interrupted_cell_stops_the_whole_process_group(tiny_data, tmp_path, mon
         started.append(real_popen(*args, **kwargs))
         return started[-1]
 
-    real_lines = launch_module._lines
+    real_lines = launch_module.output_lines
 
     def interrupt_after_training_starts(stream, **kwargs):
         for line in real_lines(stream, **kwargs):
@@ -106,7 +106,7 @@ def test_interrupted_cell_stops_the_whole_process_group(tiny_data, tmp_path, mon
                 raise KeyboardInterrupt  # what Jupyter's stop button raises in the cell
 
     monkeypatch.setattr(launch_module.subprocess, "Popen", recording_popen)
-    monkeypatch.setattr(launch_module, "_lines", interrupt_after_training_starts)
+    monkeypatch.setattr(launch_module, "output_lines", interrupt_after_training_starts)
     config = tiny_config(tiny_data, tmp_path, run_name="cut", max_steps=500)
     with pytest.raises(KeyboardInterrupt):
         launch_training(nproc=2, config=config, grace_s=30, env={**THREADS, "PYTHONUNBUFFERED": "1"})

@@ -39,9 +39,9 @@ def test_image_losses_zero_on_identical_positive_otherwise_with_gradient(name):
     assert pred.grad.abs().sum() > 0
 
 
-def test_perceptual_zero_on_identical_positive_otherwise_with_gradient():
-    torch.manual_seed(0)
-    net = VGGPerceptual(random_init=True)
+def test_perceptual_zero_on_identical_positive_otherwise_with_gradient(seeded_vgg19_weights):
+    net = VGGPerceptual()
+    assert torch.equal(net.features[0].weight, seeded_vgg19_weights["features.0.weight"])
     a, b = images(shape=(1, 3, 32, 32))
     assert net(a, a.clone()).item() == 0.0
     pred = a.clone().requires_grad_()
@@ -87,12 +87,12 @@ def test_distillation_zero_when_flows_match_teacher():
     assert flow_distillation_loss(flows, teacher).item() > 0
 
 
-def test_prediction_loss_total_is_weighted_sum_and_skips_inactive_terms():
+def test_prediction_loss_total_is_weighted_sum_and_skips_inactive_terms(seeded_vgg19_weights):
     torch.manual_seed(0)
     model = build_model("IFRNet_T")
     frames, target = torch.rand(2, 2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     out = model(frames, 2.0, target=target)
-    config = LossConfig(laplacian=0.5, frequency=0.25, perceptual=0.1, perceptual_random_init=True)
+    config = LossConfig(laplacian=0.5, frequency=0.25, perceptual=0.1)
     total, terms = PredictionLoss(config)(out, target, teacher_flow=torch.randn(2, 4, 32, 32))
     assert set(terms) == {"charbonnier", "census", "geometry", "distillation", "laplacian", "frequency", "perceptual"}
     weights = config.to_dict()

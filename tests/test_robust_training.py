@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import ifrvp_core.train as train_module
+import ifrvp_core.train.trainer as trainer_module
 from ifrvp_core.checkpoint import load_file, load_model
 from ifrvp_core.data import DataError, build_dataset
 from ifrvp_core.evaluate import copy_last, evaluate
@@ -212,7 +212,7 @@ def test_non_finite_loss_or_gradient_skips_the_step_and_weights_are_never_saved_
 
 def test_injected_nan_loss_is_skipped_and_counted(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(NaNAtCalls, "nan_calls", {3, 4})
-    monkeypatch.setattr(train_module, "PredictionLoss", NaNAtCalls)
+    monkeypatch.setattr(trainer_module, "PredictionLoss", NaNAtCalls)
     assert main(tiny_args(tiny_data, tmp_path, "nan", max_steps=6)) == 0
     assert capsys.readouterr().out.count("non-finite step at iteration") == 2
     records = read_log(tmp_path / "nan")
@@ -230,7 +230,7 @@ def test_injected_nan_loss_is_skipped_and_counted(tiny_data, tmp_path, monkeypat
 
 def test_max_bad_steps_stops_the_run_keeping_the_last_good_latest(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(NaNAtCalls, "nan_from", 3)
-    monkeypatch.setattr(train_module, "PredictionLoss", NaNAtCalls)
+    monkeypatch.setattr(trainer_module, "PredictionLoss", NaNAtCalls)
     args = tiny_args(tiny_data, tmp_path, "diverged", max_steps=8, max_bad_steps=3, save_interval_steps=1)
     assert main(args) == 1
     err = capsys.readouterr().err

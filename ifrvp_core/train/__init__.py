@@ -1,0 +1,60 @@
+"""Training engine: one engine for every dataset, one process or many (torchrun), exact resume.
+
+    python -m ifrvp_core.train --model_name IFRNet_S --dataset synthetic --max_steps 500
+    torchrun --nproc_per_node=4 -m ifrvp_core.train --dataset vimeo90k --data_root /data/vimeo_septuplet
+    ifrvp train --config configs/cityscapes.yaml --batch_size 6      # flags win over the file
+
+The seed project's flags and defaults are kept (`--model_name IFRNet --epochs 300
+--batch_size 12 --lr_start 1e-4 --lr_end 1e-5 --log_path checkpoint --resume_epoch 0
+--resume_path None`). The recipe is IFRNet's: AdamW (no weight decay), cosine LR per iteration
+from lr_start to lr_end, Charbonnier + census + geometry + flow distillation.
+
+The extrapolation recipe adds (each a flag, see `TrainConfig`; measured in notebook 06_ablations):
+`--motion_prior dis` (the decoders refine a correction of the constant-velocity DIS flow),
+`--teacher_flow auto` (prepared teacher flow when present, else DIS from the real target to every
+context frame, computed on the fly: distillation never drops out silently); the distillation's
+robustness is a flag too (`--loss_distillation_beta`, IFRNet's 0.3 by default). Validation scores
+copy-last and DIS extrapolation on the same samples, so a model that collapses to copying shows it
+in `log.jsonl`, TensorBoard and `summary.json` (`beats_baselines`).
+
+Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; backend nccl with CUDA, gloo otherwise;
+only rank 0 writes. The sample order depends only on (seed, epoch), so a run resumed from
+`latest.pt` (saved every `--save_interval_steps`, at each epoch end, and on SIGTERM/SIGINT)
+continues with exactly the batches an uninterrupted run would have seen.
+
+Multi-node (same command on every node; node 0's address as the rendezvous endpoint):
+
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_id=job42 \
+        --rdzv_endpoint=node0.example:29500 -m ifrvp_core.train --dataset vimeo90k --data_root /data/vimeo
+
+Long runs survive bad inputs (see `TrainConfig`'s robustness fields and README "Training"):
+a sample whose file cannot be read is replaced by the next one in the epoch's shuffled order
+(`--on_bad_sample skip`, the default; each file logged once; `--max_bad_samples` distinct files at
+most), and a step with a non-finite loss or gradient norm is skipped for every precision and
+every rank together (`--max_bad_steps` in a row at most). A skipped step still counts as an
+iteration (its batch is consumed and the LR schedule moves on), so the data order and resume
+stay exact. Checkpoints with non-finite weights are never written.
+
+Exit codes: 0 finished; 1 failed (the failing rank prints its error and exits at once, so torchrun
+stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
+was finished and `latest.pt` saved - rerun with `--resume auto` to continue.
+
+The package, one concept a module: `config` (TrainConfig, its checks, flags and files), `trainer`
+(the Trainer and its loop), `validation` (model and baselines on the validation samples), `guard`
+(bad samples and bad steps), `runlog` (text, log.jsonl, log.csv, TensorBoard, summary.json),
+`state` (checkpoints and RNG state), `distributed` (ranks, collectives, signals, teardown),
+`entry` (`main`) and `launch` (training in fresh processes from a notebook cell).
+"""
+from ifrvp_core.train.config import LOSS_FIELDS, TEACHER_FLOW_MODES, VAL_SPLITS, TrainConfig
+from ifrvp_core.train.distributed import Dist, StopFlag, all_reduce_sum, setup_distributed
+from ifrvp_core.train.entry import main
+from ifrvp_core.train.guard import TrainingAborted
+from ifrvp_core.train.runlog import open_tensorboard
+from ifrvp_core.train.state import library_versions, nonfinite_weights, rng_state, set_rng_state
+from ifrvp_core.train.trainer import Trainer, cosine_lr
+
+__all__ = [
+    "Dist", "LOSS_FIELDS", "StopFlag", "TEACHER_FLOW_MODES", "TrainConfig", "Trainer", "TrainingAborted", "VAL_SPLITS",
+    "all_reduce_sum", "cosine_lr", "library_versions", "main", "nonfinite_weights", "open_tensorboard", "rng_state",
+    "set_rng_state", "setup_distributed",
+]

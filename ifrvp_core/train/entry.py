@@ -1,0 +1,47 @@
+"""The training process's entry point: `ifrvp-train`, `ifrvp train`, `python -m ifrvp_core.train`
+and torchrun's `-m ifrvp_core.train` all run `main`."""
+from __future__ import annotations
+
+import sys
+import traceback
+
+from ifrvp_core.checkpoint import CheckpointError
+from ifrvp_core.data import DataError
+from ifrvp_core.train.config import TrainConfig
+from ifrvp_core.train.distributed import end_process, setup_distributed
+from ifrvp_core.train.guard import TrainingAborted
+from ifrvp_core.train.runlog import print_summary
+from ifrvp_core.train.trainer import Trainer
+
+# errors whose message says it all: no traceback
+EXPECTED_ERRORS = (CheckpointError, ValueError, FileNotFoundError, TrainingAborted, DataError)
+
+
+def main(argv=None) -> int:
+    """Train; returns the exit code: 0 done, 1 failed (on any rank), 128 + signal when stopped by SIGTERM/SIGINT.
+
+    A failing rank prints its error and exits non-zero at once, so torchrun tears the job down
+    instead of leaving the other ranks blocked in a collective (they would otherwise time out
+    after `--dist_timeout_min`). Under torchrun the process ends with `os._exit` after an orderly
+    teardown: interpreter finalisation with live gloo/DDP objects can abort (SIGABRT) a rank that
+    finished its work, which would turn a good run into a failed job.
+    """
+    config = TrainConfig.from_args(argv)
+    env = setup_distributed(config)
+    failed = False
+    try:
+        trainer = Trainer(config, env)
+        summary = trainer.run()
+        if "stopped_by_signal" in summary:
+            code = 128 + int(summary["stopped_by_signal"])
+        else:
+            if env.main:
+                print_summary(summary)
+            code = 0
+        del trainer
+    except Exception as error:  # noqa: BLE001 - any failure must end this rank with a clear message
+        print(f"[rank {env.rank}] training failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        if not isinstance(error, EXPECTED_ERRORS):
+            traceback.print_exc()
+        code, failed = 1, True
+    return end_process(env, code, failed)
