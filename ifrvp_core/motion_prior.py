@@ -22,7 +22,14 @@ import cv2
 import numpy as np
 import torch
 
+from ifrvp_core.warp import backward_warp
+
 MOTION_PRIORS = ("none", "dis")
+# The blend a motion-prior model starts from (its mask logits before training): K = 2 keeps the
+# published single sigmoid logit on the older frame, sigmoid(-2) = 0.12; K > 2 puts +2 on the
+# newest frame's softmax logit. `prior_prediction` uses the same numbers.
+PRIOR_OLDER_LOGIT = -2.0
+PRIOR_NEWEST_LOGIT = 2.0
 
 
 def _to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
@@ -85,3 +92,35 @@ def dis_teacher_flow(context: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     k = context.shape[0]
     flows = dis_flow_batch(target.unsqueeze(0).expand(k, -1, -1, -1), context)
     return flows.reshape(2 * k, *flows.shape[-2:])
+
+
+def prior_blend_weights(context_frames: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(K,) weights of the context frames in the prior's blend, oldest first (they sum to 1)."""
+    if context_frames == 2:
+        older = torch.sigmoid(torch.tensor(PRIOR_OLDER_LOGIT, dtype=dtype, device=device))
+        return torch.stack([older, 1.0 - older])
+    logits = torch.zeros(context_frames, dtype=dtype, device=device)
+    logits[-1] = PRIOR_NEWEST_LOGIT
+    return torch.softmax(logits, dim=0)
+
+
+@torch.no_grad()
+def prior_prediction(frames: torch.Tensor, t, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+    """What a motion-prior model predicts before training (the `prior_only` baseline).
+
+    Every context frame is warped to time `t` along the constant-velocity prior and the warps are
+    blended with `prior_blend_weights`, as the untrained model does (its flow, mask and residual
+    outputs start at zero, so its other weights do not matter): the same numbers up to float
+    rounding, without running the network.
+
+    frames (B, K, 3, H, W) in [0, 1]; t float or (B,); prior_flow optional (B, 2K, H, W)
+    -> (B, 3, H, W) in [0, 1].
+    """
+    b, k, c, h, w = frames.shape
+    if prior_flow is None:
+        prior_flow = constant_velocity_prior(frames, t)
+    mean = frames.mean(dim=(1, 2, 3, 4)).view(b, 1, 1, 1)
+    centred = (frames - mean.unsqueeze(1)).reshape(b * k, c, h, w)
+    warped = backward_warp(centred, prior_flow.to(frames.dtype).reshape(b * k, 2, h, w)).reshape(b, k, c, h, w)
+    weights = prior_blend_weights(k, frames.dtype, frames.device).view(1, k, 1, 1, 1)
+    return torch.clamp((weights * warped).sum(dim=1) + mean, 0.0, 1.0)

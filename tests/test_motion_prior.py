@@ -13,7 +13,7 @@ from ifrvp_core.data import DataError, build_dataset, ensure_synthetic
 from ifrvp_core.evaluate import copy_last, dis_extrapolation, evaluate, get_protocol, list_protocols, model_step_fn
 from ifrvp_core.losses import LossConfig, PredictionLoss, flow_distillation_loss
 from ifrvp_core.models import build_model
-from ifrvp_core.motion_prior import constant_velocity_prior, context_times, dis_teacher_flow
+from ifrvp_core.motion_prior import constant_velocity_prior, context_times, dis_teacher_flow, prior_blend_weights, prior_prediction
 from ifrvp_core.train import Dist, TrainConfig, Trainer
 
 
@@ -241,3 +241,25 @@ def test_decoders_see_the_correction_not_the_motion():
             assert output["prior_flow"].abs().mean() > 3.0  # a large motion
     assert seen["dis"].abs().max() == 0.0  # only the correction so far, which starts at zero
     assert seen["none"].abs().max() > 0.0  # the published network reads its flow
+
+
+@pytest.mark.parametrize("k, size", [(2, (64, 96)), (3, (50, 70))])
+def test_prior_prediction_is_what_the_untrained_prior_model_predicts(k, size):
+    """`prior_only` (the untrained twin) computed without the network equals the untrained model's prediction."""
+    clip = translating_clip(dx=3, dy=-2, frames=k + 1, height=size[0], width=size[1])
+    torch.manual_seed(3)
+    model = build_model("IFRNet_T", context_frames=k, motion_prior="dis").eval()
+    for t in (2.0, 3.0):
+        with torch.no_grad():
+            expected = model(clip[:, :k], t)["prediction"]
+        got = prior_prediction(clip[:, :k], t)
+        assert got.shape == expected.shape == (1, 3, *size)
+        assert (got - expected).abs().max().item() < 1e-5
+    weights = prior_blend_weights(k)
+    assert weights.sum().item() == pytest.approx(1.0) and weights.argmax().item() == k - 1
+    assert weights[-1].item() == pytest.approx(0.8808, abs=1e-4) if k == 2 else weights[-1].item() > 0.7
+    # the twin's prediction does not depend on its random weights: another seed, the same numbers
+    torch.manual_seed(4)
+    other = build_model("IFRNet_T", context_frames=k, motion_prior="dis").eval()
+    with torch.no_grad():
+        assert (other(clip[:, :k], 2.0)["prediction"] - prior_prediction(clip[:, :k], 2.0)).abs().max().item() < 1e-5

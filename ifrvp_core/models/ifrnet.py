@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ifrvp_core.models.elan import ELANBlock
-from ifrvp_core.motion_prior import MOTION_PRIORS, constant_velocity_prior
+from ifrvp_core.motion_prior import MOTION_PRIORS, PRIOR_NEWEST_LOGIT, PRIOR_OLDER_LOGIT, constant_velocity_prior
 from ifrvp_core.warp import backward_warp
 
 
@@ -191,9 +191,9 @@ class IFRNetModel(nn.Module):
         last.bias.zero_()
         # sigmoid(-2) = 0.12 on the older frame (K = 2); softmax with +2 on the newest (K > 2)
         if self.mask_channels == 1:
-            last.bias[2 * k] = -2.0
+            last.bias[2 * k] = PRIOR_OLDER_LOGIT
         else:
-            last.bias[2 * k + k - 1] = 2.0
+            last.bias[2 * k + k - 1] = PRIOR_NEWEST_LOGIT
 
     # ----------------------------------------------------------------------------------------
     def _warp_each(self, features: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
