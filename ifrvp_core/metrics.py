@@ -54,6 +54,7 @@ import torch.nn as nn
 __all__ = [
     "ALEXNET_WEIGHTS_FILE",
     "BGR_FLIPPED_METRICS",
+    "IMAGE_METRICS",
     "METRIC_DIRECTIONS",
     "MS_SSIM_WEIGHTS",
     "MetricAccumulator",
@@ -70,6 +71,8 @@ __all__ = [
     "to_published_channel_order",
 ]
 
+# The per-frame image metrics of this module (what an evaluation can compute per step; EPE is a flow score).
+IMAGE_METRICS = ("psnr", "ssim", "ms_ssim", "lpips")
 # Published MS-SSIM scale weights (Wang et al. 2003), finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 SSIM_WINDOW = 11

@@ -11,6 +11,7 @@ import torch
 
 from ifrvp_core import evaluate as E
 from ifrvp_core import metrics as M
+from ifrvp_core import protocols as P
 
 
 def _write_png(path: Path, value: int = 0, size=(8, 8)) -> None:
@@ -27,16 +28,16 @@ def _names(files):
 
 
 def test_protocol_table():
-    assert E.list_protocols() == ["cityscapes", "kitti", "davis17", "vimeo90k", "vimeo90k_septuplet", "gopro", "frames", "frames_heldout", "synthetic"]
-    city = E.get_protocol("cityscapes")
+    assert P.list_protocols() == ["cityscapes", "kitti", "davis17", "vimeo90k", "vimeo90k_septuplet", "gopro", "frames", "frames_heldout", "synthetic"]
+    city = P.get_protocol("cityscapes")
     assert (city.split, city.context_frames, city.steps, city.resolution) == ("val", 2, 5, (512, 1024))
-    vimeo = E.get_protocol("Vimeo90K")
+    vimeo = P.get_protocol("Vimeo90K")
     assert (vimeo.split, vimeo.steps, vimeo.resolution, dict(vimeo.dataset_options)["variant"]) == ("test", 1, (256, 448), "triplet")
-    gopro = E.get_protocol("gopro")
+    gopro = P.get_protocol("gopro")
     assert (gopro.frame_stride, gopro.context_frames, gopro.steps) == (8, 2, 5)
-    assert "epe" in E.get_protocol("synthetic").metrics
+    assert "epe" in P.get_protocol("synthetic").metrics
     with pytest.raises(ValueError, match="unknown protocol 'kitti2015'.*cityscapes"):
-        E.get_protocol("kitti2015")
+        P.get_protocol("kitti2015")
 
 
 def test_vimeo90k_septuplet_protocol_uses_septuplet_test_list(tmp_path):
@@ -45,7 +46,7 @@ def test_vimeo90k_septuplet_protocol_uses_septuplet_test_list(tmp_path):
     for entry in ("00001/0001", "00002/0007", "00003/0001"):
         for i in range(1, 8):
             _write_png(tmp_path / "sequences" / entry / f"im{i}.png", i)
-    dataset = E.get_protocol("vimeo90k_septuplet").build_dataset(tmp_path)
+    dataset = P.get_protocol("vimeo90k_septuplet").build_dataset(tmp_path)
     assert len(dataset) == 2
     files = dataset.sample_files(1)
     assert [str(Path(f).relative_to(tmp_path)) for f in files["context"]] == ["sequences/00002/0007/im1.png", "sequences/00002/0007/im2.png"]
@@ -56,7 +57,7 @@ def test_cityscapes_protocol_picks_frames_2_to_8(tmp_path):
     city = tmp_path / "leftImg8bit_sequence" / "val" / "frankfurt"
     for frame in range(30):
         _write_png(city / f"frankfurt_000001_{frame:06d}_leftImg8bit.png", frame)
-    dataset = E.get_protocol("cityscapes").build_dataset(tmp_path)
+    dataset = P.get_protocol("cityscapes").build_dataset(tmp_path)
     assert len(dataset) == 1
     files = dataset.sample_files(0)
     # DMVFN's protocol (0-based): frames 2, 3 are the context, 4..8 the targets t+1..t+5
@@ -67,7 +68,7 @@ def test_cityscapes_protocol_picks_frames_2_to_8(tmp_path):
 def test_gopro_protocol_strides_by_eight(tmp_path):
     for frame in range(60):
         _write_png(tmp_path / "test" / "GOPR0384_11_00" / "sharp" / f"{frame:06d}.png", frame)
-    dataset = E.get_protocol("gopro").build_dataset(tmp_path)
+    dataset = P.get_protocol("gopro").build_dataset(tmp_path)
     files = dataset.sample_files(0)
     assert _names(files["context"]) == ["000000.png", "000008.png"]
     assert _names(files["target"]) == [f"{i:06d}.png" for i in (16, 24, 32, 40, 48)]
@@ -76,7 +77,7 @@ def test_gopro_protocol_strides_by_eight(tmp_path):
 def test_frames_protocol_uses_last_ten_percent(tmp_path):
     for frame in range(100):
         _write_png(tmp_path / "clip" / f"{frame:04d}.png", frame)
-    dataset = E.get_protocol("frames").build_dataset(tmp_path / "clip")
+    dataset = P.get_protocol("frames").build_dataset(tmp_path / "clip")
     assert len(dataset) == 1  # frames 90..99 hold one 7-frame window
     files = dataset.sample_files(0)
     assert _names(files["context"]) == ["0090.png", "0091.png"]
@@ -94,7 +95,7 @@ def synthetic_root(tmp_path_factory):
 
 
 def test_synthetic_protocol_uses_test_split_with_flow(synthetic_root):
-    dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
+    dataset = P.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
     assert len(dataset) == 3
     files = dataset.sample_files(0)
     assert [str(Path(f).relative_to(synthetic_root)) for f in files["context"]] == ["test/clip_00000/00000.png", "test/clip_00000/00001.png"]
@@ -184,7 +185,7 @@ def test_dis_extrapolation_beats_copy_last_on_translation():
 
 def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
-    dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
+    dataset = P.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
     methods = {"last-frame-model": E.model_step_fn(LastFrameModel()), "copy-last": E.copy_last, "DIS": E.dis_extrapolation}
     results = E.evaluate(methods, dataset, steps=3, batch_size=2, device="cpu", progress=False)
 
@@ -297,7 +298,7 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
     meta = results.meta
     assert set(meta) == set(E.RESULTS_META_KEYS)
     assert (meta["variant"], meta["checkpoint"], meta["written_by"], meta["scale_factor"]) == ("IFRNet_T", str(tmp_path / "best.pt"), "a test", 1.0)
-    assert (meta["protocol"], meta["dataset"], meta["data_root"], meta["steps"], meta["samples"]) == ("synthetic", "synthetic", str(synthetic_root), 2, len(E.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)))
+    assert (meta["protocol"], meta["dataset"], meta["data_root"], meta["steps"], meta["samples"]) == ("synthetic", "synthetic", str(synthetic_root), 2, len(P.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)))
     assert meta["samples"] == len(results.sample_names) > 0
     assert meta["bgr_like_published"] is True and meta["metrics"] == ["psnr"]
     # the model predicts its newest frame: exactly copy_last, in both forms
@@ -314,7 +315,7 @@ def test_bgr_like_published_changes_lpips_only(synthetic_root, seeded_alexnet_we
     """With LPIPS weights present (here a seeded random AlexNet trunk: the real ImageNet file is
     not available offline, but the channel dependence is a property of any trunk), the quirk
     changes LPIPS and nothing else."""
-    dataset = E.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)
+    dataset = P.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)
     methods = {"copy_last": E.copy_last, "dis_extrapolation": E.dis_extrapolation}
     rgb = E.evaluate(methods, dataset, steps=2, progress=False)
     bgr = E.evaluate(methods, dataset, steps=2, progress=False, bgr_like_published=True)
