@@ -12,6 +12,7 @@ import torch
 from ifrvp_core import evaluate as E
 from ifrvp_core import metrics as M
 from ifrvp_core import protocols as P
+from ifrvp_core import rollout as R
 
 
 def _write_png(path: Path, value: int = 0, size=(8, 8)) -> None:
@@ -110,22 +111,31 @@ def test_synthetic_protocol_uses_test_split_with_flow(synthetic_root):
 
 def test_rollout_of_last_frame_step_equals_copy_last():
     context = torch.rand(2, 3, 3, 8, 10)
-    rolled = E.rollout(lambda frames: frames[:, -1].clone(), context, 4)
+    rolled = R.rollout(lambda frames: frames[:, -1].clone(), context, 4)
     assert rolled.shape == (2, 4, 3, 8, 10)
     for k in range(4):
-        assert torch.equal(rolled[:, k], E.copy_last(context))
+        assert torch.equal(rolled[:, k], R.copy_last(context))
 
 
 def test_rollout_feeds_predictions_back():
     values = torch.tensor([0.0, 0.3, 0.6])
     context = values.view(1, 3, 1, 1, 1).expand(1, 3, 3, 4, 4).clone()
-    rolled = E.rollout(lambda frames: frames.mean(dim=1), context, 3)
+    rolled = R.rollout(lambda frames: frames.mean(dim=1), context, 3)
     # p1 = mean(0, .3, .6) = .3; p2 = mean(.3, .6, .3) = .4; p3 = mean(.6, .3, .4) = 13/30
     expected = torch.tensor([0.3, 0.4, 13 / 30])
     assert torch.allclose(rolled[0, :, 0, 0, 0], expected, atol=1e-6)
     assert torch.allclose(rolled.amax(dim=(2, 3, 4)), rolled.amin(dim=(2, 3, 4)))  # constant images
     with pytest.raises(ValueError, match=r"step function returned \(1, 1, 4, 4\)"):
-        E.rollout(lambda frames: frames[:, -1, :1], context, 1)
+        R.rollout(lambda frames: frames[:, -1, :1], context, 1)
+
+
+def test_iter_rollout_streams_the_same_recursion():
+    context = torch.rand(2, 3, 3, 8, 10)
+    step = lambda frames: frames.mean(dim=1)  # noqa: E731
+    streamed = list(R.iter_rollout(step, context, 4))
+    assert len(streamed) == 4 and torch.equal(torch.stack(streamed, dim=1), R.rollout(step, context, 4))
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        R.iter_rollout(step, context, 0)  # before the first prediction, not on the first next()
 
 
 class LastFrameModel(torch.nn.Module):
@@ -148,7 +158,7 @@ class LastFrameModel(torch.nn.Module):
 
 def test_model_step_fn_extrapolates_at_t2_with_newest_frames():
     model = LastFrameModel(context_frames=2)
-    step = E.model_step_fn(model, scale_factor=0.5)
+    step = R.model_step_fn(model, scale_factor=0.5)
     context = torch.rand(1, 4, 3, 8, 8)
     assert torch.equal(step(context), context[:, -1])
     assert model.calls == [(2, 2.0, 0.5)]
@@ -171,10 +181,10 @@ def test_dis_extrapolation_beats_copy_last_on_translation():
     clip = _translating_frames()
     context, truth = clip[:, :2], clip[:, 2]
     interior = (slice(None), slice(None), slice(8, -8), slice(8, -8))
-    dis_psnr = M.psnr(E.dis_extrapolation(context)[interior].clamp(0, 1), truth[interior]).item()
-    copy_psnr = M.psnr(E.copy_last(context)[interior], truth[interior]).item()
+    dis_psnr = M.psnr(R.dis_extrapolation(context)[interior].clamp(0, 1), truth[interior]).item()
+    copy_psnr = M.psnr(R.copy_last(context)[interior], truth[interior]).item()
     assert dis_psnr > copy_psnr + 8.0, (dis_psnr, copy_psnr)
-    flows = E.dis_extrapolation.flows(context)  # target -> newest is (-2, 0), -> oldest (-4, 0)
+    flows = R.dis_extrapolation.flows(context)  # target -> newest is (-2, 0), -> oldest (-4, 0)
     centre = flows[0, :, 16:-16, 16:-16].mean(dim=(1, 2))
     assert torch.allclose(centre, torch.tensor([-4.0, 0.0, -2.0, 0.0]), atol=0.3)
 
@@ -186,7 +196,7 @@ def test_dis_extrapolation_beats_copy_last_on_translation():
 def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
     dataset = P.get_protocol("synthetic").build_dataset(synthetic_root, steps=3)
-    methods = {"last-frame-model": E.model_step_fn(LastFrameModel()), "copy-last": E.copy_last, "DIS": E.dis_extrapolation}
+    methods = {"last-frame-model": R.model_step_fn(LastFrameModel()), "copy-last": R.copy_last, "DIS": R.dis_extrapolation}
     results = E.evaluate(methods, dataset, steps=3, batch_size=2, device="cpu", progress=False)
 
     assert list(results) == list(methods)
@@ -235,15 +245,15 @@ def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatc
     assert best_epe[0][2] == results.per_sample["DIS"]["t+1"]["epe"].min()  # lower is better
 
     # Batching does not change the numbers; max_samples limits them.
-    one_by_one = E.evaluate({"DIS": E.dis_extrapolation}, dataset, steps=3, batch_size=1, progress=False, metrics=("psnr", "ssim"))
+    one_by_one = E.evaluate({"DIS": R.dis_extrapolation}, dataset, steps=3, batch_size=1, progress=False, metrics=("psnr", "ssim"))
     assert one_by_one["DIS"]["t+3"]["psnr"] == pytest.approx(results["DIS"]["t+3"]["psnr"], abs=1e-9)
-    limited = E.evaluate({"c": E.copy_last}, dataset, steps=1, max_samples=2, progress=False, metrics=("psnr",))
+    limited = E.evaluate({"c": R.copy_last}, dataset, steps=1, max_samples=2, progress=False, metrics=("psnr",))
     assert limited.sample_indices == [0, 1] and limited.per_sample["c"]["t+1"]["psnr"].shape == (2,)
 
 
 def test_evaluate_from_protocol_name_caps_steps(synthetic_root):
     with pytest.warns(UserWarning, match="scores 5 future frame"):
-        results = E.evaluate({"copy-last": E.copy_last}, "synthetic", steps=8, root=synthetic_root, progress=False, metrics=("psnr",))
+        results = E.evaluate({"copy-last": R.copy_last}, "synthetic", steps=8, root=synthetic_root, progress=False, metrics=("psnr",))
     assert E.frame_steps(results["copy-last"]) == [f"t+{k}" for k in range(1, 6)]
     assert E.running_steps(results["copy-last"]) == [f"t+1..t+{k}" for k in range(1, 6)]
     assert results.protocol == "synthetic" and results.steps == 5
@@ -254,9 +264,9 @@ def test_evaluate_rejects_interpolation_data_and_bad_arguments(synthetic_root):
 
     interpolation = build_dataset("synthetic", synthetic_root, split="test", task="interpolate")
     with pytest.raises(ValueError, match=r"t = \[2.0\].*\[0.5\]"):
-        E.evaluate({"c": E.copy_last}, interpolation, steps=1, progress=False, metrics=("psnr",))
+        E.evaluate({"c": R.copy_last}, interpolation, steps=1, progress=False, metrics=("psnr",))
     with pytest.raises(ValueError, match="unknown metrics"):
-        E.evaluate({"c": E.copy_last}, interpolation, metrics=("fid",))
+        E.evaluate({"c": R.copy_last}, interpolation, metrics=("fid",))
     with pytest.raises(ValueError, match="methods is empty"):
         E.evaluate({}, interpolation)
 
@@ -279,13 +289,13 @@ def test_running_means_follow_the_published_order_and_propagate_none():
 
 def test_standard_methods_use_the_contract_keys():
     model = LastFrameModel()
-    methods = E.standard_methods(model, scale_factor=0.5)
-    assert list(methods) == list(E.METHOD_KEYS) == ["model", "copy_last", "dis_extrapolation"]
-    assert methods["model"].scale_factor == 0.5 and methods["copy_last"] is E.copy_last
-    assert list(E.standard_methods(None)) == ["copy_last", "dis_extrapolation"]
-    assert list(E.standard_methods(model, baselines=False)) == ["model"]
+    methods = R.standard_methods(model, scale_factor=0.5)
+    assert list(methods) == list(R.METHOD_KEYS) == ["model", "copy_last", "dis_extrapolation"]
+    assert methods["model"].scale_factor == 0.5 and methods["copy_last"] is R.copy_last
+    assert list(R.standard_methods(None)) == ["copy_last", "dis_extrapolation"]
+    assert list(R.standard_methods(model, baselines=False)) == ["model"]
     with pytest.raises(ValueError, match="nothing to evaluate"):
-        E.standard_methods(None, baselines=False)
+        R.standard_methods(None, baselines=False)
 
 
 def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root, tmp_path, monkeypatch):
@@ -308,7 +318,7 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
     assert list(baselines) == ["copy_last", "dis_extrapolation"] and baselines.meta["variant"] is None
     assert list(baselines["copy_last"])[-1] == "t+1..t+5"  # steps default: the protocol's 5
     with pytest.raises(ValueError, match="'meta' cannot be a method name"):
-        E.evaluate({"meta": E.copy_last}, "synthetic", root=synthetic_root, progress=False)
+        E.evaluate({"meta": R.copy_last}, "synthetic", root=synthetic_root, progress=False)
 
 
 def test_bgr_like_published_changes_lpips_only(synthetic_root, seeded_alexnet_weights):
@@ -316,7 +326,7 @@ def test_bgr_like_published_changes_lpips_only(synthetic_root, seeded_alexnet_we
     not available offline, but the channel dependence is a property of any trunk), the quirk
     changes LPIPS and nothing else."""
     dataset = P.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)
-    methods = {"copy_last": E.copy_last, "dis_extrapolation": E.dis_extrapolation}
+    methods = {"copy_last": R.copy_last, "dis_extrapolation": R.dis_extrapolation}
     rgb = E.evaluate(methods, dataset, steps=2, progress=False)
     bgr = E.evaluate(methods, dataset, steps=2, progress=False, bgr_like_published=True)
     assert rgb.meta["bgr_like_published"] is False and bgr.meta["bgr_like_published"] is True

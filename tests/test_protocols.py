@@ -18,6 +18,7 @@ from data_prep import prepare_cityscapes, prepare_davis, prepare_kitti, verify_d
 from data_prep.__main__ import main as data_prep_main
 from ifrvp_core import evaluate as E
 from ifrvp_core import protocols as P
+from ifrvp_core import rollout as R
 from ifrvp_core.data import DataError, build_dataset
 
 
@@ -40,7 +41,7 @@ def assert_scored_at_protocol_size(caught) -> None:
 def copy_last_psnr_table(root, protocol, steps):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = E.evaluate({"copy_last": E.copy_last}, protocol, root=root, metrics=("psnr",), progress=False, batch_size=2)
+        results = E.evaluate({"copy_last": R.copy_last}, protocol, root=root, metrics=("psnr",), progress=False, batch_size=2)
     assert_scored_at_protocol_size(caught)
     return [results["copy_last"][f"t+{k}"]["psnr"] for k in range(1, steps + 1)], results
 
