@@ -3,9 +3,9 @@
 `predict_video` reads K context frames (and the real frames after them, when they exist, for
 side-by-side comparisons) *streaming*: a video is decoded frame by frame from the context start
 and decoding stops after the last frame needed, so a two-hour file costs the same as a clip.
-Predictions are made recursively (`iter_rollout`: each prediction becomes the newest context
-frame) and written one by one as an H.264 MP4 (yuv420p, even sides, via imageio-ffmpeg) or a
-folder of PNGs, through a temporary file/folder renamed into place at the end.
+Predictions are made recursively (`ifrvp_core.rollout.iter_rollout`: each prediction becomes the
+newest context frame) and written one by one as an H.264 MP4 (yuv420p, even sides, via
+imageio-ffmpeg) or a folder of PNGs, through a temporary file/folder renamed into place at the end.
 
     >>> model = load_model("runs/x/best.pt")
     >>> predict_video(model, "clip.mp4", steps=10, out="future.mp4", side_by_side=True)
@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
+import imageio.v2 as imageio
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
 from ifrvp_core.checkpoint import ordinary_dir_mode, ordinary_file_mode
+from ifrvp_core.data.datasets import list_images
+from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
+from ifrvp_core.rollout import ModelStep, iter_rollout, resolve_device
 
 __all__ = [
     "compose_side_by_side",
@@ -56,10 +60,6 @@ def to_uint8(frame: torch.Tensor) -> np.ndarray:
 # reading
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
 def iter_source_frames(source, start: int = 0) -> tuple[Iterator[np.ndarray], float | None]:
     """Frames of a video file or an image folder from index `start` on, one at a time.
 
@@ -69,7 +69,7 @@ def iter_source_frames(source, start: int = 0) -> tuple[Iterator[np.ndarray], fl
     """
     source = Path(source)
     if source.is_dir():
-        images = _list_images(source)
+        images = list_images(source)
         if not images:
             raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frames folder {source}")
         return (read_image(path) for path in images[start:]), None
@@ -99,8 +99,6 @@ def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) ->
     Odd sides are made even by repeating the last row/column (never resized). Frames must all
     have the size of the first. Returns (path, number of frames written).
     """
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
@@ -198,20 +196,6 @@ def compose_side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.
 # prediction
 
 
-def iter_rollout(step_fn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
-    """Yield `steps` predictions (B, 3, H, W) one at a time; each becomes the newest context frame.
-
-    Same recursion as `ifrvp_core.evaluate.rollout`, but streaming (long rollouts at full
-    resolution never hold all predictions at once).
-    """
-    window = context
-    with torch.inference_mode():
-        for _ in range(steps):
-            frame = step_fn(window)
-            yield frame
-            window = torch.cat([window[:, 1:], frame.unsqueeze(1).to(window.dtype)], dim=1)
-
-
 def predict_video(
     model,
     source,
@@ -242,10 +226,6 @@ def predict_video(
     Returns:
         {"out": Path, "frames": int, "width": int, "height": int, "truth_frames": int}
     """
-    from tqdm.auto import tqdm
-
-    from ifrvp_core.evaluate import ModelStep, resolve_device
-
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if context_start < 0:

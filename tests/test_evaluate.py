@@ -130,12 +130,15 @@ def test_rollout_feeds_predictions_back():
 
 
 def test_iter_rollout_streams_the_same_recursion():
+    from ifrvp_core.predict import iter_rollout
+
     context = torch.rand(2, 3, 3, 8, 10)
     step = lambda frames: frames.mean(dim=1)  # noqa: E731
     streamed = list(R.iter_rollout(step, context, 4))
     assert len(streamed) == 4 and torch.equal(torch.stack(streamed, dim=1), R.rollout(step, context, 4))
     with pytest.raises(ValueError, match="steps must be >= 1"):
         R.iter_rollout(step, context, 0)  # before the first prediction, not on the first next()
+    assert iter_rollout is R.iter_rollout  # predict streams the one recursion
 
 
 class LastFrameModel(torch.nn.Module):
