@@ -12,6 +12,7 @@ import torch
 from ifrvp_core import evaluate as E
 from ifrvp_core import metrics as M
 from ifrvp_core import protocols as P
+from ifrvp_core import results as RS
 from ifrvp_core import rollout as R
 
 
@@ -209,10 +210,10 @@ def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatc
             assert set(results[method][step]) >= {"psnr", "ssim", "ms_ssim", "lpips"}
             assert results[method][step]["lpips"] is None
     assert "alexnet-owt-7be5be79.pth" in results.unavailable["lpips"]
-    assert set(results.meta) == set(E.RESULTS_META_KEYS)
+    assert set(results.meta) == set(RS.RESULTS_META_KEYS)
     assert (results.meta["samples"], results.meta["steps"], results.meta["bgr_like_published"]) == (3, 3, False)
     assert results.meta["protocol"] is None and results.meta["unavailable"] == results.unavailable
-    assert results.meta["step_forms"] == E.STEP_FORMS
+    assert results.meta["step_forms"] == RS.STEP_FORMS
 
     # Running means: the mean of the per-frame means t+1..t+k (DMVFN's order), which equals the
     # mean of the per-sample running means; EPE stays a t+1-only score.
@@ -257,8 +258,8 @@ def test_evaluate_schema_values_and_per_sample_scores(synthetic_root, monkeypatc
 def test_evaluate_from_protocol_name_caps_steps(synthetic_root):
     with pytest.warns(UserWarning, match="scores 5 future frame"):
         results = E.evaluate({"copy-last": R.copy_last}, "synthetic", steps=8, root=synthetic_root, progress=False, metrics=("psnr",))
-    assert E.frame_steps(results["copy-last"]) == [f"t+{k}" for k in range(1, 6)]
-    assert E.running_steps(results["copy-last"]) == [f"t+1..t+{k}" for k in range(1, 6)]
+    assert RS.frame_steps(results["copy-last"]) == [f"t+{k}" for k in range(1, 6)]
+    assert RS.running_steps(results["copy-last"]) == [f"t+1..t+{k}" for k in range(1, 6)]
     assert results.protocol == "synthetic" and results.steps == 5
 
 
@@ -277,17 +278,17 @@ def test_evaluate_rejects_interpolation_data_and_bad_arguments(synthetic_root):
 def test_running_means_follow_the_published_order_and_propagate_none():
     table = {"t+1": {"psnr": 30.0, "lpips": None, "epe": 1.0}, "t+2": {"psnr": 26.0, "lpips": None}, "t+3": {"psnr": 22.0, "lpips": None}}
     per_sample = {"t+1": {"psnr": np.array([31.0, 29.0])}, "t+2": {"psnr": np.array([27.0, 25.0])}, "t+3": {"psnr": np.array([20.0, 24.0])}}
-    means, samples = E.running_means(table, per_sample)
+    means, samples = RS.running_means(table, per_sample)
     assert means == {"t+1..t+1": {"psnr": 30.0, "lpips": None}, "t+1..t+2": {"psnr": 28.0, "lpips": None},
                      "t+1..t+3": {"psnr": 26.0, "lpips": None}}
     assert np.allclose(samples["t+1..t+3"]["psnr"], [26.0, 26.0]) and np.allclose(samples["t+1..t+2"]["psnr"], [29.0, 27.0])
     assert "lpips" not in samples.get("t+1..t+1", {})  # no per-sample scores of an unavailable metric
     with pytest.raises(ValueError, match=r"consecutive steps t\+1..t\+k, got \['t\+1', 't\+3'\]"):
-        E.running_means({"t+1": {"psnr": 1.0}, "t+3": {"psnr": 1.0}})
-    assert [E.step_number(s) for s in ("t+1", "t+5", "t+1..t+1", "t+1..t+5")] == [1, 5, 1, 5]
+        RS.running_means({"t+1": {"psnr": 1.0}, "t+3": {"psnr": 1.0}})
+    assert [RS.step_number(s) for s in ("t+1", "t+5", "t+1..t+1", "t+1..t+5")] == [1, 5, 1, 5]
     for bad in ("t+0", "t+2..t+5", "meta", "t+x"):
         with pytest.raises(ValueError, match="not a step name"):
-            E.step_number(bad)
+            RS.step_number(bad)
 
 
 def test_standard_methods_use_the_contract_keys():
@@ -309,7 +310,7 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
                                written_by="a test", progress=False, metrics=("psnr",), bgr_like_published=True)
     assert list(results) == ["model", "copy_last", "dis_extrapolation"]
     meta = results.meta
-    assert set(meta) == set(E.RESULTS_META_KEYS)
+    assert set(meta) == set(RS.RESULTS_META_KEYS)
     assert (meta["variant"], meta["checkpoint"], meta["written_by"], meta["scale_factor"]) == ("IFRNet_T", str(tmp_path / "best.pt"), "a test", 1.0)
     assert (meta["protocol"], meta["dataset"], meta["data_root"], meta["steps"], meta["samples"]) == ("synthetic", "synthetic", str(synthetic_root), 2, len(P.get_protocol("synthetic").build_dataset(synthetic_root, steps=2)))
     assert meta["samples"] == len(results.sample_names) > 0
@@ -340,18 +341,18 @@ def test_bgr_like_published_changes_lpips_only(synthetic_root, seeded_alexnet_we
             assert bgr[method][step]["ms_ssim"] == pytest.approx(rgb[method][step]["ms_ssim"], abs=1e-6)  # per-channel mean
             assert rgb[method][step]["lpips"] is not None
             assert abs(bgr[method][step]["lpips"] - rgb[method][step]["lpips"]) > 1e-4, (method, step)
-    assert "BGR channel order" in E.format_table(bgr) and "BGR channel order" not in E.format_table(rgb)
+    assert "BGR channel order" in RS.format_table(bgr) and "BGR channel order" not in RS.format_table(rgb)
 
 
 def test_save_load_results_and_table(tmp_path):
-    results = E.EvaluationResults({
+    results = RS.EvaluationResults({
         "IFRNet_T": {f"t+{k}": {"psnr": 30.0 - k, "ssim": 0.9, "ms_ssim": 0.95, "lpips": None} for k in range(1, 6)},
         "copy-last": {f"t+{k}": {"psnr": 25.0 - k, "ssim": 0.8, "ms_ssim": 0.85, "lpips": None} for k in range(1, 6)},
     })
     results.unavailable = {"lpips": "AlexNet ImageNet weights not found at /x/alexnet-owt-7be5be79.pth"}
     results.sample_names, results.sample_indices = ["a", "b"], [0, 1]
     results.per_sample = {"IFRNet_T": {"t+1": {"psnr": np.array([28.0, 30.0])}}}
-    written = E.save_results(results, tmp_path / "out" / "eval.json")
+    written = RS.save_results(results, tmp_path / "out" / "eval.json")
     assert written["json"].is_file() and written["csv"] == tmp_path / "out" / "eval.csv"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["eval.csv", "eval.json", "eval_per_sample.csv"]  # no temp files
 
@@ -362,40 +363,40 @@ def test_save_load_results_and_table(tmp_path):
     lpips_row = next(r for r in rows if r["metric"] == "lpips")
     assert lpips_row["value"] == "" and lpips_row["note"].startswith("n/a (AlexNet ImageNet weights not found")
 
-    loaded = E.load_results(written["json"])
+    loaded = RS.load_results(written["json"])
     assert loaded == results and loaded.unavailable == results.unavailable and loaded.steps == 5
     assert loaded.best_worst("IFRNet_T", "psnr", "t+1", count=1) == ([(1, "b", 30.0)], [(0, "a", 28.0)])
 
-    table = E.format_table(results)
+    table = RS.format_table(results)
     header = next(line for line in table.splitlines() if "method" in line)
     assert header.split()[1:] == ["frame", "t+1*", "frame", "t+2", "frame", "t+3*", "frame", "t+4", "frame", "t+5*"]
     psnr_row = next(line for line in table.splitlines() if line.strip().startswith("IFRNet_T"))
     assert psnr_row.split()[1:] == ["29.00", "28.00", "27.00", "26.00", "25.00"]
     assert "n/a" in table and "lpips: n/a (AlexNet ImageNet weights not found" in table
     with pytest.raises(ValueError, match="must end in .json"):
-        E.save_results(results, tmp_path / "eval.txt")
+        RS.save_results(results, tmp_path / "eval.txt")
 
 
 def _contract_results():
     """Results as `evaluate_model` makes them: both forms, meta, per-sample scores of both."""
-    results = E.EvaluationResults()
+    results = RS.EvaluationResults()
     results.sample_names, results.sample_indices = ["a", "b"], [0, 1]
     for method, base in (("model", 30.0), ("copy_last", 25.0), ("dis_extrapolation", 27.0)):
         table = {f"t+{k}": {"psnr": base - 2 * k, "ssim": 0.9 - 0.1 * k, "ms_ssim": 0.95 - 0.05 * k, "lpips": 0.05 * k} for k in range(1, 6)}
         scores = {f"t+{k}": {"psnr": np.array([base - 2 * k - 1, base - 2 * k + 1])} for k in range(1, 6)}
-        means, samples = E.running_means(table, scores)
+        means, samples = RS.running_means(table, scores)
         results[method] = {**table, **means}
         results.per_sample[method] = {**scores, **samples}
     results.protocol = "cityscapes"
-    results.meta = {key: None for key in E.RESULTS_META_KEYS}
-    results.meta.update(format=E.RESULTS_FORMAT, variant="IFRNet_S", checkpoint="/runs/best.pt", protocol="cityscapes", steps=5,
-                        samples=2, bgr_like_published=False, step_forms=dict(E.STEP_FORMS), unavailable={})
+    results.meta = {key: None for key in RS.RESULTS_META_KEYS}
+    results.meta.update(format=RS.RESULTS_FORMAT, variant="IFRNet_S", checkpoint="/runs/best.pt", protocol="cityscapes", steps=5,
+                        samples=2, bgr_like_published=False, step_forms=dict(RS.STEP_FORMS), unavailable={})
     return results
 
 
 def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
     results = _contract_results()
-    written = E.save_results(results, tmp_path / "results.json")
+    written = RS.save_results(results, tmp_path / "results.json")
     data = json.loads(written["json"].read_text())
     assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation"]
     assert data["meta"]["variant"] == "IFRNet_S" and data["meta"]["checkpoint"] == "/runs/best.pt"
@@ -410,12 +411,12 @@ def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
     samples = list(csv.DictReader(written["per_sample"].open()))
     assert {r["form"] for r in samples} == {"frame", "running_mean"}
 
-    loaded = E.load_results(written["json"])
+    loaded = RS.load_results(written["json"])
     assert "meta" not in loaded and list(loaded) == ["model", "copy_last", "dis_extrapolation"]
     assert loaded == results and loaded.meta == results.meta and loaded.protocol == "cityscapes" and loaded.steps == 5
     assert np.allclose(loaded.per_sample["model"]["t+1..t+2"]["psnr"], results.per_sample["model"]["t+1..t+2"]["psnr"])
 
-    table = E.format_table(loaded)
+    table = RS.format_table(loaded)
     lines = table.splitlines()
     # The published rows sit in the running-mean block only, under the columns they were published for.
     running_psnr = lines.index(next(l for l in lines if l.startswith("PSNR") and "mean t+1..t+k" in l))
@@ -427,26 +428,38 @@ def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
     ms_ssim_block = lines[lines.index(next(l for l in lines if l.startswith("MS-SSIM") and "mean t+1..t+k" in l)):]
     assert ms_ssim_block[5].split()[3:] == ["0.9573", "-", "-", "-", "-"]  # paper: t+1 only
     assert "DMVFN (published, demo): DMVFN's official Cityscapes demo notebook" in table
-    assert "DMVFN (published" not in E.format_table(loaded, published=False)
+    assert "DMVFN (published" not in RS.format_table(loaded, published=False)
     loaded.protocol = loaded.meta["protocol"] = "synthetic"
-    assert "DMVFN (published" not in E.format_table(loaded)  # no published figures for this protocol
+    assert "DMVFN (published" not in RS.format_table(loaded)  # no published figures for this protocol
 
 
 def test_load_results_reads_files_without_meta_and_names_bad_content(tmp_path):
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"IFRNet_T": {"t+1": {"psnr": 30.0}, "t+2": {"psnr": 28.0}}, "copy-last": {"t+1": {"psnr": 25.0}}}))
-    loaded = E.load_results(old)
+    loaded = RS.load_results(old)
     assert list(loaded) == ["IFRNet_T", "copy-last"] and loaded.meta == {} and loaded.steps == 2
     assert list(loaded["IFRNet_T"]) == ["t+1", "t+2"]  # no running means invented
-    assert "frame t+2" in E.format_table(loaded) and "mean t+1" not in E.format_table(loaded)
+    assert "frame t+2" in RS.format_table(loaded) and "mean t+1" not in RS.format_table(loaded)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": {"t+1": {"psnr": 1.0}, "final": {"psnr": 1.0}}}))
     with pytest.raises(ValueError, match=r"bad.json: method 'model': not a step name: 'final'"):
-        E.load_results(bad)
+        RS.load_results(bad)
     bad.write_text(json.dumps({"meta": [1], "model": {}}))
     with pytest.raises(ValueError, match="'meta' must be an object"):
-        E.load_results(bad)
+        RS.load_results(bad)
     results = _contract_results()
     results["meta"] = {}
     with pytest.raises(ValueError, match="'meta' is not a method name"):
-        E.save_results(results, tmp_path / "r.json")
+        RS.save_results(results, tmp_path / "r.json")
+
+
+def test_evaluate_still_offers_the_names_of_protocols_rollout_and_results():
+    """The trainer, the notebooks and the workbook import these from ifrvp_core.evaluate."""
+    moved = {name: module for module in (P, R, RS) for name in module.__all__}
+    for name in ("BASELINE_KEYS", "DEFAULT_METRICS", "DISExtrapolation", "EvaluationResults", "METHOD_KEYS", "METRIC_LABELS",
+                 "MODEL_KEY", "PROTOCOLS", "PUBLISHED", "RESULTS_FORMAT", "RESULTS_META_KEYS", "RUNNING_MEAN_METRICS",
+                 "STEP_FORMS", "ModelStep", "Protocol", "StepFn", "copy_last", "dis_extrapolation", "format_table",
+                 "frame_steps", "get_protocol", "is_running_step", "list_protocols", "load_results", "model_step_fn",
+                 "published_rows", "resolve_device", "results_protocol", "rollout", "running_means", "running_step_name",
+                 "running_steps", "save_results", "standard_methods", "step_name", "step_number"):
+        assert name in E.__all__ and getattr(E, name) is getattr(moved[name], name), name
