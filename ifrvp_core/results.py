@@ -238,43 +238,53 @@ def save_results(results: Mapping, path) -> dict[str, Path]:
         raise ValueError(f"results path must end in .json, got {path}")
     if "meta" in results:
         raise ValueError("'meta' is not a method name: results.meta holds the run description")
-    unavailable = _unavailable_of(results)
     plain = {
         method: {step: {metric: _finite_or_none(value) for metric, value in values.items()} for step, values in steps.items()}
         for method, steps in results.items()
     }
     meta = dict(getattr(results, "meta", None) or {})
     payload = {"meta": meta, **plain} if meta else plain
+    means = _csv_text(["method", "step", "form", "metric", "value", "note"], _mean_rows(plain, _unavailable_of(results)))
+    per_sample = getattr(results, "per_sample", None)
+    samples = _csv_text(["index", "name", "method", "step", "form", "metric", "value"], _per_sample_rows(results)) if per_sample else None
+
     write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
     written = {"json": path}
+    csv_path = path.with_suffix(".csv")
+    write_text_atomic(csv_path, means)
+    written["csv"] = csv_path
+    if samples is not None:
+        sample_path = path.with_name(path.stem + "_per_sample.csv")
+        write_text_atomic(sample_path, samples)
+        written["per_sample"] = sample_path
+    return written
 
+
+def _csv_text(header: list[str], rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["method", "step", "form", "metric", "value", "note"])
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _mean_rows(plain: Mapping, unavailable: Mapping):
+    """Rows of ``<stem>.csv``: method, step, form, metric, value ("" for None), note (the n/a reason)."""
     for method, steps in plain.items():
         for step, values in steps.items():
             for metric, value in values.items():
                 note = f"n/a ({unavailable[metric]})" if value is None and metric in unavailable else ""
-                writer.writerow([method, step, _step_form(step), metric, "" if value is None else repr(value), note])
-    csv_path = path.with_suffix(".csv")
-    write_text_atomic(csv_path, buffer.getvalue())
-    written["csv"] = csv_path
+                yield [method, step, _step_form(step), metric, "" if value is None else repr(value), note]
 
-    per_sample = getattr(results, "per_sample", None)
-    if per_sample:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["index", "name", "method", "step", "form", "metric", "value"])
-        for method, steps in per_sample.items():
-            for step, values in steps.items():
-                for metric, scores in values.items():
-                    for position, score in enumerate(np.asarray(scores, dtype=np.float64)):
-                        writer.writerow([results.sample_indices[position], results.sample_names[position], method, step,
-                                         _step_form(step), metric, repr(float(score))])
-        sample_path = path.with_name(path.stem + "_per_sample.csv")
-        write_text_atomic(sample_path, buffer.getvalue())
-        written["per_sample"] = sample_path
-    return written
+
+def _per_sample_rows(results):
+    """Rows of ``<stem>_per_sample.csv``: index, name, method, step, form, metric, value."""
+    for method, steps in results.per_sample.items():
+        for step, values in steps.items():
+            for metric, scores in values.items():
+                for position, score in enumerate(np.asarray(scores, dtype=np.float64)):
+                    yield [results.sample_indices[position], results.sample_names[position], method, step,
+                           _step_form(step), metric, repr(float(score))]
 
 
 def load_results(path) -> EvaluationResults:
@@ -285,6 +295,22 @@ def load_results(path) -> EvaluationResults:
     no running means are invented.
     """
     path = Path(path)
+    data, meta = _read_results_json(path)
+    results = EvaluationResults(data)
+    results.meta = meta
+    results.protocol = meta.get("protocol")
+    results.unavailable.update(meta.get("unavailable") or {})
+    results.unavailable.update(_read_unavailable_notes(path.with_suffix(".csv")))
+    sample_path = path.with_name(path.stem + "_per_sample.csv")
+    if sample_path.is_file():
+        results.sample_indices, results.sample_names, results.per_sample = _read_per_sample(sample_path)
+    frames = {step for values in data.values() for step in frame_steps(values)}
+    results.steps = max((step_number(s) for s in frames), default=0)
+    return results
+
+
+def _read_results_json(path: Path) -> tuple[dict, dict]:
+    """(methods, meta) of a results file; ValueError naming the file for bad content."""
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
     try:
@@ -304,34 +330,34 @@ def load_results(path) -> EvaluationResults:
                 step_number(step)
             except ValueError as error:
                 raise ValueError(f"results file {path}: method {method!r}: {error}") from None
-    results = EvaluationResults(data)
-    results.meta = meta
-    results.protocol = meta.get("protocol")
-    results.unavailable.update(meta.get("unavailable") or {})
-    csv_path = path.with_suffix(".csv")
+    return data, meta
+
+
+def _read_unavailable_notes(csv_path: Path) -> dict[str, str]:
+    """{metric: reason} from the "n/a (reason)" notes of ``<stem>.csv`` ({} without the file)."""
+    reasons: dict[str, str] = {}
     if csv_path.is_file():
         with csv_path.open(newline="") as handle:
             for row in csv.DictReader(handle):
                 if row.get("note", "").startswith("n/a ("):
-                    results.unavailable[row["metric"]] = row["note"][len("n/a (") : -1]
-    sample_path = path.with_name(path.stem + "_per_sample.csv")
-    if sample_path.is_file():
-        order: dict[int, str] = {}
-        collected: dict = {}
-        with sample_path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                index = int(row["index"])
-                order.setdefault(index, row["name"])
-                collected.setdefault(row["method"], {}).setdefault(row["step"], {}).setdefault(row["metric"], []).append(float(row["value"]))
-        results.sample_indices = list(order)
-        results.sample_names = list(order.values())
-        results.per_sample = {
-            method: {step: {metric: np.asarray(v) for metric, v in values.items()} for step, values in steps.items()}
-            for method, steps in collected.items()
-        }
-    frames = {step for values in data.values() for step in frame_steps(values)}
-    results.steps = max((step_number(s) for s in frames), default=0)
-    return results
+                    reasons[row["metric"]] = row["note"][len("n/a (") : -1]
+    return reasons
+
+
+def _read_per_sample(sample_path: Path) -> tuple[list[int], list[str], dict]:
+    """(sample indices, sample names, {method: {step: {metric: (N,) scores}}}) of ``<stem>_per_sample.csv``."""
+    order: dict[int, str] = {}
+    collected: dict = {}
+    with sample_path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            index = int(row["index"])
+            order.setdefault(index, row["name"])
+            collected.setdefault(row["method"], {}).setdefault(row["step"], {}).setdefault(row["metric"], []).append(float(row["value"]))
+    per_sample = {
+        method: {step: {metric: np.asarray(v) for metric, v in values.items()} for step, values in steps.items()}
+        for method, steps in collected.items()
+    }
+    return list(order), list(order.values()), per_sample
 
 
 def _cell(value, digits: int) -> str:
@@ -359,49 +385,67 @@ def format_table(results: Mapping, metrics: tuple[str, ...] | None = None, digit
     methods = list(results)
     if not methods:
         return "(no results)"
-    steps: list[str] = []
-    found_metrics: list[str] = []
-    for method in methods:
-        for step, values in results[method].items():
-            if step not in steps:
-                steps.append(step)
-            for metric in values:
-                if metric not in found_metrics:
-                    found_metrics.append(metric)
+    steps, found_metrics = _steps_and_metrics(results)
     metrics = tuple(m for m in (metrics or found_metrics) if m in found_metrics)
-    unavailable = _unavailable_of(results)
     reference = published_rows(results_protocol(results)) if published else ()
     labels = methods + [row["label"] for row in reference]
     name_width = max(len("method"), *(len(m) for m in labels))
     lines = []
     for metric in metrics:
-        arrow = "lower is better" if M.METRIC_DIRECTIONS.get(metric, 1) < 0 else "higher is better"
-        for form, form_steps, title in (
-            ("frame", frame_steps(steps), "frame t+k: the score of frame t+k alone"),
-            ("running", running_steps(steps), "mean t+1..t+k: running mean over t+1..t+k, as DMVFN's scripts print"),
-        ):
-            metric_steps = [s for s in form_steps if any(metric in results[m].get(s, {}) for m in methods)]
-            if not metric_steps:
-                continue
-            headers = [("frame " if form == "frame" else "mean ") + s + ("*" if step_number(s) in (1, 3, 5) else "")
-                       for s in metric_steps]
-            width = max(9, *(len(h) for h in headers))
-            lines.append(f"{METRIC_LABELS.get(metric, metric)} ({arrow}), {title}")
-            lines.append("  " + "method".ljust(name_width) + "".join(h.rjust(width + 2) for h in headers))
-            rows = [(method, results[method]) for method in methods]
-            if form == "running":
-                rows += [(row["label"], row["values"]) for row in reference
-                         if any(metric in row["values"].get(s, {}) for s in metric_steps)]
-            for label, table in rows:
-                cells = [_cell(table.get(step, {}).get(metric, "missing"), digits.get(metric, 4)) for step in metric_steps]
-                lines.append("  " + label.ljust(name_width) + "".join(c.rjust(width + 2) for c in cells))
-            lines.append("")
+        for form in ("frame", "running"):
+            lines += _metric_block(results, metric, form, steps, reference, name_width, digits.get(metric, 4))
     compare = "; compare with published numbers in the 'mean t+1..t+k' columns" if running_steps(steps) else ""
     lines.append("* t+1, t+3, t+5: the columns video prediction papers quote" + compare)
     for row in reference:
         lines.append(f"{row['label']}: {row['source']}")
     if (getattr(results, "meta", None) or {}).get("bgr_like_published"):
         lines.append("MS-SSIM and LPIPS scored in BGR channel order, like the published code (--bgr-like-published)")
-    for metric, reason in unavailable.items():
+    for metric, reason in _unavailable_of(results).items():
         lines.append(f"{metric}: n/a ({reason})")
     return "\n".join(lines)
+
+
+def _steps_and_metrics(results: Mapping) -> tuple[list[str], list[str]]:
+    """Every step and every metric of any method, in the order first met."""
+    steps: list[str] = []
+    metrics: list[str] = []
+    for table in results.values():
+        for step, values in table.items():
+            if step not in steps:
+                steps.append(step)
+            for metric in values:
+                if metric not in metrics:
+                    metrics.append(metric)
+    return steps, metrics
+
+
+_FORM_TITLES = {
+    "frame": "frame t+k: the score of frame t+k alone",
+    "running": "mean t+1..t+k: running mean over t+1..t+k, as DMVFN's scripts print",
+}
+
+
+def _metric_block(results: Mapping, metric: str, form: str, steps: list[str], reference, name_width: int,
+                  digits: int) -> list[str]:
+    """The lines of one metric in one step form ("frame" or "running"): title, header, a row per
+    method (and per published reference in the running form), a blank line; [] when no method has it."""
+    methods = list(results)
+    form_steps = frame_steps(steps) if form == "frame" else running_steps(steps)
+    metric_steps = [s for s in form_steps if any(metric in results[m].get(s, {}) for m in methods)]
+    if not metric_steps:
+        return []
+    arrow = "lower is better" if M.METRIC_DIRECTIONS.get(metric, 1) < 0 else "higher is better"
+    headers = [("frame " if form == "frame" else "mean ") + s + ("*" if step_number(s) in (1, 3, 5) else "")
+               for s in metric_steps]
+    width = max(9, *(len(h) for h in headers))
+    lines = [f"{METRIC_LABELS.get(metric, metric)} ({arrow}), {_FORM_TITLES[form]}",
+             "  " + "method".ljust(name_width) + "".join(h.rjust(width + 2) for h in headers)]
+    rows = [(method, results[method]) for method in methods]
+    if form == "running":
+        rows += [(row["label"], row["values"]) for row in reference
+                 if any(metric in row["values"].get(s, {}) for s in metric_steps)]
+    for label, table in rows:
+        cells = [_cell(table.get(step, {}).get(metric, "missing"), digits) for step in metric_steps]
+        lines.append("  " + label.ljust(name_width) + "".join(c.rjust(width + 2) for c in cells))
+    lines.append("")
+    return lines
