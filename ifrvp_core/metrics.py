@@ -433,7 +433,9 @@ class MetricAccumulator:
     {'t+1': {'psnr': 31.0}}
 
     NaN scores (e.g. EPE of a sample without valid pixels) are not counted; ``inf`` (PSNR of an
-    exact copy) is kept, so a mean can be ``inf``, as scikit-image would report it.
+    exact copy) is kept, so a mean can be ``inf``, as scikit-image would report it. Steps and
+    metrics are labels here (no step names are parsed): means come in the order they were first
+    scored, rank 0's first, then keys only other ranks saw, the same order on every rank.
     """
 
     def __init__(self):
@@ -457,10 +459,11 @@ class MetricAccumulator:
 
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return dict(self._sums), dict(self._counts)
-        # Ranks can have seen different (step, metric) keys (e.g. an empty shard): agree on the union.
+        # Ranks can have seen different (step, metric) keys (e.g. an empty shard): agree on the union,
+        # in rank order (each rank's keys in the order it first scored them).
         gathered: list = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, sorted(self._sums))
-        keys = sorted({tuple(key) for keys in gathered for key in keys})
+        dist.all_gather_object(gathered, list(self._sums))
+        keys = list(dict.fromkeys(tuple(key) for keys in gathered for key in keys))
         device = torch.device("cpu")
         if dist.get_backend() == "nccl":
             device = torch.device("cuda", torch.cuda.current_device())
@@ -489,16 +492,8 @@ class MetricAccumulator:
         """
         sums, counts = self._reduced()
         out: dict[str, dict[str, float | None]] = {}
-        for key in sorted(sums, key=_step_sort_key):
+        for key in sums:
             step, metric = key
             out.setdefault(step, {})[metric] = sums[key] / counts[key] if counts[key] else None
         return out
 
-
-def _step_sort_key(key):
-    step, metric = key
-    try:
-        number = int(str(step).split("+")[-1])
-    except ValueError:
-        number = 10**9
-    return number, str(step), metric

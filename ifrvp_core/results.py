@@ -42,6 +42,7 @@ __all__ = [
     "frame_steps",
     "is_running_step",
     "load_results",
+    "parse_step",
     "results_protocol",
     "running_means",
     "running_step_name",
@@ -81,20 +82,28 @@ def running_step_name(k: int) -> str:
     return f"t+1..t+{k}"
 
 
+def parse_step(step: str) -> tuple[int, bool]:
+    """(k, running) of a step name: "t+k" -> (k, False), "t+1..t+k" -> (k, True).
+
+    The one reader of step names (`step_number`, `is_running_step`, the step orderings and
+    `load_results` go through it). ValueError for anything else ("t+0", "t+2..t+5", "meta").
+    """
+    text = str(step)
+    head, dots, tail = text.partition("..")
+    last = tail if dots else head
+    if (dots and head != "t+1") or not last.startswith("t+") or not last[2:].isdigit() or int(last[2:]) < 1:
+        raise ValueError(f"not a step name: {step!r} (expected 't+k' or 't+1..t+k')")
+    return int(last[2:]), bool(dots)
+
+
 def step_number(step: str) -> int:
     """k of "t+k" or "t+1..t+k"; ValueError for anything else."""
-    text = str(step)
-    head, _, tail = text.partition("..")
-    if tail and head != "t+1":
-        raise ValueError(f"not a step name: {step!r} (expected 't+k' or 't+1..t+k')")
-    last = tail or head
-    if not last.startswith("t+") or not last[2:].isdigit() or int(last[2:]) < 1:
-        raise ValueError(f"not a step name: {step!r} (expected 't+k' or 't+1..t+k')")
-    return int(last[2:])
+    return parse_step(step)[0]
 
 
 def is_running_step(step: str) -> bool:
-    return ".." in str(step)
+    """True for a running-mean step "t+1..t+k", False for a frame step "t+k"; ValueError for anything else."""
+    return parse_step(step)[1]
 
 
 def frame_steps(table: Mapping) -> list[str]:

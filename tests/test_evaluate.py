@@ -291,6 +291,17 @@ def test_running_means_follow_the_published_order_and_propagate_none():
             RS.step_number(bad)
 
 
+def test_one_parser_reads_step_names():
+    assert [RS.parse_step(s) for s in ("t+1", "t+12", "t+1..t+1", "t+1..t+5")] == [(1, False), (12, False), (1, True), (5, True)]
+    assert RS.is_running_step("t+1..t+3") and not RS.is_running_step("t+3")
+    for bad in ("t+1..", "t+0", "t+2..t+5", "t+1..t+0", "meta", "t+x"):
+        for read in (RS.parse_step, RS.step_number, RS.is_running_step):
+            with pytest.raises(ValueError, match="not a step name"):
+                read(bad)
+    assert RS.frame_steps(["t+10", "t+1..t+2", "t+2", "t+1"]) == ["t+1", "t+2", "t+10"]
+    assert RS.running_steps(["t+1..t+10", "t+1", "t+1..t+2"]) == ["t+1..t+2", "t+1..t+10"]
+
+
 def test_standard_methods_use_the_contract_keys():
     model = LastFrameModel()
     methods = R.standard_methods(model, scale_factor=0.5)

@@ -190,6 +190,10 @@ def test_accumulator_over_batches_equals_one_shot_mean():
     assert means["t+1"]["epe"] == 2.0  # NaN (no valid pixel) is not counted
     assert accumulator.counts()["t+1"] == {"epe": 2, "psnr": 23}
     assert list(means) == ["t+1", "t+2"]
+    labels = M.MetricAccumulator()
+    for step in ("t+2", "t+10", "t+1"):
+        labels.update(step, "psnr", [1.0])
+    assert list(labels.compute()) == ["t+2", "t+10", "t+1"]  # labels in the order first scored, never parsed
 
 
 def _ddp_worker(rank, world_size, init_file, out_dir):
