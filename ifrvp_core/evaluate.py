@@ -18,12 +18,17 @@ and the workbook import them.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from itertools import chain
 from typing import Mapping
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
 from ifrvp_core import metrics as M
+from ifrvp_core.data import collate
 from ifrvp_core.data.io import DataError
 from ifrvp_core.protocols import DEFAULT_METRICS, PROTOCOLS, PUBLISHED, Protocol, get_protocol, list_protocols, published_rows
 from ifrvp_core.results import (
@@ -101,50 +106,14 @@ __all__ = [
     "step_number",
 ]
 
-# --------------------------------------------------------------------------------------------
-# the evaluation loop
-
-
-def _resolve_dataset(dataset_or_protocol, root, context_frames: int, steps: int):
-    """(dataset, protocol or None) from a Dataset, a Protocol or a protocol name."""
-    if isinstance(dataset_or_protocol, (str, Protocol)):
-        protocol = get_protocol(dataset_or_protocol)
-        protocol_steps = min(steps, protocol.steps) if steps else protocol.steps
-        if steps and steps > protocol.steps:
-            warnings.warn(f"protocol {protocol.name!r} scores {protocol.steps} future frame(s); steps={steps} reduced to {protocol.steps}")
-        dataset = protocol.build_dataset(root, context_frames=max(context_frames, protocol.context_frames), steps=protocol_steps)
-        return dataset, protocol
-    if not hasattr(dataset_or_protocol, "__getitem__") or not hasattr(dataset_or_protocol, "__len__"):
-        raise ValueError(
-            f"dataset_or_protocol must be a dataset, a Protocol or one of {list_protocols()}, got {type(dataset_or_protocol).__name__}"
-        )
-    return dataset_or_protocol, None
-
-
-def _dataset_name(dataset) -> str | None:
-    name = getattr(dataset, "name", None)
-    return name if isinstance(name, str) else None
-
-
-def _collate(samples: list[dict]) -> dict:
-    batch = {}
-    for key in samples[0]:
-        values = [sample[key] for sample in samples]
-        if isinstance(values[0], torch.Tensor):
-            shapes = {tuple(v.shape) for v in values}
-            if len(shapes) > 1:
-                names = [s.get("name", "?") for s in samples]
-                raise ValueError(f"samples {names} differ in {key!r} shape {sorted(shapes)}; use batch_size=1 for mixed frame sizes")
-            batch[key] = torch.stack(values)
-        else:
-            batch[key] = values
-    return batch
+# Future steps scored when neither the caller nor a protocol says how many.
+DEFAULT_STEPS = 5
 
 
 def evaluate(
     methods: Mapping[str, StepFn],
     dataset_or_protocol,
-    steps: int = 5,
+    steps: int | None = DEFAULT_STEPS,
     batch_size: int = 4,
     device=None,
     num_workers: int = 0,
@@ -158,10 +127,11 @@ def evaluate(
     """Score step functions on a test set, each future step separately and as running means.
 
     Args:
-        methods: {name: step function}; see the module docstring.
+        methods: {name: step function} (`ifrvp_core.rollout`).
         dataset_or_protocol: a dataset of samples (docs/architecture.md), a `Protocol` or a
             protocol name (then built from `root` with enough context for every method).
-        steps: future frames to predict recursively and score (capped at what samples hold).
+        steps: future frames to predict recursively and score (capped at what the protocol scores,
+            with a warning, and at what samples hold); None: the protocol's, 5 for a dataset.
         batch_size, num_workers: DataLoader settings (samples of different sizes need batch 1).
         device: where methods run and metrics are computed (None: CUDA when available).
         max_samples: score only the first N samples (quick looks; not comparable numbers).
@@ -180,90 +150,25 @@ def evaluate(
         None}}}`` with per-sample scores of both forms and ``meta`` (`RESULTS_META_KEYS`;
         variant, checkpoint, scale_factor and written_by are None: `evaluate_model` fills them).
     """
-    from torch.utils.data import DataLoader, Subset
-    from tqdm.auto import tqdm
-
-    if not methods:
-        raise ValueError("methods is empty: pass at least one {name: step function}")
-    unknown = [m for m in metrics if m not in ("psnr", "ssim", "ms_ssim", "lpips")]
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from psnr, ssim, ms_ssim, lpips")
-    if "meta" in methods:
-        raise ValueError("'meta' cannot be a method name: it is the run description in results.json")
+    _check_arguments(methods, metrics, steps)
     device = resolve_device(device)
+    protocol, steps = _protocol_and_steps(dataset_or_protocol, steps)
     needed_context = max(int(getattr(fn, "context_frames", 2)) for fn in methods.values())
-    dataset, protocol = _resolve_dataset(dataset_or_protocol, root, needed_context, steps)
-    if protocol is not None:
-        steps = min(steps, protocol.steps)  # _resolve_dataset already warned
-    total = len(dataset)
-    if total == 0:
-        raise ValueError("the dataset has no samples")
-    indices = list(range(total if max_samples is None else min(total, int(max_samples))))
-    subset = dataset if len(indices) == total else Subset(dataset, indices)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
+    dataset = _test_set(dataset_or_protocol, protocol, root, needed_context, steps)
+    loader, indices = _loader(dataset, batch_size, num_workers, max_samples)
     for fn in methods.values():
         if hasattr(fn, "to"):
             fn.to(device)
-
-    lpips_reason = None
-    if "lpips" in metrics:
-        status = M.lpips_status(lpips_weights)
-        lpips_reason = status.reason if status is not None else None
-
-    accumulators = {name: M.MetricAccumulator() for name in methods}
-    per_sample: dict = {name: {} for name in methods}
-    names: list[str] = []
-    used_steps = None
-    checked_resolution = False
-    bar = tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False)
-    with torch.inference_mode():
-        for batch in bar:
-            used_steps, checked_resolution = _evaluate_batch(
-                batch, methods, steps, used_steps, protocol, checked_resolution, device, metrics,
-                lpips_reason, lpips_weights, accumulators, per_sample, names, bgr_like_published,
-            )
-
-    results = EvaluationResults()
-    for method, accumulator in accumulators.items():
-        means = accumulator.compute()
-        table = {}
-        for k in range(1, used_steps + 1):
-            row = {metric: means.get(step_name(k), {}).get(metric) for metric in metrics}
-            if step_name(k) in means and "epe" in means[step_name(k)]:
-                row["epe"] = means[step_name(k)]["epe"]
-            table[step_name(k)] = row
-        results[method] = table
-    results.per_sample = {
-        method: {step: {metric: np.concatenate(parts) for metric, parts in values.items()} for step, values in steps_.items()}
-        for method, steps_ in per_sample.items()
-    }
-    for method in methods:
-        means, samples = running_means(results[method], results.per_sample[method])
-        results[method].update(means)
-        results.per_sample[method].update(samples)
-    results.sample_names = names
+    lpips_reason = _lpips_reason(metrics, lpips_weights)
+    scoring = _FrameScoring(metrics, lpips_reason is None, lpips_weights, bgr_like_published)
+    scores = _score_batches(loader, methods, steps, protocol, device, scoring, progress)
+    results = scores.results()
     results.sample_indices = indices
     if lpips_reason is not None:
         results.unavailable["lpips"] = lpips_reason
     results.protocol = protocol.name if protocol is not None else None
-    results.steps = used_steps
-    results.meta = {
-        "format": RESULTS_FORMAT,
-        "written_by": None,
-        "variant": None,
-        "checkpoint": None,
-        "scale_factor": None,
-        "protocol": results.protocol,
-        "dataset": protocol.dataset if protocol is not None else _dataset_name(dataset),
-        "data_root": None if root is None else str(root),
-        "steps": used_steps,
-        "samples": len(names),
-        "max_samples": None if max_samples is None else int(max_samples),
-        "metrics": list(metrics),
-        "bgr_like_published": bool(bgr_like_published),
-        "step_forms": dict(STEP_FORMS),
-        "unavailable": dict(results.unavailable),
-    }
+    results.steps = scores.steps
+    results.meta = _meta(results, protocol, dataset, root, max_samples, metrics, bgr_like_published)
     return results
 
 
@@ -294,8 +199,6 @@ def evaluate_model(
         options: further `evaluate` keywords (root, batch_size, device, max_samples, metrics,
             lpips_weights, bgr_like_published, progress, num_workers).
     """
-    if steps is None:
-        steps = get_protocol(dataset_or_protocol).steps if isinstance(dataset_or_protocol, (str, Protocol)) else 5
     results = evaluate(standard_methods(model, baselines, scale_factor), dataset_or_protocol, steps=steps, **options)
     results.meta.update(
         written_by=written_by,
@@ -306,69 +209,238 @@ def evaluate_model(
     return results
 
 
-def _evaluate_batch(batch, methods, steps, used_steps, protocol, checked_resolution, device, metrics,
-                    lpips_reason, lpips_weights, accumulators, per_sample, names, bgr_like_published=False):
-    """Roll out every method on one batch and add its scores; returns (used_steps, checked_resolution)."""
+def _check_arguments(methods: Mapping, metrics: tuple[str, ...], steps: int | None) -> None:
+    if not methods:
+        raise ValueError("methods is empty: pass at least one {name: step function}")
+    unknown = [m for m in metrics if m not in M.IMAGE_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(M.IMAGE_METRICS)}")
+    if "meta" in methods:
+        raise ValueError("'meta' cannot be a method name: it is the run description in results.json")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+
+
+def _protocol_and_steps(dataset_or_protocol, steps: int | None) -> tuple[Protocol | None, int]:
+    """The protocol (None for a dataset) and the future steps to score, resolved once.
+
+    None steps are the protocol's (`DEFAULT_STEPS` for a dataset); more than a protocol scores
+    are reduced to its number, with a warning.
+    """
+    if not isinstance(dataset_or_protocol, (str, Protocol)):
+        return None, DEFAULT_STEPS if steps is None else steps
+    protocol = get_protocol(dataset_or_protocol)
+    if steps is None:
+        return protocol, protocol.steps
+    if steps > protocol.steps:
+        warnings.warn(f"protocol {protocol.name!r} scores {protocol.steps} future frame(s); steps={steps} reduced to {protocol.steps}")
+    return protocol, min(steps, protocol.steps)
+
+
+def _test_set(dataset_or_protocol, protocol: Protocol | None, root, context_frames: int, steps: int):
+    """The dataset itself, or the protocol's test set with enough context for every method."""
+    if protocol is not None:
+        return protocol.build_dataset(root, context_frames=max(context_frames, protocol.context_frames), steps=steps)
+    if not hasattr(dataset_or_protocol, "__getitem__") or not hasattr(dataset_or_protocol, "__len__"):
+        raise ValueError(
+            f"dataset_or_protocol must be a dataset, a Protocol or one of {list_protocols()}, got {type(dataset_or_protocol).__name__}"
+        )
+    return dataset_or_protocol
+
+
+def _loader(dataset, batch_size: int, num_workers: int, max_samples: int | None) -> tuple[DataLoader, list[int]]:
+    """A DataLoader over the first `max_samples` samples (all when None), in order, and their indices."""
+    total = len(dataset)
+    if total == 0:
+        raise ValueError("the dataset has no samples")
+    indices = list(range(total if max_samples is None else min(total, int(max_samples))))
+    subset = dataset if len(indices) == total else Subset(dataset, indices)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate_same_size)
+    return loader, indices
+
+
+def _collate_same_size(samples: list[dict]) -> dict:
+    """`ifrvp_core.data.collate`, after a clear error for samples of different sizes."""
+    for key, value in samples[0].items():
+        if isinstance(value, torch.Tensor):
+            shapes = {tuple(sample[key].shape) for sample in samples}
+            if len(shapes) > 1:
+                names = [s.get("name", "?") for s in samples]
+                raise ValueError(f"samples {names} differ in {key!r} shape {sorted(shapes)}; use batch_size=1 for mixed frame sizes")
+    return collate(samples)
+
+
+def _lpips_reason(metrics: tuple[str, ...], lpips_weights) -> str | None:
+    """Why LPIPS cannot be computed (None when it can, or when it is not asked for)."""
+    if "lpips" not in metrics:
+        return None
+    status = M.lpips_status(lpips_weights)
+    return status.reason if status is not None else None
+
+
+def _refuse_skipped_samples(batch: dict) -> None:
     skipped = sorted({name for names in batch.get("skipped_files", []) for name in names})
     if skipped:  # a dataset built with on_bad_sample="skip": evaluation never scores a replacement silently
         raise DataError(f"evaluation does not skip bad samples; unreadable file(s): {', '.join(skipped)} "
                         "(evaluate a dataset built with on_bad_sample='fail', the default)", skipped[0])
-    context = batch["context"].to(device, non_blocking=True)
-    target = batch["target"].to(device, non_blocking=True)
-    if used_steps is None:
-        available = target.shape[1]
-        used_steps = min(steps, available)
-        if steps > available:
-            warnings.warn(f"samples hold {available} future frame(s); scoring t+1..t+{used_steps} instead of {steps}")
-        expected = torch.arange(2, 2 + used_steps, dtype=torch.float32)
-        times = batch["target_times"][0, :used_steps].float()
-        if not torch.allclose(times, expected):
-            raise ValueError(
-                f"rollout evaluation needs future frames at t = {expected.tolist()} (extrapolation, consecutive); "
-                f"the dataset's targets are at {batch['target_times'][0].tolist()}"
-            )
-    if protocol is not None and protocol.resolution and not checked_resolution:
-        checked_resolution = True
-        if tuple(target.shape[-2:]) != tuple(protocol.resolution):
-            warnings.warn(
-                f"protocol {protocol.name!r} scores {protocol.resolution[0]}x{protocol.resolution[1]} frames but the data is "
-                f"{target.shape[-2]}x{target.shape[-1]}: numbers are not comparable with published ones"
-            )
-    names.extend(batch.get("name", [f"sample{len(names) + i}" for i in range(context.shape[0])]))
-    for method, step_fn in methods.items():
-        predictions = rollout(step_fn, context, used_steps)
-        scores = _score_batch(predictions, target[:, :used_steps], metrics, lpips_reason is None, lpips_weights,
-                              bgr_like_published)
-        if "gt_flow" in batch and hasattr(step_fn, "flows"):
-            flows = step_fn.flows(context)
-            fields = flows.shape[1] // 2
-            gt_flow = batch["gt_flow"].to(device)[:, -2 * fields :]
-            valid = batch["gt_valid"].to(device)[:, -fields:] if "gt_valid" in batch else None
-            scores[(step_name(1), "epe")] = M.epe(flows, gt_flow, valid)
-        for (step, metric), values in scores.items():
-            accumulators[method].update(step, metric, values)
-            per_sample[method].setdefault(step, {}).setdefault(metric, []).append(values.double().cpu().numpy())
-
-    return used_steps, checked_resolution
 
 
-def _score_batch(predictions, targets, metrics, with_lpips: bool, lpips_weights, bgr_like_published: bool = False) -> dict:
-    """predictions, targets: (B, S, 3, H, W) -> {("t+k", metric): (B,) scores}.
+def _checked_steps(batch: dict, steps: int, protocol: Protocol | None) -> int:
+    """The steps the samples allow (checked once, on the first batch): at most the future frames
+    they hold (a warning when fewer than `steps`), which must be the consecutive t = 2, 3, ...;
+    a warning when the frames are not at the protocol's size."""
+    _refuse_skipped_samples(batch)
+    available = batch["target"].shape[1]
+    used_steps = min(steps, available)
+    if steps > available:
+        warnings.warn(f"samples hold {available} future frame(s); scoring t+1..t+{used_steps} instead of {steps}")
+    expected = torch.arange(2, 2 + used_steps, dtype=torch.float32)
+    times = batch["target_times"][0, :used_steps].float()
+    if not torch.allclose(times, expected):
+        raise ValueError(
+            f"rollout evaluation needs future frames at t = {expected.tolist()} (extrapolation, consecutive); "
+            f"the dataset's targets are at {batch['target_times'][0].tolist()}"
+        )
+    size = tuple(batch["target"].shape[-2:])
+    if protocol is not None and protocol.resolution and size != tuple(protocol.resolution):
+        warnings.warn(
+            f"protocol {protocol.name!r} scores {protocol.resolution[0]}x{protocol.resolution[1]} frames but the data is "
+            f"{size[0]}x{size[1]}: numbers are not comparable with published ones"
+        )
+    return used_steps
 
-    With `bgr_like_published`, MS-SSIM and LPIPS see BGR frames (`M.BGR_FLIPPED_METRICS`).
-    """
-    functions = {"psnr": M.psnr, "ssim": M.ssim, "ms_ssim": M.ms_ssim}
-    scores = {}
-    for index in range(predictions.shape[1]):
-        rgb_prediction = predictions[:, index].float().clamp(0, 1)
-        rgb_target = targets[:, index].float()
-        for metric in metrics:
-            prediction, target = rgb_prediction, rgb_target
-            if bgr_like_published and metric in M.BGR_FLIPPED_METRICS:
-                prediction, target = M.to_published_channel_order(prediction), M.to_published_channel_order(target)
-            if metric == "lpips":
-                if with_lpips:
-                    scores[(step_name(index + 1), metric)] = M.lpips(prediction, target, lpips_weights)
-                continue
-            scores[(step_name(index + 1), metric)] = functions[metric](prediction, target)
+
+def _score_batches(loader, methods: Mapping[str, StepFn], steps: int, protocol: Protocol | None, device,
+                   scoring: "_FrameScoring", progress: bool) -> "_Scores":
+    """Roll out and score every batch; the first one decides the steps the samples allow (`_checked_steps`)."""
+    with torch.inference_mode():
+        batches = iter(tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False))
+        first = next(batches)  # the loader is not empty (`_loader`)
+        scores = _Scores(methods, _checked_steps(first, steps, protocol), device, scoring)
+        for batch in chain([first], batches):
+            scores.add(batch)
     return scores
+
+
+class _Scores:
+    """Every method's per-sample scores over the batches of one evaluation, and their means.
+
+    Args:
+        methods: {name: step function}.
+        steps: future frames rolled out and scored per sample.
+        device: where methods run and metrics are computed.
+        scoring: what each predicted frame is scored with.
+    """
+
+    def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: "_FrameScoring"):
+        self.methods, self.steps, self.device, self.scoring = methods, steps, device, scoring
+        self.accumulators = {name: M.MetricAccumulator() for name in methods}
+        self.per_sample: dict = {name: {} for name in methods}
+        self.names: list[str] = []
+
+    def add(self, batch: dict) -> None:
+        """Roll out every method on one collated batch and add its scores."""
+        _refuse_skipped_samples(batch)
+        context = batch["context"].to(self.device, non_blocking=True)
+        target = batch["target"].to(self.device, non_blocking=True)
+        self.names.extend(batch.get("name", [f"sample{len(self.names) + i}" for i in range(context.shape[0])]))
+        for method, step_fn in self.methods.items():
+            predictions = rollout(step_fn, context, self.steps)
+            scores = self.scoring.score(predictions, target[:, : self.steps])
+            if "gt_flow" in batch and hasattr(step_fn, "flows"):
+                scores[(step_name(1), "epe")] = _flow_epe(step_fn, context, batch, self.device)
+            for (step, metric), values in scores.items():
+                self.accumulators[method].update(step, metric, values)
+                self.per_sample[method].setdefault(step, {}).setdefault(metric, []).append(values.double().cpu().numpy())
+
+    def results(self) -> EvaluationResults:
+        """Means per "t+k" (the metrics in order, then EPE where scored), running means, per-sample
+        scores of both forms and the sample names."""
+        results = EvaluationResults()
+        for method, accumulator in self.accumulators.items():
+            means = accumulator.compute()
+            table = {}
+            for k in range(1, self.steps + 1):
+                row = {metric: means.get(step_name(k), {}).get(metric) for metric in self.scoring.metrics}
+                if step_name(k) in means and "epe" in means[step_name(k)]:
+                    row["epe"] = means[step_name(k)]["epe"]
+                table[step_name(k)] = row
+            results[method] = table
+        results.per_sample = {
+            method: {step: {metric: np.concatenate(parts) for metric, parts in values.items()} for step, values in steps.items()}
+            for method, steps in self.per_sample.items()
+        }
+        for method in self.methods:
+            means, samples = running_means(results[method], results.per_sample[method])
+            results[method].update(means)
+            results.per_sample[method].update(samples)
+        results.sample_names = self.names
+        return results
+
+
+def _flow_epe(step_fn, context: torch.Tensor, batch: dict, device) -> torch.Tensor:
+    """(B,) t+1 EPE of the step function's flows against ``gt_flow`` (on ``gt_valid`` pixels),
+    the newest flow fields of the ground truth when the method uses fewer context frames."""
+    flows = step_fn.flows(context)
+    fields = flows.shape[1] // 2
+    gt_flow = batch["gt_flow"].to(device)[:, -2 * fields :]
+    valid = batch["gt_valid"].to(device)[:, -fields:] if "gt_valid" in batch else None
+    return M.epe(flows, gt_flow, valid)
+
+
+def _meta(results: EvaluationResults, protocol: Protocol | None, dataset, root, max_samples, metrics, bgr_like_published) -> dict:
+    """``results.meta`` (`RESULTS_META_KEYS`); who wrote it, the variant, checkpoint and scale
+    factor are None here (`evaluate_model` fills them)."""
+    dataset_name = getattr(dataset, "name", None)
+    return {
+        "format": RESULTS_FORMAT,
+        "written_by": None,
+        "variant": None,
+        "checkpoint": None,
+        "scale_factor": None,
+        "protocol": results.protocol,
+        "dataset": protocol.dataset if protocol is not None else (dataset_name if isinstance(dataset_name, str) else None),
+        "data_root": None if root is None else str(root),
+        "steps": results.steps,
+        "samples": len(results.sample_names),
+        "max_samples": None if max_samples is None else int(max_samples),
+        "metrics": list(metrics),
+        "bgr_like_published": bool(bgr_like_published),
+        "step_forms": dict(STEP_FORMS),
+        "unavailable": dict(results.unavailable),
+    }
+
+
+@dataclass(frozen=True)
+class _FrameScoring:
+    """What each predicted frame is scored with.
+
+    Attributes:
+        metrics: image metrics, from `ifrvp_core.metrics.IMAGE_METRICS`.
+        with_lpips: False when LPIPS is unavailable (its reason goes to ``results.unavailable``).
+        lpips_weights: AlexNet ImageNet weights file (None: torch hub cache).
+        bgr_like_published: MS-SSIM and LPIPS see BGR frames (`M.BGR_FLIPPED_METRICS`).
+    """
+
+    metrics: tuple[str, ...]
+    with_lpips: bool
+    lpips_weights: object
+    bgr_like_published: bool
+
+    def score(self, predictions: torch.Tensor, targets: torch.Tensor) -> dict:
+        """predictions, targets: (B, S, 3, H, W) -> {("t+k", metric): (B,) scores}."""
+        functions = {"psnr": M.psnr, "ssim": M.ssim, "ms_ssim": M.ms_ssim}
+        scores = {}
+        for index in range(predictions.shape[1]):
+            rgb_prediction = predictions[:, index].float().clamp(0, 1)
+            rgb_target = targets[:, index].float()
+            for metric in self.metrics:
+                prediction, target = rgb_prediction, rgb_target
+                if self.bgr_like_published and metric in M.BGR_FLIPPED_METRICS:
+                    prediction, target = M.to_published_channel_order(prediction), M.to_published_channel_order(target)
+                if metric == "lpips":
+                    if self.with_lpips:
+                        scores[(step_name(index + 1), metric)] = M.lpips(prediction, target, self.lpips_weights)
+                    continue
+                scores[(step_name(index + 1), metric)] = functions[metric](prediction, target)
+        return scores
