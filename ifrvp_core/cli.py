@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -131,9 +130,7 @@ def _evaluate(args) -> int:
         model = _load(args.checkpoint, args.device)
     elif not args.baselines:
         raise UserError("--checkpoint none evaluates nothing without --baselines")
-    protocol = get_protocol(args.protocol or args.dataset)
-    if protocol.dataset != args.dataset.lower():
-        protocol = replace(protocol, dataset=args.dataset.lower())
+    protocol = get_protocol(args.protocol or args.dataset).for_dataset(args.dataset)
     if args.data_root is not None and not Path(args.data_root).exists():
         raise UserError(f"data root not found: {args.data_root}")
     output = Path(args.output)

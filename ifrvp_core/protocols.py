@@ -10,7 +10,7 @@ ours against (`published_rows`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ifrvp_core.data import build_dataset
 from ifrvp_core.metrics import IMAGE_METRICS
@@ -104,6 +104,17 @@ class Protocol:
             augment=False,
             **options,
         )
+
+    def for_dataset(self, dataset: str) -> "Protocol":
+        """This protocol's settings on a dataset (`ifrvp evaluate --protocol X --dataset Y`).
+
+        The protocol itself for its own dataset; for another one a protocol of its own, named
+        "X on Y", so that results never carry X's name, nor X's published figures, next to Y's numbers.
+        """
+        dataset = str(dataset).lower()
+        if dataset == self.dataset:
+            return self
+        return replace(self, name=f"{self.name} on {dataset}", dataset=dataset)
 
 
 PROTOCOLS: dict[str, Protocol] = {

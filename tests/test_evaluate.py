@@ -40,6 +40,11 @@ def test_protocol_table():
     assert "epe" in P.get_protocol("synthetic").metrics
     with pytest.raises(ValueError, match="unknown protocol 'kitti2015'.*cityscapes"):
         P.get_protocol("kitti2015")
+    kitti = P.get_protocol("kitti")
+    assert kitti.for_dataset("KITTI") is kitti
+    on_city = kitti.for_dataset("cityscapes")  # kitti's settings on another dataset: not the kitti protocol
+    assert (on_city.name, on_city.dataset, on_city.split, on_city.resolution) == ("kitti on cityscapes", "cityscapes", "test", (256, 832))
+    assert P.published_rows(on_city) == () and P.published_rows(kitti)
 
 
 def test_vimeo90k_septuplet_protocol_uses_septuplet_test_list(tmp_path):
