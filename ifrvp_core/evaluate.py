@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ifrvp_core import metrics as M
 from ifrvp_core.data import collate
 from ifrvp_core.data.io import DataError
+from ifrvp_core.metric_accumulator import MetricAccumulator
 from ifrvp_core.protocols import DEFAULT_METRICS, PROTOCOLS, PUBLISHED, Protocol, get_protocol, list_protocols, published_rows
 from ifrvp_core.results import (
     METRIC_LABELS,
@@ -334,7 +335,7 @@ class _Scores:
 
     def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: "_FrameScoring"):
         self.methods, self.steps, self.device, self.scoring = methods, steps, device, scoring
-        self.accumulators = {name: M.MetricAccumulator() for name in methods}
+        self.accumulators = {name: MetricAccumulator() for name in methods}
         self.per_sample: dict = {name: {} for name in methods}
         self.names: list[str] = []
 
