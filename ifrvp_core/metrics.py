@@ -16,9 +16,11 @@ Implementations (and what they are checked against in tests/test_metrics.py):
 - ``ms_ssim``: ``pytorch_msssim.ms_ssim`` (5 scales, the standard weights) for images whose
   shorter side exceeds 160 px. Smaller images (e.g. 64 x 96 test crops) cannot be downsampled 4
   times under an 11-tap window; for them the same algorithm runs on as many scales L as fit
-  (shorter side > 10 * 2**(L-1)) with the first L standard weights renormalised to sum to 1,
-  unless ``allow_fewer_scales=False``, which raises instead. Such numbers are not comparable
-  with published 5-scale MS-SSIM; `ms_ssim_scales(h, w)` says how many scales a size gets.
+  (shorter side > 10 * 2**(L-1)) with the first L standard weights renormalised to sum to 1
+  (computed here with pytorch-msssim's window and arithmetic, step for step: its public API
+  gives no per-scale terms), unless ``allow_fewer_scales=False``, which raises instead. Such
+  numbers are not comparable with published 5-scale MS-SSIM; `ms_ssim_scales(h, w)` says how
+  many scales a size gets.
 - ``lpips``: the `lpips` package (v0.1, AlexNet trunk, its published linear calibration weights
   shipped inside the package). The AlexNet trunk needs torchvision's ImageNet weights
   ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints/`` (or a given path). This
@@ -49,8 +51,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytorch_msssim
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ifrvp_core.metric_accumulator import MetricAccumulator
 
@@ -174,8 +178,6 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         (B,) float32, equal to scikit-image's `structural_similarity` with
         ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1``.
     """
-    import pytorch_msssim
-
     _check_images(prediction, target, min_side=SSIM_WINDOW)
     value = pytorch_msssim.ssim(
         _float(prediction), _float(target), data_range=1.0, size_average=False,
@@ -207,8 +209,6 @@ def ms_ssim(prediction: torch.Tensor, target: torch.Tensor, allow_fewer_scales: 
     Returns:
         (B,) float32 in [0, 1].
     """
-    import pytorch_msssim
-
     _check_images(prediction, target, min_side=SSIM_WINDOW)
     height, width = prediction.shape[-2:]
     levels = ms_ssim_scales(height, width)
@@ -233,14 +233,11 @@ def _ms_ssim_levels(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> 
 
     x, y: (B, C, H, W); weights: (L,). Returns (B,).
     """
-    import torch.nn.functional as F
-    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
-
-    window = _fspecial_gauss_1d(SSIM_WINDOW, SSIM_SIGMA).to(x).repeat(x.shape[1], 1, 1, 1)
+    window = _gaussian_window(SSIM_WINDOW, SSIM_SIGMA).to(x)
     contrast_structure = []
     levels = weights.shape[0]
     for level in range(levels):
-        ssim_per_channel, cs = _ssim(x, y, data_range=1.0, win=window, size_average=False, K=(0.01, 0.03))
+        ssim_per_channel, cs = _ssim_and_contrast_structure(x, y, window)
         if level < levels - 1:
             contrast_structure.append(torch.relu(cs))
             padding = [side % 2 for side in x.shape[2:]]
@@ -248,6 +245,45 @@ def _ms_ssim_levels(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> 
             y = F.avg_pool2d(y, kernel_size=2, padding=padding)
     stacked = torch.stack(contrast_structure + [torch.relu(ssim_per_channel)], dim=0)  # (L, B, C)
     return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(dim=1)
+
+
+def _gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """The normalised 1-D Gaussian of `size` taps, (size,) float32, as pytorch-msssim builds it."""
+    coords = torch.arange(size, dtype=torch.float) - size // 2
+    window = torch.exp(-(coords**2) / (2 * sigma**2))
+    return window / window.sum()
+
+
+def _gaussian_blur(image: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H - n + 1, W - n + 1): the separable valid Gaussian filter of
+    pytorch-msssim (rows, then columns; a side shorter than the window is left unfiltered)."""
+    channels = image.shape[1]
+    kernel = window.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)  # (C, 1, 1, n)
+    out = image
+    for axis, side in enumerate(image.shape[2:]):
+        if side >= window.numel():
+            out = F.conv2d(out, weight=kernel.transpose(2 + axis, -1), stride=1, padding=0, groups=channels)
+        else:
+            warnings.warn(f"Skipping Gaussian Smoothing at dimension 2+{axis} for input: {image.shape} and win size: {window.numel()}")
+    return out
+
+
+def _ssim_and_contrast_structure(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, k=(0.01, 0.03)):
+    """Per-channel SSIM and contrast-structure term of (B, C, H, W) images in [0, 1]: two (B, C).
+
+    The arithmetic of pytorch-msssim's SSIM (data range 1), step by step, so that the
+    fewer-scale MS-SSIM gives the same numbers as its 5-scale one.
+    """
+    c1, c2 = k[0] ** 2, k[1] ** 2
+    window = window.to(x.device, dtype=x.dtype)
+    mu1, mu2 = _gaussian_blur(x, window), _gaussian_blur(y, window)
+    mu1_sq, mu2_sq, mu1_mu2 = mu1.pow(2), mu2.pow(2), mu1 * mu2
+    sigma1_sq = _gaussian_blur(x * x, window) - mu1_sq
+    sigma2_sq = _gaussian_blur(y * y, window) - mu2_sq
+    sigma12 = _gaussian_blur(x * y, window) - mu1_mu2
+    cs_map = (2 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2)
+    ssim_map = ((2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1)) * cs_map
+    return torch.flatten(ssim_map, 2).mean(-1), torch.flatten(cs_map, 2).mean(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +333,7 @@ def lpips_status(weights_path=None) -> MetricUnavailable | None:
             "(or set IFRVP_ALEXNET_WEIGHTS)",
         )
     try:
-        import lpips as _lpips  # noqa: F401
+        import lpips as _lpips  # noqa: F401  (optional: without the package LPIPS is n/a, not an import error)
     except ImportError as error:
         return MetricUnavailable("lpips", f"the lpips package is not installed ({error})")
     return None
@@ -324,7 +360,7 @@ def get_lpips_model(device="cpu", weights_path=None) -> nn.Module:
     if model is not None:
         return model
 
-    import lpips as _lpips
+    import lpips as _lpips  # optional, and it loads torchvision: imported only when LPIPS is computed
 
     with warnings.catch_warnings():  # torchvision's deprecation notice for alexnet(pretrained=False)
         warnings.simplefilter("ignore", UserWarning)
