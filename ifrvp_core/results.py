@@ -206,10 +206,12 @@ def running_means(table: Mapping, per_sample: Mapping | None = None) -> tuple[di
     return means, samples
 
 
-def _finite_or_none(value):
+def _finite_or_none(value) -> float | None:
+    """`value` as a float, or None for None, NaN and +-inf (results.json is strict JSON)."""
     if value is None:
         return None
-    return float(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _unavailable_of(results) -> dict:
@@ -231,9 +233,10 @@ def save_results(results: Mapping, path) -> dict[str, Path]:
 
     Files:
         ``path``: ``{"meta": {...}, method: {step: {metric: value|null}}}``, steps "t+1".."t+S"
-        then "t+1..t+1".."t+1..t+S" (`STEP_FORMS`); a perfect PSNR is written as JSON
-        ``Infinity``, which Python's json reads back. ``meta`` is ``results.meta`` (absent
-        when the results have none).
+        then "t+1..t+1".."t+1..t+S" (`STEP_FORMS`); a mean that is not finite (the ``inf``
+        PSNR of a perfect copy, a NaN) is written as null, so the file is strict JSON (the
+        results in memory and the per-sample CSV keep it). ``meta`` is ``results.meta``
+        (absent when the results have none).
         ``<stem>.csv``: method, step, form ("frame" or "running_mean"), metric, value, note (the
         reason where a metric is n/a).
         ``<stem>_per_sample.csv`` (when per-sample scores exist): index, name, method, step,

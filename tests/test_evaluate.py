@@ -393,6 +393,19 @@ def test_save_load_results_and_table(tmp_path):
         RS.save_results(results, tmp_path / "eval.txt")
 
 
+def test_saved_means_that_are_not_finite_are_null(tmp_path):
+    results = RS.EvaluationResults({"copy_last": {"t+1": {"psnr": float("inf"), "ssim": 1.0, "ms_ssim": float("nan"),
+                                                          "lpips": None, "epe": float("-inf")}}})
+    written = RS.save_results(results, tmp_path / "r.json")
+    text = written["json"].read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text)["copy_last"]["t+1"] == {"psnr": None, "ssim": 1.0, "ms_ssim": None, "lpips": None, "epe": None}
+    rows = {r["metric"]: r["value"] for r in csv.DictReader(written["csv"].open())}
+    assert rows == {"psnr": "", "ssim": "1.0", "ms_ssim": "", "lpips": "", "epe": ""}
+    assert results["copy_last"]["t+1"]["psnr"] == math.inf  # the results in memory keep the score
+    assert RS.load_results(written["json"])["copy_last"]["t+1"]["psnr"] is None
+
+
 def _contract_results():
     """Results as `evaluate_model` makes them: both forms, meta, per-sample scores of both."""
     results = RS.EvaluationResults()
