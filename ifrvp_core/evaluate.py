@@ -312,7 +312,7 @@ def _checked_steps(batch: dict, steps: int, protocol: Protocol | None) -> int:
 
 
 def _score_batches(loader, methods: Mapping[str, StepFn], steps: int, protocol: Protocol | None, device,
-                   scoring: "_FrameScoring", progress: bool) -> "_Scores":
+                   scoring: _FrameScoring, progress: bool) -> _Scores:
     """Roll out and score every batch; the first one decides the steps the samples allow (`_checked_steps`)."""
     with torch.inference_mode():
         batches = iter(tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False))
@@ -333,7 +333,7 @@ class _Scores:
         scoring: what each predicted frame is scored with.
     """
 
-    def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: "_FrameScoring"):
+    def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: _FrameScoring):
         self.methods, self.steps, self.device, self.scoring = methods, steps, device, scoring
         self.accumulators = {name: MetricAccumulator() for name in methods}
         self.per_sample: dict = {name: {} for name in methods}

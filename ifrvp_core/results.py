@@ -52,6 +52,7 @@ __all__ = [
     "step_number",
 ]
 
+# How tables name each metric.
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "lpips": "LPIPS", "epe": "flow EPE (px)"}
 
 RESULTS_FORMAT = "ifrvp-results/2"
@@ -69,7 +70,6 @@ RESULTS_META_KEYS = (
     "format", "written_by", "variant", "checkpoint", "scale_factor", "protocol", "dataset", "data_root",
     "steps", "samples", "max_samples", "metrics", "bgr_like_published", "step_forms", "unavailable",
 )
-
 
 
 def step_name(k: int) -> str:
