@@ -14,8 +14,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
+
+from ifrvp_core import train
+from ifrvp_core.checkpoint import CheckpointError, load_model
+from ifrvp_core.data.io import DataError
+from ifrvp_core.evaluate import evaluate_model
+from ifrvp_core.metrics import MetricUnavailableError
+from ifrvp_core.predict import interpolate_files, iter_source_frames, predict_video
+from ifrvp_core.protocols import get_protocol
+from ifrvp_core.results import format_table, save_results
+from ifrvp_core.rollout import resolve_device
 
 __all__ = ["build_parser", "main"]
 
@@ -24,12 +33,8 @@ class UserError(Exception):
     """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
-def _user_errors() -> tuple:
-    from ifrvp_core.checkpoint import CheckpointError
-    from ifrvp_core.data.io import DataError
-    from ifrvp_core.metrics import MetricUnavailableError
-
-    return (UserError, CheckpointError, DataError, MetricUnavailableError, FileNotFoundError, NotADirectoryError, ValueError)
+# Printed as one line with exit code 2, never a traceback.
+USER_ERRORS = (UserError, CheckpointError, DataError, MetricUnavailableError, FileNotFoundError, NotADirectoryError, ValueError)
 
 
 def _positive_int(text: str) -> int:
@@ -114,9 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(checkpoint: str, device):
-    from ifrvp_core.checkpoint import load_model
-    from ifrvp_core.evaluate import resolve_device
-
     path = Path(checkpoint)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
@@ -124,16 +126,12 @@ def _load(checkpoint: str, device):
 
 
 def _evaluate(args) -> int:
-    from ifrvp_core.evaluate import evaluate_model, format_table, get_protocol, save_results
-
     model = None
     if args.checkpoint.lower() != "none":
         model = _load(args.checkpoint, args.device)
     elif not args.baselines:
         raise UserError("--checkpoint none evaluates nothing without --baselines")
-    protocol = get_protocol(args.protocol or args.dataset)
-    if protocol.dataset != args.dataset.lower():
-        protocol = replace(protocol, dataset=args.dataset.lower())
+    protocol = get_protocol(args.protocol or args.dataset).for_dataset(args.dataset)
     if args.data_root is not None and not Path(args.data_root).exists():
         raise UserError(f"data root not found: {args.data_root}")
     output = Path(args.output)
@@ -154,8 +152,6 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from ifrvp_core.predict import iter_source_frames, predict_video
-
     iter_source_frames(args.source)  # fail on a bad source before loading the model
     model = _load(args.checkpoint, args.device)
     info = predict_video(
@@ -168,8 +164,6 @@ def _predict(args) -> int:
 
 
 def _interpolate(args) -> int:
-    from ifrvp_core.predict import interpolate_files
-
     for path in (args.frame_a, args.frame_b):
         if not Path(path).is_file():
             raise UserError(f"image not found: {path}")
@@ -184,15 +178,13 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         # Everything after `train` belongs to the training parser (its own --help and errors).
-        from ifrvp_core.train import main as train_main
-
-        code = train_main(argv[1:])
+        code = train.main(argv[1:])
         return int(code or 0)
     args = build_parser().parse_args(argv)
     handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate}
     try:
         return handlers[args.command](args)
-    except _user_errors() as error:
+    except USER_ERRORS as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"ifrvp {args.command}: error: {message}", file=sys.stderr)
         return 2

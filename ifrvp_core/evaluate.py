@@ -1,26 +1,15 @@
-"""Evaluation protocols, baselines, recursive rollouts and the evaluation loop.
+"""The evaluation loop: score step functions on a test set, every future step, both forms.
 
-A *step function* maps context frames (B, K, 3, H, W) in [0, 1], oldest first, to the next frame
-(B, 3, H, W). Models (`model_step_fn`) and the baselines every table includes (`copy_last`,
-`dis_extrapolation`) are step functions; `rollout` applies one recursively, each prediction
-becoming the newest context frame, which is how video prediction papers (DMVFN, section 4)
-produce t+2 ... t+5. A step function may also have a ``flows(context) -> (B, 2K, H, W)`` method
-(flows from the predicted frame to each of its K context frames, pixels) and a ``context_frames``
-attribute (how many of the newest frames it uses); with ground-truth flow (the synthetic set)
-`evaluate` then reports the t+1 flow EPE.
+`evaluate` runs step functions (`ifrvp_core.rollout`: models via `model_step_fn`, the baselines
+`copy_last` and `dis_extrapolation`) recursively over a dataset or a protocol's test set
+(`ifrvp_core.protocols`) and returns `EvaluationResults` (`ifrvp_core.results`): a dict
+``{method: {step: {metric: value or None}}}`` with frame t+k alone ("t+k") and the running mean
+over t+1..t+k ("t+1..t+k", what DMVFN's scripts print), per-sample scores and ``meta``.
+`evaluate_model` is the results contract's evaluation (methods ``model``, ``copy_last``,
+``dis_extrapolation``), which `ifrvp evaluate` and notebook 05 both call.
 
-Results (`evaluate`) are a dict ``{method: {step: {metric: value or None}}}`` (None: metric
-unavailable, reason in ``results.unavailable``) with two forms of every step (`STEP_FORMS`):
-
-- ``"t+k"``: the score of frame t+k alone, mean over samples;
-- ``"t+1..t+k"``: the running mean over the predicted frames t+1..t+k, which is what DMVFN's
-  ``scripts/test.py`` prints for step k and what papers quote as "t+3", "t+5" (`running_means`).
-
-The results also carry ``results.meta`` (what was evaluated and how, `RESULTS_META_KEYS`) and
-per-sample scores of both forms for best/worst-sample reports (``results.per_sample``,
-``results.best_worst(...)``). The method keys of the contract are ``model``, ``copy_last`` and
-``dis_extrapolation`` (`standard_methods`, `evaluate_model`); `save_results` writes
-``{"meta": {...}, method: {step: {metric: value}}}``, whoever calls it.
+The names of those three modules stay importable from here, where the trainer, the notebooks
+and the workbook import them.
 
     >>> from ifrvp_core.evaluate import evaluate_model, format_table, save_results
     >>> results = evaluate_model(model, "cityscapes", root="data/cityscapes", checkpoint="best.pt")
@@ -28,32 +17,72 @@ per-sample scores of both forms for best/worst-sample reports (``results.per_sam
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Mapping
+from itertools import chain
+from typing import Mapping
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
 from ifrvp_core import metrics as M
-from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.data import collate
 from ifrvp_core.data.io import DataError
+from ifrvp_core.metric_accumulator import MetricAccumulator
+from ifrvp_core.protocols import DEFAULT_METRICS, PROTOCOLS, PUBLISHED, Protocol, get_protocol, list_protocols, published_rows
+from ifrvp_core.results import (
+    METRIC_LABELS,
+    RESULTS_FORMAT,
+    RESULTS_META_KEYS,
+    RUNNING_MEAN_METRICS,
+    STEP_FORMS,
+    EvaluationResults,
+    format_table,
+    frame_steps,
+    is_running_step,
+    load_results,
+    results_protocol,
+    running_means,
+    running_step_name,
+    running_steps,
+    save_results,
+    step_name,
+    step_number,
+)
+from ifrvp_core.rollout import (
+    BASELINE_KEYS,
+    METHOD_KEYS,
+    MODEL_KEY,
+    DISExtrapolation,
+    ModelStep,
+    StepFn,
+    copy_last,
+    dis_extrapolation,
+    model_step_fn,
+    resolve_device,
+    rollout,
+    standard_methods,
+)
 
 __all__ = [
+    "BASELINE_KEYS",
     "DEFAULT_METRICS",
     "DISExtrapolation",
     "EvaluationResults",
     "METHOD_KEYS",
+    "METRIC_LABELS",
+    "MODEL_KEY",
+    "PROTOCOLS",
     "PUBLISHED",
+    "RESULTS_FORMAT",
     "RESULTS_META_KEYS",
+    "RUNNING_MEAN_METRICS",
     "STEP_FORMS",
     "ModelStep",
     "Protocol",
+    "StepFn",
     "copy_last",
     "dis_extrapolation",
     "evaluate",
@@ -61,6 +90,7 @@ __all__ = [
     "format_table",
     "frame_steps",
     "get_protocol",
+    "is_running_step",
     "list_protocols",
     "load_results",
     "model_step_fn",
@@ -73,743 +103,18 @@ __all__ = [
     "running_steps",
     "save_results",
     "standard_methods",
+    "step_name",
     "step_number",
 ]
 
-DEFAULT_METRICS = ("psnr", "ssim", "ms_ssim", "lpips")
-METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "lpips": "LPIPS", "epe": "flow EPE (px)"}
-
-StepFn = Callable[[torch.Tensor], torch.Tensor]
-
-# The results contract (README "Evaluation and prediction"): these method keys, whoever writes
-# results.json (`ifrvp evaluate`, notebook 05). The ablations (ablations.json) keep the baseline
-# keys and name each trained variant instead of "model".
-MODEL_KEY = "model"
-BASELINE_KEYS = ("copy_last", "dis_extrapolation")
-METHOD_KEYS = (MODEL_KEY,) + BASELINE_KEYS
-RESULTS_FORMAT = "ifrvp-results/2"
-# The two forms of "t+k" every table and results.json carries.
-STEP_FORMS = {
-    "t+k": "score of frame t+k alone (mean over samples)",
-    "t+1..t+k": "running mean over the predicted frames t+1..t+k, as DMVFN's scripts/test.py prints for step k "
-    "(papers quote it as t+k): the mean over samples of each frame, then the mean of those k means",
-}
-# Image metrics that get running means (what the published scripts print); EPE is t+1 only.
-RUNNING_MEAN_METRICS = ("psnr", "ssim", "ms_ssim", "lpips")
-# results.meta always has exactly these keys (None where unknown), so files written by different
-# tools have the same key set.
-RESULTS_META_KEYS = (
-    "format", "written_by", "variant", "checkpoint", "scale_factor", "protocol", "dataset", "data_root",
-    "steps", "samples", "max_samples", "metrics", "bgr_like_published", "step_forms", "unavailable",
-)
-
-_DMVFN_PAPER = ("Hu et al., A Dynamic Multi-Scale Voxel Flow Network for Video Prediction, CVPR 2023: "
-                "t+1 MS-SSIM / LPIPS as listed with the paper")
-_DMVFN_DEMO = ("DMVFN's official Cityscapes demo notebook (megvii-research/CVPR2023-DMVFN), released checkpoint: "
-               "running means over t+1..t+k as its scripts print them")
-# Published DMVFN figures to place ours against, per protocol. For t+1 both forms coincide; the
-# demo-notebook figures are running means, so they sit under the "t+1..t+k" columns.
-PUBLISHED: dict[str, tuple[dict, ...]] = {
-    "cityscapes": (
-        {"label": "DMVFN (published, paper)", "source": _DMVFN_PAPER,
-         "values": {"t+1..t+1": {"ms_ssim": 0.9573, "lpips": 0.0558}}},
-        {"label": "DMVFN (published, demo)", "source": _DMVFN_DEMO,
-         "values": {"t+1..t+1": {"psnr": 30.01, "ssim": 0.9018, "ms_ssim": 0.9589, "lpips": 0.0548},
-                    "t+1..t+3": {"psnr": 26.64, "ssim": 0.8221, "ms_ssim": 0.8957, "lpips": 0.1024},
-                    "t+1..t+5": {"psnr": 24.74, "ssim": 0.7727, "ms_ssim": 0.8389, "lpips": 0.1444}}},
-    ),
-    "kitti": ({"label": "DMVFN (published, paper)", "source": _DMVFN_PAPER,
-               "values": {"t+1..t+1": {"ms_ssim": 0.8853, "lpips": 0.1074}}},),
-    "davis17": ({"label": "DMVFN (published, paper)", "source": _DMVFN_PAPER,
-                 "values": {"t+1..t+1": {"ms_ssim": 0.8397, "lpips": 0.0996}}},),
-    "vimeo90k": ({"label": "DMVFN (published, paper)", "source": _DMVFN_PAPER + " (Vimeo90K triplet test set)",
-                  "values": {"t+1..t+1": {"ms_ssim": 0.9701, "lpips": 0.0369}}},),
-}
-
-
-def step_name(k: int) -> str:
-    """"t+k": the score of frame t+k alone."""
-    return f"t+{k}"
-
-
-def running_step_name(k: int) -> str:
-    """"t+1..t+k": the running mean over frames t+1..t+k."""
-    return f"t+1..t+{k}"
-
-
-def step_number(step: str) -> int:
-    """k of "t+k" or "t+1..t+k"; ValueError for anything else."""
-    text = str(step)
-    head, _, tail = text.partition("..")
-    if tail and head != "t+1":
-        raise ValueError(f"not a step name: {step!r} (expected 't+k' or 't+1..t+k')")
-    last = tail or head
-    if not last.startswith("t+") or not last[2:].isdigit() or int(last[2:]) < 1:
-        raise ValueError(f"not a step name: {step!r} (expected 't+k' or 't+1..t+k')")
-    return int(last[2:])
-
-
-def is_running_step(step: str) -> bool:
-    return ".." in str(step)
-
-
-def frame_steps(table: Mapping) -> list[str]:
-    """The "t+k" keys of a method's table (or of a list of steps), ordered by k."""
-    return sorted((s for s in table if not is_running_step(s)), key=step_number)
-
-
-def running_steps(table: Mapping) -> list[str]:
-    """The "t+1..t+k" keys of a method's table (or of a list of steps), ordered by k."""
-    return sorted((s for s in table if is_running_step(s)), key=step_number)
-
-
-def resolve_device(device=None) -> torch.device:
-    """`device` as a torch.device; None picks CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-# --------------------------------------------------------------------------------------------
-# protocols
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a dataset is evaluated so that numbers compare with published ones.
-
-    Attributes:
-        name: protocol name (`list_protocols()`).
-        dataset: `ifrvp_core.data.build_dataset` name.
-        split: test split passed to build_dataset.
-        context_frames: K context frames the protocol gives a method (models with more context
-            frames get a longer window; see `build_dataset`).
-        steps: future frames scored (t+1 ... t+steps), predicted recursively.
-        frame_stride: source frames between consecutive samples (None: the dataset default).
-        resolution: (H, W) the frames are scored at (full frames, no crop; the dataset resizes to it
-            where the protocol says so, `build_dataset(resize=...)`), or None for any.
-        metrics: what the protocol reports.
-        notes: where the choices come from.
-        dataset_options: extra build_dataset keywords, as (key, value) pairs.
-    """
-
-    name: str
-    dataset: str
-    split: str
-    context_frames: int
-    steps: int
-    frame_stride: int | None = None
-    resolution: tuple[int, int] | None = None
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    notes: str = ""
-    dataset_options: tuple[tuple[str, object], ...] = ()
-
-    def build_dataset(self, root=None, context_frames: int | None = None, steps: int | None = None, **overrides):
-        """The protocol's test dataset (`ifrvp_core.data.build_dataset`), no augmentation.
-
-        Args:
-            root: dataset root (synthetic: None generates/reuses the default set).
-            context_frames: K for models that need more context than the protocol's 2.
-            steps: future frames per sample (default: the protocol's).
-            overrides: further build_dataset keywords.
-        """
-        from ifrvp_core.data import build_dataset
-
-        options = dict(self.dataset_options)
-        options.update(overrides)
-        return build_dataset(
-            self.dataset,
-            root=root,
-            split=self.split,
-            context_frames=context_frames or self.context_frames,
-            future_frames=steps or self.steps,
-            task="extrapolate",
-            frame_stride=self.frame_stride,
-            augment=False,
-            **options,
-        )
-
-
-PROTOCOLS: dict[str, Protocol] = {
-    "cityscapes": Protocol(
-        "cityscapes", "cityscapes", "val", context_frames=2, steps=5, resolution=(512, 1024),
-        notes="leftImg8bit_sequence/val: each city's files sorted and cut into 30-frame snippets (500); every "
-        "frame resized to 1024x512 (cv2.resize, bilinear); frames 2, 3 -> 4..8 (0-based), recursive t+1..t+5 "
-        "(DMVFN's utils/prepare_city.py, scripts/test.py).",
-    ),
-    "kitti": Protocol(
-        "kitti", "kitti", "test", context_frames=2, steps=5, resolution=(256, 832),
-        notes="KITTI raw, FVS split: test drives 2011_09_26_drive_0060/0084/0093/0096 (image_02), a 9-frame clip "
-        "centred on every frame (1,337 clips); resized to 832x256; frames 2, 3 -> 4..8, recursive t+1..t+5 "
-        "(DMVFN's utils/prepare_kitti.py).",
-    ),
-    "davis17": Protocol(
-        "davis17", "davis17", "val", context_frames=2, steps=5, resolution=(480, 854),
-        notes="DAVIS 2017 val (ImageSets/2017/val.txt, 30 videos, JPEGImages/480p): the first 9 frames of each "
-        "video resized to 854x480; frames 2, 3 -> 4..8, recursive t+1..t+5 (DMVFN's DavisValDataset).",
-    ),
-    "vimeo90k": Protocol(
-        "vimeo90k", "vimeo90k", "test", context_frames=2, steps=1, resolution=(256, 448),
-        notes="triplet test list (tri_testlist.txt, 3,782 triplets): im1, im2 -> im3 (t+1 only); 448x256 "
-        "(DMVFN's VimeoValDataset).",
-        dataset_options=(("variant", "triplet"),),
-    ),
-    "vimeo90k_septuplet": Protocol(
-        "vimeo90k_septuplet", "vimeo90k", "test", context_frames=2, steps=1, resolution=(256, 448),
-        notes="septuplet test list (sep_testlist.txt): im1, im2 -> im3 (t+1 only); 448x256. Ours, not a published table.",
-        dataset_options=(("variant", "septuplet"),),
-    ),
-    "gopro": Protocol(
-        "gopro", "gopro", "test", context_frames=2, steps=5, frame_stride=8, resolution=(720, 1280),
-        notes="240 fps test sequences sampled every 8th frame (30 fps); 2 context, up to 5 future frames.",
-    ),
-    "frames": Protocol(
-        "frames", "frames", "test", context_frames=2, steps=5,
-        notes="any video or frames folder: the last 10% of each clip (never trained on), non-overlapping windows.",
-        dataset_options=(("test_fraction", 0.1),),
-    ),
-    "frames_heldout": Protocol(
-        "frames_heldout", "frames", "test", context_frames=2, steps=5,
-        notes="a clip (or folder of clips) never trained on: non-overlapping windows over the whole clip.",
-        dataset_options=(("test_fraction", 1.0),),
-    ),
-    "synthetic": Protocol(
-        "synthetic", "synthetic", "test", context_frames=2, steps=5,
-        metrics=DEFAULT_METRICS + ("epe",),
-        notes="built-in generator's test split (own seed); EPE of the t+1 target->context flows "
-        "against gt_flow on gt_valid.",
-    ),
-}
-
-
-def list_protocols() -> list[str]:
-    return list(PROTOCOLS)
-
-
-def get_protocol(name: str | Protocol) -> Protocol:
-    """The named Protocol (a Protocol passes through); ValueError lists the valid names."""
-    if isinstance(name, Protocol):
-        return name
-    key = str(name).lower().replace("-", "").replace("_", "")
-    for protocol_name, protocol in PROTOCOLS.items():
-        if protocol_name.replace("_", "") == key:
-            return protocol
-    raise ValueError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}")
-
-
-# --------------------------------------------------------------------------------------------
-# rollouts and step functions
-
-
-def _check_context(context: torch.Tensor, needed: int = 1, who: str = "context") -> None:
-    if not isinstance(context, torch.Tensor) or context.dim() != 5 or context.shape[2] != 3:
-        shape = tuple(context.shape) if isinstance(context, torch.Tensor) else type(context).__name__
-        raise ValueError(f"{who} must be (B, K, 3, H, W), got {shape}")
-    if context.shape[1] < needed:
-        raise ValueError(f"{who} has {context.shape[1]} frames but {needed} are needed")
-
-
-def rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> torch.Tensor:
-    """Predict `steps` frames recursively.
-
-    Args:
-        step_fn: (B, K, 3, H, W) -> (B, 3, H, W), the frame after the newest context frame.
-        context: (B, K, 3, H, W) context frames, oldest first.
-        steps: number of future frames.
-
-    Returns:
-        (B, steps, 3, H, W): prediction k is made from the window that ends with predictions
-        1..k-1 (the oldest frames dropped), so errors compound as in deployment.
-    """
-    _check_context(context)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    window = context
-    predictions = []
-    with torch.inference_mode():
-        for _ in range(steps):
-            frame = step_fn(window)
-            if frame.shape != window[:, -1].shape:
-                raise ValueError(
-                    f"step function returned {tuple(frame.shape)}, expected {tuple(window[:, -1].shape)}"
-                )
-            predictions.append(frame)
-            window = torch.cat([window[:, 1:], frame.unsqueeze(1).to(window.dtype)], dim=1)
-    return torch.stack(predictions, dim=1)
-
-
-class ModelStep:
-    """An IFRNet-family model as a step function (extrapolation, t = 2).
-
-    With the time convention of docs/architecture.md the newest context frame sits at t = 1, so
-    the next frame is t = 2. The model uses the newest `model.context_frames` frames of the window.
-    """
-
-    def __init__(self, model: torch.nn.Module, scale_factor: float = 1.0, target_time: float = 2.0):
-        self.model = model
-        self.scale_factor = float(scale_factor)
-        self.target_time = float(target_time)
-        self.context_frames = int(getattr(model, "context_frames", 2))
-
-    def _window(self, context: torch.Tensor) -> torch.Tensor:
-        _check_context(context, self.context_frames, who=f"context for {getattr(self.model, 'model_name', 'model')}")
-        return context[:, -self.context_frames :]
-
-    def to(self, device) -> "ModelStep":
-        self.model.to(device)
-        return self
-
-    def __call__(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K>=model K, 3, H, W) -> (B, 3, H, W) predicted next frame."""
-        return self.model.predict(self._window(context), t=self.target_time, scale_factor=self.scale_factor)
-
-    @torch.inference_mode()
-    def flows(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K, 3, H, W) -> (B, 2K_model, H, W) flows from the predicted frame to each context frame."""
-        output = self.model(self._window(context), self.target_time, scale_factor=self.scale_factor)
-        return output["flows"][0]
-
-    def __repr__(self) -> str:
-        return f"ModelStep({getattr(self.model, 'model_name', type(self.model).__name__)}, scale_factor={self.scale_factor})"
-
-
-def model_step_fn(model: torch.nn.Module, scale_factor: float = 1.0) -> ModelStep:
-    """Wrap a model with `predict(frames, t, scale_factor)` as a step function predicting t = 2."""
-    return ModelStep(model, scale_factor)
-
-
-def copy_last(context: torch.Tensor) -> torch.Tensor:
-    """Baseline: the newest context frame. (B, K, 3, H, W) -> (B, 3, H, W)."""
-    _check_context(context)
-    return context[:, -1]
-
-
-copy_last.context_frames = 1
-
-
-class DISExtrapolation:
-    """Baseline: constant-velocity extrapolation with OpenCV DIS optical flow.
-
-    The forward flow F (newest-1 -> newest, defined at pixels of frame newest-1) is computed with
-    ``cv2.DISOpticalFlow_create(PRESET_MEDIUM)`` on gray uint8 frames and assumed constant. The
-    next frame is ``newest(p - F(p))``, i.e. `backward_warp(newest, -F)` ("forward flow,
-    backward-warped"): the exact constant-motion prediction samples ``-F`` at the *target* pixel,
-    here approximated by F at the same pixel position, which is exact for uniform motion and
-    blurs motion boundaries by one frame of displacement. Occlusions are not handled.
-    """
-
-    context_frames = 2
-
-    def __init__(self, preset: int | None = None):
-        import cv2
-
-        self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
-
-    def forward_flow(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K>=2, 3, H, W) -> (B, 2, H, W) DIS flow from frame newest-1 to newest (pixels)."""
-        from ifrvp_core.motion_prior import dis_flow_batch
-
-        _check_context(context, 2, who="context for DIS extrapolation")
-        return dis_flow_batch(context[:, -2], context[:, -1], self.preset).to(device=context.device, dtype=torch.float32)
-
-    def __call__(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K>=2, 3, H, W) -> (B, 3, H, W) newest frame warped one more step along the flow."""
-        from ifrvp_core.warp import backward_warp
-
-        newest = context[:, -1]
-        forward = self.forward_flow(context)
-        return backward_warp(newest.float(), -forward).to(newest.dtype)
-
-    def flows(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K, 3, H, W) -> (B, 2K, H, W) constant-velocity flows from the target to each frame.
-
-        Context frame k (0 = oldest) is K - k frames before the target, so its flow is -(K - k) F.
-        """
-        k = context.shape[1]
-        forward = self.forward_flow(context)
-        return torch.cat([-(k - index) * forward for index in range(k)], dim=1)
-
-    def __repr__(self) -> str:
-        return f"DISExtrapolation(preset={self.preset})"
-
-
-dis_extrapolation = DISExtrapolation()
-
-
-def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0) -> dict:
-    """The methods of the results contract: ``{"model": ..., "copy_last": ..., "dis_extrapolation": ...}``.
-
-    Args:
-        model: a model with ``predict`` (None: baselines only).
-        baselines: add copy_last and dis_extrapolation.
-        scale_factor: the model's internal scale factor.
-    """
-    methods = {}
-    if model is not None:
-        methods[MODEL_KEY] = model_step_fn(model, scale_factor)
-    if baselines:
-        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation())
-    if not methods:
-        raise ValueError("nothing to evaluate: pass a model, or baselines=True")
-    return methods
-
-
-# --------------------------------------------------------------------------------------------
-# results
-
-
-class EvaluationResults(dict):
-    """``{method: {step: {metric: mean or None}}}`` plus what reports need.
-
-    Steps are "t+1".."t+S" (frame t+k alone) and then "t+1..t+1".."t+1..t+S" (running means,
-    `running_means`). The dict holds methods only; ``meta`` is an attribute here and the
-    ``"meta"`` key only in the JSON file.
-
-    Attributes:
-        meta: what was evaluated and how (`RESULTS_META_KEYS`); empty for files without one.
-        per_sample: ``{method: {step: {metric: np.ndarray (N,)}}}`` per-sample scores of both
-            forms, in the order of `sample_names` / `sample_indices` (dataset indices).
-        sample_names: N sample ids (the dataset's `name`).
-        sample_indices: N dataset indices (to reload a sample, e.g. for a best/worst figure).
-        unavailable: ``{metric: reason}`` for metrics reported as None.
-        protocol: protocol name or None; steps: future steps scored.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.meta: dict = {}
-        self.per_sample: dict = {}
-        self.sample_names: list[str] = []
-        self.sample_indices: list[int] = []
-        self.unavailable: dict[str, str] = {}
-        self.protocol: str | None = None
-        self.steps: int = 0
-
-    @property
-    def methods(self) -> list[str]:
-        return list(self)
-
-    def best_worst(self, method: str, metric: str = "psnr", step: str = "t+1", count: int = 3):
-        """The `count` best and worst samples of `method` by `metric` at `step`.
-
-        Returns:
-            (best, worst): lists of ``(sample_index, sample_name, score)``, best first / worst
-            first ("best" respects the metric's direction: high PSNR, low LPIPS).
-        """
-        try:
-            scores = np.asarray(self.per_sample[method][step][metric], dtype=np.float64)
-        except KeyError as error:
-            raise KeyError(f"no per-sample scores for method={method!r}, step={step!r}, metric={metric!r}") from error
-        keep = np.flatnonzero(~np.isnan(scores))
-        direction = M.METRIC_DIRECTIONS.get(metric, 1)
-        order = keep[np.argsort(-direction * scores[keep], kind="stable")]
-
-        def rows(indices):
-            return [(int(self.sample_indices[i]), self.sample_names[i], float(scores[i])) for i in indices]
-
-        return rows(order[:count]), rows(order[::-1][:count])
-
-
-def running_means(table: Mapping, per_sample: Mapping | None = None) -> tuple[dict, dict]:
-    """The "t+1..t+k" form of one method's "t+k" scores.
-
-    The value for k is the mean of the k per-frame means t+1..t+k, the order of DMVFN's
-    ``scripts/test.py`` (it sums each frame's score over the test set, divides by the number of
-    samples, then prints ``sum(score[:k]) / k``). With every sample scored at every step, as
-    here, this equals the mean over samples of each sample's own running mean, which is what
-    the per-sample form holds. None where any frame t+1..t+k is None for that metric; only
-    `RUNNING_MEAN_METRICS` (EPE is a t+1-only score).
-
-    Args:
-        table: ``{"t+k": {metric: mean or None}}`` of one method.
-        per_sample: ``{"t+k": {metric: (N,) scores}}`` of the same method, or None.
-
-    Returns:
-        ({"t+1..t+k": {metric: value}}, {"t+1..t+k": {metric: (N,) per-sample running means}}).
-    """
-    frames = frame_steps(table)
-    numbers = [step_number(s) for s in frames]
-    if numbers != list(range(1, len(frames) + 1)):
-        raise ValueError(f"running means need consecutive steps t+1..t+k, got {frames}")
-    means: dict = {}
-    samples: dict = {}
-    for k in range(1, len(frames) + 1):
-        window = frames[:k]
-        row = {}
-        for metric in RUNNING_MEAN_METRICS:
-            if not all(metric in table[s] for s in window):
-                continue
-            values = [table[s][metric] for s in window]
-            row[metric] = None if any(v is None for v in values) else float(sum(values) / k)
-            if per_sample is not None and all(metric in per_sample.get(s, {}) for s in window):
-                stacked = np.stack([np.asarray(per_sample[s][metric], dtype=np.float64) for s in window])
-                samples.setdefault(running_step_name(k), {})[metric] = stacked.mean(axis=0)
-        means[running_step_name(k)] = row
-    return means, samples
-
-
-def published_rows(protocol) -> tuple[dict, ...]:
-    """DMVFN's published figures for a protocol name (`PUBLISHED`), () where there are none."""
-    if protocol is None:
-        return ()
-    name = protocol.name if isinstance(protocol, Protocol) else str(protocol)
-    return PUBLISHED.get(name, ())
-
-
-def _finite_or_none(value):
-    if value is None:
-        return None
-    return float(value)
-
-
-def _unavailable_of(results) -> dict:
-    meta_reasons = (getattr(results, "meta", None) or {}).get("unavailable") or {}
-    return {**meta_reasons, **dict(getattr(results, "unavailable", {}) or {})}
-
-
-def results_protocol(results) -> str | None:
-    """The protocol name of evaluation results (`results.protocol`, else their ``meta``), or None."""
-    return getattr(results, "protocol", None) or (getattr(results, "meta", None) or {}).get("protocol")
-
-
-def _step_form(step: str) -> str:
-    return "running_mean" if is_running_step(step) else "frame"
-
-
-def save_results(results: Mapping, path) -> dict[str, Path]:
-    """Write results as JSON, a CSV of the means next to it, and a per-sample CSV (all atomic).
-
-    Files:
-        ``path``: ``{"meta": {...}, method: {step: {metric: value|null}}}``, steps "t+1".."t+S"
-        then "t+1..t+1".."t+1..t+S" (`STEP_FORMS`); a perfect PSNR is written as JSON
-        ``Infinity``, which Python's json reads back. ``meta`` is ``results.meta`` (absent
-        when the results have none).
-        ``<stem>.csv``: method, step, form ("frame" or "running_mean"), metric, value, note (the
-        reason where a metric is n/a).
-        ``<stem>_per_sample.csv`` (when per-sample scores exist): index, name, method, step,
-        form, metric, value.
-
-    Returns:
-        {"json": path, "csv": path, "per_sample": path (if written)}.
-    """
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"results path must end in .json, got {path}")
-    if "meta" in results:
-        raise ValueError("'meta' is not a method name: results.meta holds the run description")
-    unavailable = _unavailable_of(results)
-    plain = {
-        method: {step: {metric: _finite_or_none(value) for metric, value in values.items()} for step, values in steps.items()}
-        for method, steps in results.items()
-    }
-    meta = dict(getattr(results, "meta", None) or {})
-    payload = {"meta": meta, **plain} if meta else plain
-    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
-    written = {"json": path}
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["method", "step", "form", "metric", "value", "note"])
-    for method, steps in plain.items():
-        for step, values in steps.items():
-            for metric, value in values.items():
-                note = f"n/a ({unavailable[metric]})" if value is None and metric in unavailable else ""
-                writer.writerow([method, step, _step_form(step), metric, "" if value is None else repr(value), note])
-    csv_path = path.with_suffix(".csv")
-    write_text_atomic(csv_path, buffer.getvalue())
-    written["csv"] = csv_path
-
-    per_sample = getattr(results, "per_sample", None)
-    if per_sample:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["index", "name", "method", "step", "form", "metric", "value"])
-        for method, steps in per_sample.items():
-            for step, values in steps.items():
-                for metric, scores in values.items():
-                    for position, score in enumerate(np.asarray(scores, dtype=np.float64)):
-                        writer.writerow([results.sample_indices[position], results.sample_names[position], method, step,
-                                         _step_form(step), metric, repr(float(score))])
-        sample_path = path.with_name(path.stem + "_per_sample.csv")
-        write_text_atomic(sample_path, buffer.getvalue())
-        written["per_sample"] = sample_path
-    return written
-
-
-def load_results(path) -> EvaluationResults:
-    """Read what `save_results` wrote (means, meta, n/a reasons and per-sample scores if present).
-
-    ``meta`` goes to ``results.meta``, never into the methods. Files from before the contract
-    (no ``meta``, "t+k" steps only, any method names) are read as they are: ``meta`` is {} and
-    no running means are invented.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"results file {path} is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"results file {path} must hold a JSON object of methods, got {type(data).__name__}")
-    meta = data.pop("meta", None) or {}
-    if not isinstance(meta, dict):
-        raise ValueError(f"results file {path}: 'meta' must be an object, got {type(meta).__name__}")
-    for method, steps in data.items():
-        if not isinstance(steps, dict):
-            raise ValueError(f"results file {path}: method {method!r} must map steps to metrics, got {type(steps).__name__}")
-        for step in steps:
-            try:
-                step_number(step)
-            except ValueError as error:
-                raise ValueError(f"results file {path}: method {method!r}: {error}") from None
-    results = EvaluationResults(data)
-    results.meta = meta
-    results.protocol = meta.get("protocol")
-    results.unavailable.update(meta.get("unavailable") or {})
-    csv_path = path.with_suffix(".csv")
-    if csv_path.is_file():
-        with csv_path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("note", "").startswith("n/a ("):
-                    results.unavailable[row["metric"]] = row["note"][len("n/a (") : -1]
-    sample_path = path.with_name(path.stem + "_per_sample.csv")
-    if sample_path.is_file():
-        order: dict[int, str] = {}
-        collected: dict = {}
-        with sample_path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                index = int(row["index"])
-                order.setdefault(index, row["name"])
-                collected.setdefault(row["method"], {}).setdefault(row["step"], {}).setdefault(row["metric"], []).append(float(row["value"]))
-        results.sample_indices = list(order)
-        results.sample_names = list(order.values())
-        results.per_sample = {
-            method: {step: {metric: np.asarray(v) for metric, v in values.items()} for step, values in steps.items()}
-            for method, steps in collected.items()
-        }
-    frames = {step for values in data.values() for step in frame_steps(values)}
-    results.steps = max((step_number(s) for s in frames), default=0)
-    return results
-
-
-def _cell(value, digits: int) -> str:
-    if value == "missing":
-        return "-"
-    if value is None:
-        return "n/a"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}f}"
-
-
-def format_table(results: Mapping, metrics: tuple[str, ...] | None = None, digits: dict | None = None,
-                 published: bool = True) -> str:
-    """Both forms of every metric as text: methods x steps, two blocks per metric.
-
-    The first block is "frame t+k" (the score of frame t+k alone), the second "mean t+1..t+k"
-    (running means, as DMVFN's scripts print and papers quote). t+1 / t+3 / t+5 (the quoted
-    columns) are marked with *. Where the protocol (``results.protocol`` or ``meta``) has
-    published DMVFN figures (`PUBLISHED`), they are rows of the running-mean block, "-" where
-    that source gives no number. Unavailable metrics show "n/a" cells and a footnote
-    "metric: n/a (reason)".
-    """
-    digits = {"psnr": 2, "ssim": 4, "ms_ssim": 4, "lpips": 4, "epe": 3, **(digits or {})}
-    methods = list(results)
-    if not methods:
-        return "(no results)"
-    steps: list[str] = []
-    found_metrics: list[str] = []
-    for method in methods:
-        for step, values in results[method].items():
-            if step not in steps:
-                steps.append(step)
-            for metric in values:
-                if metric not in found_metrics:
-                    found_metrics.append(metric)
-    metrics = tuple(m for m in (metrics or found_metrics) if m in found_metrics)
-    unavailable = _unavailable_of(results)
-    reference = published_rows(results_protocol(results)) if published else ()
-    labels = methods + [row["label"] for row in reference]
-    name_width = max(len("method"), *(len(m) for m in labels))
-    lines = []
-    for metric in metrics:
-        arrow = "lower is better" if M.METRIC_DIRECTIONS.get(metric, 1) < 0 else "higher is better"
-        for form, form_steps, title in (
-            ("frame", frame_steps(steps), "frame t+k: the score of frame t+k alone"),
-            ("running", running_steps(steps), "mean t+1..t+k: running mean over t+1..t+k, as DMVFN's scripts print"),
-        ):
-            metric_steps = [s for s in form_steps if any(metric in results[m].get(s, {}) for m in methods)]
-            if not metric_steps:
-                continue
-            headers = [("frame " if form == "frame" else "mean ") + s + ("*" if step_number(s) in (1, 3, 5) else "")
-                       for s in metric_steps]
-            width = max(9, *(len(h) for h in headers))
-            lines.append(f"{METRIC_LABELS.get(metric, metric)} ({arrow}), {title}")
-            lines.append("  " + "method".ljust(name_width) + "".join(h.rjust(width + 2) for h in headers))
-            rows = [(method, results[method]) for method in methods]
-            if form == "running":
-                rows += [(row["label"], row["values"]) for row in reference
-                         if any(metric in row["values"].get(s, {}) for s in metric_steps)]
-            for label, table in rows:
-                cells = [_cell(table.get(step, {}).get(metric, "missing"), digits.get(metric, 4)) for step in metric_steps]
-                lines.append("  " + label.ljust(name_width) + "".join(c.rjust(width + 2) for c in cells))
-            lines.append("")
-    compare = "; compare with published numbers in the 'mean t+1..t+k' columns" if running_steps(steps) else ""
-    lines.append("* t+1, t+3, t+5: the columns video prediction papers quote" + compare)
-    for row in reference:
-        lines.append(f"{row['label']}: {row['source']}")
-    if (getattr(results, "meta", None) or {}).get("bgr_like_published"):
-        lines.append("MS-SSIM and LPIPS scored in BGR channel order, like the published code (--bgr-like-published)")
-    for metric, reason in unavailable.items():
-        lines.append(f"{metric}: n/a ({reason})")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# the evaluation loop
-
-
-def _resolve_dataset(dataset_or_protocol, root, context_frames: int, steps: int):
-    """(dataset, protocol or None) from a Dataset, a Protocol or a protocol name."""
-    if isinstance(dataset_or_protocol, (str, Protocol)):
-        protocol = get_protocol(dataset_or_protocol)
-        protocol_steps = min(steps, protocol.steps) if steps else protocol.steps
-        if steps and steps > protocol.steps:
-            warnings.warn(f"protocol {protocol.name!r} scores {protocol.steps} future frame(s); steps={steps} reduced to {protocol.steps}")
-        dataset = protocol.build_dataset(root, context_frames=max(context_frames, protocol.context_frames), steps=protocol_steps)
-        return dataset, protocol
-    if not hasattr(dataset_or_protocol, "__getitem__") or not hasattr(dataset_or_protocol, "__len__"):
-        raise ValueError(
-            f"dataset_or_protocol must be a dataset, a Protocol or one of {list_protocols()}, got {type(dataset_or_protocol).__name__}"
-        )
-    return dataset_or_protocol, None
-
-
-def _dataset_name(dataset) -> str | None:
-    name = getattr(dataset, "name", None)
-    return name if isinstance(name, str) else None
-
-
-def _collate(samples: list[dict]) -> dict:
-    batch = {}
-    for key in samples[0]:
-        values = [sample[key] for sample in samples]
-        if isinstance(values[0], torch.Tensor):
-            shapes = {tuple(v.shape) for v in values}
-            if len(shapes) > 1:
-                names = [s.get("name", "?") for s in samples]
-                raise ValueError(f"samples {names} differ in {key!r} shape {sorted(shapes)}; use batch_size=1 for mixed frame sizes")
-            batch[key] = torch.stack(values)
-        else:
-            batch[key] = values
-    return batch
+# Future steps scored when neither the caller nor a protocol says how many.
+DEFAULT_STEPS = 5
 
 
 def evaluate(
     methods: Mapping[str, StepFn],
     dataset_or_protocol,
-    steps: int = 5,
+    steps: int | None = DEFAULT_STEPS,
     batch_size: int = 4,
     device=None,
     num_workers: int = 0,
@@ -823,10 +128,11 @@ def evaluate(
     """Score step functions on a test set, each future step separately and as running means.
 
     Args:
-        methods: {name: step function}; see the module docstring.
+        methods: {name: step function} (`ifrvp_core.rollout`).
         dataset_or_protocol: a dataset of samples (docs/architecture.md), a `Protocol` or a
             protocol name (then built from `root` with enough context for every method).
-        steps: future frames to predict recursively and score (capped at what samples hold).
+        steps: future frames to predict recursively and score (capped at what the protocol scores,
+            with a warning, and at what samples hold); None: the protocol's, 5 for a dataset.
         batch_size, num_workers: DataLoader settings (samples of different sizes need batch 1).
         device: where methods run and metrics are computed (None: CUDA when available).
         max_samples: score only the first N samples (quick looks; not comparable numbers).
@@ -845,90 +151,25 @@ def evaluate(
         None}}}`` with per-sample scores of both forms and ``meta`` (`RESULTS_META_KEYS`;
         variant, checkpoint, scale_factor and written_by are None: `evaluate_model` fills them).
     """
-    from torch.utils.data import DataLoader, Subset
-    from tqdm.auto import tqdm
-
-    if not methods:
-        raise ValueError("methods is empty: pass at least one {name: step function}")
-    unknown = [m for m in metrics if m not in ("psnr", "ssim", "ms_ssim", "lpips")]
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from psnr, ssim, ms_ssim, lpips")
-    if "meta" in methods:
-        raise ValueError("'meta' cannot be a method name: it is the run description in results.json")
+    _check_arguments(methods, metrics, steps)
     device = resolve_device(device)
+    protocol, steps = _protocol_and_steps(dataset_or_protocol, steps)
     needed_context = max(int(getattr(fn, "context_frames", 2)) for fn in methods.values())
-    dataset, protocol = _resolve_dataset(dataset_or_protocol, root, needed_context, steps)
-    if protocol is not None:
-        steps = min(steps, protocol.steps)  # _resolve_dataset already warned
-    total = len(dataset)
-    if total == 0:
-        raise ValueError("the dataset has no samples")
-    indices = list(range(total if max_samples is None else min(total, int(max_samples))))
-    subset = dataset if len(indices) == total else Subset(dataset, indices)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
+    dataset = _test_set(dataset_or_protocol, protocol, root, needed_context, steps)
+    loader, indices = _loader(dataset, batch_size, num_workers, max_samples)
     for fn in methods.values():
         if hasattr(fn, "to"):
             fn.to(device)
-
-    lpips_reason = None
-    if "lpips" in metrics:
-        status = M.lpips_status(lpips_weights)
-        lpips_reason = status.reason if status is not None else None
-
-    accumulators = {name: M.MetricAccumulator() for name in methods}
-    per_sample: dict = {name: {} for name in methods}
-    names: list[str] = []
-    used_steps = None
-    checked_resolution = False
-    bar = tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False)
-    with torch.inference_mode():
-        for batch in bar:
-            used_steps, checked_resolution = _evaluate_batch(
-                batch, methods, steps, used_steps, protocol, checked_resolution, device, metrics,
-                lpips_reason, lpips_weights, accumulators, per_sample, names, bgr_like_published,
-            )
-
-    results = EvaluationResults()
-    for method, accumulator in accumulators.items():
-        means = accumulator.compute()
-        table = {}
-        for k in range(1, used_steps + 1):
-            row = {metric: means.get(step_name(k), {}).get(metric) for metric in metrics}
-            if step_name(k) in means and "epe" in means[step_name(k)]:
-                row["epe"] = means[step_name(k)]["epe"]
-            table[step_name(k)] = row
-        results[method] = table
-    results.per_sample = {
-        method: {step: {metric: np.concatenate(parts) for metric, parts in values.items()} for step, values in steps_.items()}
-        for method, steps_ in per_sample.items()
-    }
-    for method in methods:
-        means, samples = running_means(results[method], results.per_sample[method])
-        results[method].update(means)
-        results.per_sample[method].update(samples)
-    results.sample_names = names
+    lpips_reason = _lpips_reason(metrics, lpips_weights)
+    scoring = _FrameScoring(metrics, lpips_reason is None, lpips_weights, bgr_like_published)
+    scores = _score_batches(loader, methods, steps, protocol, device, scoring, progress)
+    results = scores.results()
     results.sample_indices = indices
     if lpips_reason is not None:
         results.unavailable["lpips"] = lpips_reason
     results.protocol = protocol.name if protocol is not None else None
-    results.steps = used_steps
-    results.meta = {
-        "format": RESULTS_FORMAT,
-        "written_by": None,
-        "variant": None,
-        "checkpoint": None,
-        "scale_factor": None,
-        "protocol": results.protocol,
-        "dataset": protocol.dataset if protocol is not None else _dataset_name(dataset),
-        "data_root": None if root is None else str(root),
-        "steps": used_steps,
-        "samples": len(names),
-        "max_samples": None if max_samples is None else int(max_samples),
-        "metrics": list(metrics),
-        "bgr_like_published": bool(bgr_like_published),
-        "step_forms": dict(STEP_FORMS),
-        "unavailable": dict(results.unavailable),
-    }
+    results.steps = scores.steps
+    results.meta = _meta(results, protocol, dataset, root, max_samples, metrics, bgr_like_published)
     return results
 
 
@@ -959,8 +200,6 @@ def evaluate_model(
         options: further `evaluate` keywords (root, batch_size, device, max_samples, metrics,
             lpips_weights, bgr_like_published, progress, num_workers).
     """
-    if steps is None:
-        steps = get_protocol(dataset_or_protocol).steps if isinstance(dataset_or_protocol, (str, Protocol)) else 5
     results = evaluate(standard_methods(model, baselines, scale_factor), dataset_or_protocol, steps=steps, **options)
     results.meta.update(
         written_by=written_by,
@@ -971,69 +210,238 @@ def evaluate_model(
     return results
 
 
-def _evaluate_batch(batch, methods, steps, used_steps, protocol, checked_resolution, device, metrics,
-                    lpips_reason, lpips_weights, accumulators, per_sample, names, bgr_like_published=False):
-    """Roll out every method on one batch and add its scores; returns (used_steps, checked_resolution)."""
+def _check_arguments(methods: Mapping, metrics: tuple[str, ...], steps: int | None) -> None:
+    if not methods:
+        raise ValueError("methods is empty: pass at least one {name: step function}")
+    unknown = [m for m in metrics if m not in M.IMAGE_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(M.IMAGE_METRICS)}")
+    if "meta" in methods:
+        raise ValueError("'meta' cannot be a method name: it is the run description in results.json")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+
+
+def _protocol_and_steps(dataset_or_protocol, steps: int | None) -> tuple[Protocol | None, int]:
+    """The protocol (None for a dataset) and the future steps to score, resolved once.
+
+    None steps are the protocol's (`DEFAULT_STEPS` for a dataset); more than a protocol scores
+    are reduced to its number, with a warning.
+    """
+    if not isinstance(dataset_or_protocol, (str, Protocol)):
+        return None, DEFAULT_STEPS if steps is None else steps
+    protocol = get_protocol(dataset_or_protocol)
+    if steps is None:
+        return protocol, protocol.steps
+    if steps > protocol.steps:
+        warnings.warn(f"protocol {protocol.name!r} scores {protocol.steps} future frame(s); steps={steps} reduced to {protocol.steps}")
+    return protocol, min(steps, protocol.steps)
+
+
+def _test_set(dataset_or_protocol, protocol: Protocol | None, root, context_frames: int, steps: int):
+    """The dataset itself, or the protocol's test set with enough context for every method."""
+    if protocol is not None:
+        return protocol.build_dataset(root, context_frames=max(context_frames, protocol.context_frames), steps=steps)
+    if not hasattr(dataset_or_protocol, "__getitem__") or not hasattr(dataset_or_protocol, "__len__"):
+        raise ValueError(
+            f"dataset_or_protocol must be a dataset, a Protocol or one of {list_protocols()}, got {type(dataset_or_protocol).__name__}"
+        )
+    return dataset_or_protocol
+
+
+def _loader(dataset, batch_size: int, num_workers: int, max_samples: int | None) -> tuple[DataLoader, list[int]]:
+    """A DataLoader over the first `max_samples` samples (all when None), in order, and their indices."""
+    total = len(dataset)
+    if total == 0:
+        raise ValueError("the dataset has no samples")
+    indices = list(range(total if max_samples is None else min(total, int(max_samples))))
+    subset = dataset if len(indices) == total else Subset(dataset, indices)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate_same_size)
+    return loader, indices
+
+
+def _collate_same_size(samples: list[dict]) -> dict:
+    """`ifrvp_core.data.collate`, after a clear error for samples of different sizes."""
+    for key, value in samples[0].items():
+        if isinstance(value, torch.Tensor):
+            shapes = {tuple(sample[key].shape) for sample in samples}
+            if len(shapes) > 1:
+                names = [s.get("name", "?") for s in samples]
+                raise ValueError(f"samples {names} differ in {key!r} shape {sorted(shapes)}; use batch_size=1 for mixed frame sizes")
+    return collate(samples)
+
+
+def _lpips_reason(metrics: tuple[str, ...], lpips_weights) -> str | None:
+    """Why LPIPS cannot be computed (None when it can, or when it is not asked for)."""
+    if "lpips" not in metrics:
+        return None
+    status = M.lpips_status(lpips_weights)
+    return status.reason if status is not None else None
+
+
+def _refuse_skipped_samples(batch: dict) -> None:
     skipped = sorted({name for names in batch.get("skipped_files", []) for name in names})
     if skipped:  # a dataset built with on_bad_sample="skip": evaluation never scores a replacement silently
         raise DataError(f"evaluation does not skip bad samples; unreadable file(s): {', '.join(skipped)} "
                         "(evaluate a dataset built with on_bad_sample='fail', the default)", skipped[0])
-    context = batch["context"].to(device, non_blocking=True)
-    target = batch["target"].to(device, non_blocking=True)
-    if used_steps is None:
-        available = target.shape[1]
-        used_steps = min(steps, available)
-        if steps > available:
-            warnings.warn(f"samples hold {available} future frame(s); scoring t+1..t+{used_steps} instead of {steps}")
-        expected = torch.arange(2, 2 + used_steps, dtype=torch.float32)
-        times = batch["target_times"][0, :used_steps].float()
-        if not torch.allclose(times, expected):
-            raise ValueError(
-                f"rollout evaluation needs future frames at t = {expected.tolist()} (extrapolation, consecutive); "
-                f"the dataset's targets are at {batch['target_times'][0].tolist()}"
-            )
-    if protocol is not None and protocol.resolution and not checked_resolution:
-        checked_resolution = True
-        if tuple(target.shape[-2:]) != tuple(protocol.resolution):
-            warnings.warn(
-                f"protocol {protocol.name!r} scores {protocol.resolution[0]}x{protocol.resolution[1]} frames but the data is "
-                f"{target.shape[-2]}x{target.shape[-1]}: numbers are not comparable with published ones"
-            )
-    names.extend(batch.get("name", [f"sample{len(names) + i}" for i in range(context.shape[0])]))
-    for method, step_fn in methods.items():
-        predictions = rollout(step_fn, context, used_steps)
-        scores = _score_batch(predictions, target[:, :used_steps], metrics, lpips_reason is None, lpips_weights,
-                              bgr_like_published)
-        if "gt_flow" in batch and hasattr(step_fn, "flows"):
-            flows = step_fn.flows(context)
-            fields = flows.shape[1] // 2
-            gt_flow = batch["gt_flow"].to(device)[:, -2 * fields :]
-            valid = batch["gt_valid"].to(device)[:, -fields:] if "gt_valid" in batch else None
-            scores[(step_name(1), "epe")] = M.epe(flows, gt_flow, valid)
-        for (step, metric), values in scores.items():
-            accumulators[method].update(step, metric, values)
-            per_sample[method].setdefault(step, {}).setdefault(metric, []).append(values.double().cpu().numpy())
-
-    return used_steps, checked_resolution
 
 
-def _score_batch(predictions, targets, metrics, with_lpips: bool, lpips_weights, bgr_like_published: bool = False) -> dict:
-    """predictions, targets: (B, S, 3, H, W) -> {("t+k", metric): (B,) scores}.
+def _checked_steps(batch: dict, steps: int, protocol: Protocol | None) -> int:
+    """The steps the samples allow (checked once, on the first batch): at most the future frames
+    they hold (a warning when fewer than `steps`), which must be the consecutive t = 2, 3, ...;
+    a warning when the frames are not at the protocol's size."""
+    _refuse_skipped_samples(batch)
+    available = batch["target"].shape[1]
+    used_steps = min(steps, available)
+    if steps > available:
+        warnings.warn(f"samples hold {available} future frame(s); scoring t+1..t+{used_steps} instead of {steps}")
+    expected = torch.arange(2, 2 + used_steps, dtype=torch.float32)
+    times = batch["target_times"][0, :used_steps].float()
+    if not torch.allclose(times, expected):
+        raise ValueError(
+            f"rollout evaluation needs future frames at t = {expected.tolist()} (extrapolation, consecutive); "
+            f"the dataset's targets are at {batch['target_times'][0].tolist()}"
+        )
+    size = tuple(batch["target"].shape[-2:])
+    if protocol is not None and protocol.resolution and size != tuple(protocol.resolution):
+        warnings.warn(
+            f"protocol {protocol.name!r} scores {protocol.resolution[0]}x{protocol.resolution[1]} frames but the data is "
+            f"{size[0]}x{size[1]}: numbers are not comparable with published ones"
+        )
+    return used_steps
 
-    With `bgr_like_published`, MS-SSIM and LPIPS see BGR frames (`M.BGR_FLIPPED_METRICS`).
-    """
-    functions = {"psnr": M.psnr, "ssim": M.ssim, "ms_ssim": M.ms_ssim}
-    scores = {}
-    for index in range(predictions.shape[1]):
-        rgb_prediction = predictions[:, index].float().clamp(0, 1)
-        rgb_target = targets[:, index].float()
-        for metric in metrics:
-            prediction, target = rgb_prediction, rgb_target
-            if bgr_like_published and metric in M.BGR_FLIPPED_METRICS:
-                prediction, target = M.to_published_channel_order(prediction), M.to_published_channel_order(target)
-            if metric == "lpips":
-                if with_lpips:
-                    scores[(step_name(index + 1), metric)] = M.lpips(prediction, target, lpips_weights)
-                continue
-            scores[(step_name(index + 1), metric)] = functions[metric](prediction, target)
+
+def _score_batches(loader, methods: Mapping[str, StepFn], steps: int, protocol: Protocol | None, device,
+                   scoring: _FrameScoring, progress: bool) -> _Scores:
+    """Roll out and score every batch; the first one decides the steps the samples allow (`_checked_steps`)."""
+    with torch.inference_mode():
+        batches = iter(tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False))
+        first = next(batches)  # the loader is not empty (`_loader`)
+        scores = _Scores(methods, _checked_steps(first, steps, protocol), device, scoring)
+        for batch in chain([first], batches):
+            scores.add(batch)
     return scores
+
+
+class _Scores:
+    """Every method's per-sample scores over the batches of one evaluation, and their means.
+
+    Args:
+        methods: {name: step function}.
+        steps: future frames rolled out and scored per sample.
+        device: where methods run and metrics are computed.
+        scoring: what each predicted frame is scored with.
+    """
+
+    def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: _FrameScoring):
+        self.methods, self.steps, self.device, self.scoring = methods, steps, device, scoring
+        self.accumulators = {name: MetricAccumulator() for name in methods}
+        self.per_sample: dict = {name: {} for name in methods}
+        self.names: list[str] = []
+
+    def add(self, batch: dict) -> None:
+        """Roll out every method on one collated batch and add its scores."""
+        _refuse_skipped_samples(batch)
+        context = batch["context"].to(self.device, non_blocking=True)
+        target = batch["target"].to(self.device, non_blocking=True)
+        self.names.extend(batch.get("name", [f"sample{len(self.names) + i}" for i in range(context.shape[0])]))
+        for method, step_fn in self.methods.items():
+            predictions = rollout(step_fn, context, self.steps)
+            scores = self.scoring.score(predictions, target[:, : self.steps])
+            if "gt_flow" in batch and hasattr(step_fn, "flows"):
+                scores[(step_name(1), "epe")] = _flow_epe(step_fn, context, batch, self.device)
+            for (step, metric), values in scores.items():
+                self.accumulators[method].update(step, metric, values)
+                self.per_sample[method].setdefault(step, {}).setdefault(metric, []).append(values.double().cpu().numpy())
+
+    def results(self) -> EvaluationResults:
+        """Means per "t+k" (the metrics in order, then EPE where scored), running means, per-sample
+        scores of both forms and the sample names."""
+        results = EvaluationResults()
+        for method, accumulator in self.accumulators.items():
+            means = accumulator.compute()
+            table = {}
+            for k in range(1, self.steps + 1):
+                row = {metric: means.get(step_name(k), {}).get(metric) for metric in self.scoring.metrics}
+                if step_name(k) in means and "epe" in means[step_name(k)]:
+                    row["epe"] = means[step_name(k)]["epe"]
+                table[step_name(k)] = row
+            results[method] = table
+        results.per_sample = {
+            method: {step: {metric: np.concatenate(parts) for metric, parts in values.items()} for step, values in steps.items()}
+            for method, steps in self.per_sample.items()
+        }
+        for method in self.methods:
+            means, samples = running_means(results[method], results.per_sample[method])
+            results[method].update(means)
+            results.per_sample[method].update(samples)
+        results.sample_names = self.names
+        return results
+
+
+def _flow_epe(step_fn, context: torch.Tensor, batch: dict, device) -> torch.Tensor:
+    """(B,) t+1 EPE of the step function's flows against ``gt_flow`` (on ``gt_valid`` pixels),
+    the newest flow fields of the ground truth when the method uses fewer context frames."""
+    flows = step_fn.flows(context)
+    fields = flows.shape[1] // 2
+    gt_flow = batch["gt_flow"].to(device)[:, -2 * fields :]
+    valid = batch["gt_valid"].to(device)[:, -fields:] if "gt_valid" in batch else None
+    return M.epe(flows, gt_flow, valid)
+
+
+def _meta(results: EvaluationResults, protocol: Protocol | None, dataset, root, max_samples, metrics, bgr_like_published) -> dict:
+    """``results.meta`` (`RESULTS_META_KEYS`); who wrote it, the variant, checkpoint and scale
+    factor are None here (`evaluate_model` fills them)."""
+    dataset_name = getattr(dataset, "name", None)
+    return {
+        "format": RESULTS_FORMAT,
+        "written_by": None,
+        "variant": None,
+        "checkpoint": None,
+        "scale_factor": None,
+        "protocol": results.protocol,
+        "dataset": protocol.dataset if protocol is not None else (dataset_name if isinstance(dataset_name, str) else None),
+        "data_root": None if root is None else str(root),
+        "steps": results.steps,
+        "samples": len(results.sample_names),
+        "max_samples": None if max_samples is None else int(max_samples),
+        "metrics": list(metrics),
+        "bgr_like_published": bool(bgr_like_published),
+        "step_forms": dict(STEP_FORMS),
+        "unavailable": dict(results.unavailable),
+    }
+
+
+@dataclass(frozen=True)
+class _FrameScoring:
+    """What each predicted frame is scored with.
+
+    Attributes:
+        metrics: image metrics, from `ifrvp_core.metrics.IMAGE_METRICS`.
+        with_lpips: False when LPIPS is unavailable (its reason goes to ``results.unavailable``).
+        lpips_weights: AlexNet ImageNet weights file (None: torch hub cache).
+        bgr_like_published: MS-SSIM and LPIPS see BGR frames (`M.BGR_FLIPPED_METRICS`).
+    """
+
+    metrics: tuple[str, ...]
+    with_lpips: bool
+    lpips_weights: object
+    bgr_like_published: bool
+
+    def score(self, predictions: torch.Tensor, targets: torch.Tensor) -> dict:
+        """predictions, targets: (B, S, 3, H, W) -> {("t+k", metric): (B,) scores}."""
+        functions = {"psnr": M.psnr, "ssim": M.ssim, "ms_ssim": M.ms_ssim}
+        scores = {}
+        for index in range(predictions.shape[1]):
+            rgb_prediction = predictions[:, index].float().clamp(0, 1)
+            rgb_target = targets[:, index].float()
+            for metric in self.metrics:
+                prediction, target = rgb_prediction, rgb_target
+                if self.bgr_like_published and metric in M.BGR_FLIPPED_METRICS:
+                    prediction, target = M.to_published_channel_order(prediction), M.to_published_channel_order(target)
+                if metric == "lpips":
+                    if self.with_lpips:
+                        scores[(step_name(index + 1), metric)] = M.lpips(prediction, target, self.lpips_weights)
+                    continue
+                scores[(step_name(index + 1), metric)] = functions[metric](prediction, target)
+        return scores

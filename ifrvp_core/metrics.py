@@ -16,9 +16,11 @@ Implementations (and what they are checked against in tests/test_metrics.py):
 - ``ms_ssim``: ``pytorch_msssim.ms_ssim`` (5 scales, the standard weights) for images whose
   shorter side exceeds 160 px. Smaller images (e.g. 64 x 96 test crops) cannot be downsampled 4
   times under an 11-tap window; for them the same algorithm runs on as many scales L as fit
-  (shorter side > 10 * 2**(L-1)) with the first L standard weights renormalised to sum to 1,
-  unless ``allow_fewer_scales=False``, which raises instead. Such numbers are not comparable
-  with published 5-scale MS-SSIM; `ms_ssim_scales(h, w)` says how many scales a size gets.
+  (shorter side > 10 * 2**(L-1)) with the first L standard weights renormalised to sum to 1
+  (computed here with pytorch-msssim's window and arithmetic, step for step: its public API
+  gives no per-scale terms), unless ``allow_fewer_scales=False``, which raises instead. Such
+  numbers are not comparable with published 5-scale MS-SSIM; `ms_ssim_scales(h, w)` says how
+  many scales a size gets.
 - ``lpips``: the `lpips` package (v0.1, AlexNet trunk, its published linear calibration weights
   shipped inside the package). The AlexNet trunk needs torchvision's ImageNet weights
   ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints/`` (or a given path). This
@@ -37,8 +39,9 @@ channel and then averaged over channels, so they are invariant to the channel or
 float rounding, ~1e-7); LPIPS runs AlexNet, whose first convolution weighs R, G and B
 differently, so only LPIPS changes. Off by default: RGB is what the ImageNet trunk expects.
 
-`MetricAccumulator` sums per-sample scores per (step, metric) over batches and, when
-``torch.distributed`` is initialised, all-reduces sums and counts across ranks before taking means.
+`MetricAccumulator` (`ifrvp_core.metric_accumulator`, importable from here) sums per-sample
+scores per (step, metric) over batches and, when ``torch.distributed`` is initialised,
+all-reduces sums and counts across ranks before taking means.
 """
 from __future__ import annotations
 
@@ -48,12 +51,17 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytorch_msssim
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from ifrvp_core.metric_accumulator import MetricAccumulator
 
 __all__ = [
     "ALEXNET_WEIGHTS_FILE",
     "BGR_FLIPPED_METRICS",
+    "IMAGE_METRICS",
     "METRIC_DIRECTIONS",
     "MS_SSIM_WEIGHTS",
     "MetricAccumulator",
@@ -70,6 +78,8 @@ __all__ = [
     "to_published_channel_order",
 ]
 
+# The per-frame image metrics of this module (what an evaluation can compute per step; EPE is a flow score).
+IMAGE_METRICS = ("psnr", "ssim", "ms_ssim", "lpips")
 # Published MS-SSIM scale weights (Wang et al. 2003), finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 SSIM_WINDOW = 11
@@ -168,8 +178,6 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         (B,) float32, equal to scikit-image's `structural_similarity` with
         ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1``.
     """
-    import pytorch_msssim
-
     _check_images(prediction, target, min_side=SSIM_WINDOW)
     value = pytorch_msssim.ssim(
         _float(prediction), _float(target), data_range=1.0, size_average=False,
@@ -201,8 +209,6 @@ def ms_ssim(prediction: torch.Tensor, target: torch.Tensor, allow_fewer_scales: 
     Returns:
         (B,) float32 in [0, 1].
     """
-    import pytorch_msssim
-
     _check_images(prediction, target, min_side=SSIM_WINDOW)
     height, width = prediction.shape[-2:]
     levels = ms_ssim_scales(height, width)
@@ -227,14 +233,11 @@ def _ms_ssim_levels(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> 
 
     x, y: (B, C, H, W); weights: (L,). Returns (B,).
     """
-    import torch.nn.functional as F
-    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
-
-    window = _fspecial_gauss_1d(SSIM_WINDOW, SSIM_SIGMA).to(x).repeat(x.shape[1], 1, 1, 1)
+    window = _gaussian_window(SSIM_WINDOW, SSIM_SIGMA).to(x)
     contrast_structure = []
     levels = weights.shape[0]
     for level in range(levels):
-        ssim_per_channel, cs = _ssim(x, y, data_range=1.0, win=window, size_average=False, K=(0.01, 0.03))
+        ssim_per_channel, cs = _ssim_and_contrast_structure(x, y, window)
         if level < levels - 1:
             contrast_structure.append(torch.relu(cs))
             padding = [side % 2 for side in x.shape[2:]]
@@ -242,6 +245,45 @@ def _ms_ssim_levels(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> 
             y = F.avg_pool2d(y, kernel_size=2, padding=padding)
     stacked = torch.stack(contrast_structure + [torch.relu(ssim_per_channel)], dim=0)  # (L, B, C)
     return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(dim=1)
+
+
+def _gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """The normalised 1-D Gaussian of `size` taps, (size,) float32, as pytorch-msssim builds it."""
+    coords = torch.arange(size, dtype=torch.float) - size // 2
+    window = torch.exp(-(coords**2) / (2 * sigma**2))
+    return window / window.sum()
+
+
+def _gaussian_blur(image: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H - n + 1, W - n + 1): the separable valid Gaussian filter of
+    pytorch-msssim (rows, then columns; a side shorter than the window is left unfiltered)."""
+    channels = image.shape[1]
+    kernel = window.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)  # (C, 1, 1, n)
+    out = image
+    for axis, side in enumerate(image.shape[2:]):
+        if side >= window.numel():
+            out = F.conv2d(out, weight=kernel.transpose(2 + axis, -1), stride=1, padding=0, groups=channels)
+        else:
+            warnings.warn(f"Skipping Gaussian Smoothing at dimension 2+{axis} for input: {image.shape} and win size: {window.numel()}")
+    return out
+
+
+def _ssim_and_contrast_structure(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, k=(0.01, 0.03)):
+    """Per-channel SSIM and contrast-structure term of (B, C, H, W) images in [0, 1]: two (B, C).
+
+    The arithmetic of pytorch-msssim's SSIM (data range 1), step by step, so that the
+    fewer-scale MS-SSIM gives the same numbers as its 5-scale one.
+    """
+    c1, c2 = k[0] ** 2, k[1] ** 2
+    window = window.to(x.device, dtype=x.dtype)
+    mu1, mu2 = _gaussian_blur(x, window), _gaussian_blur(y, window)
+    mu1_sq, mu2_sq, mu1_mu2 = mu1.pow(2), mu2.pow(2), mu1 * mu2
+    sigma1_sq = _gaussian_blur(x * x, window) - mu1_sq
+    sigma2_sq = _gaussian_blur(y * y, window) - mu2_sq
+    sigma12 = _gaussian_blur(x * y, window) - mu1_mu2
+    cs_map = (2 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2)
+    ssim_map = ((2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1)) * cs_map
+    return torch.flatten(ssim_map, 2).mean(-1), torch.flatten(cs_map, 2).mean(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,7 +333,7 @@ def lpips_status(weights_path=None) -> MetricUnavailable | None:
             "(or set IFRVP_ALEXNET_WEIGHTS)",
         )
     try:
-        import lpips as _lpips  # noqa: F401
+        import lpips as _lpips  # noqa: F401  (optional: without the package LPIPS is n/a, not an import error)
     except ImportError as error:
         return MetricUnavailable("lpips", f"the lpips package is not installed ({error})")
     return None
@@ -318,7 +360,7 @@ def get_lpips_model(device="cpu", weights_path=None) -> nn.Module:
     if model is not None:
         return model
 
-    import lpips as _lpips
+    import lpips as _lpips  # optional, and it loads torchvision: imported only when LPIPS is computed
 
     with warnings.catch_warnings():  # torchvision's deprecation notice for alexnet(pretrained=False)
         warnings.simplefilter("ignore", UserWarning)
@@ -415,87 +457,3 @@ def epe(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None)
         )
     weight = valid.to(error.dtype).expand_as(error)
     return (error * weight).flatten(1).sum(dim=1) / weight.flatten(1).sum(dim=1)
-
-
-# --------------------------------------------------------------------------------------------
-# accumulation
-
-
-class MetricAccumulator:
-    """Per-step, per-metric running sums and counts of per-sample scores; DDP-aware means.
-
-    >>> acc = MetricAccumulator()
-    >>> acc.update("t+1", "psnr", torch.tensor([30.0, 32.0]))
-    >>> acc.compute()
-    {'t+1': {'psnr': 31.0}}
-
-    NaN scores (e.g. EPE of a sample without valid pixels) are not counted; ``inf`` (PSNR of an
-    exact copy) is kept, so a mean can be ``inf``, as scikit-image would report it.
-    """
-
-    def __init__(self):
-        self._sums: dict[tuple[str, str], float] = {}
-        self._counts: dict[tuple[str, str], int] = {}
-
-    def update(self, step: str, metric: str, values) -> None:
-        """Add per-sample scores: `values` is a (B,) tensor, a sequence, or a number."""
-        values = torch.as_tensor(values, dtype=torch.float64).detach().flatten().cpu()
-        values = values[~torch.isnan(values)]
-        key = (str(step), str(metric))
-        self._sums[key] = self._sums.get(key, 0.0) + float(values.sum())
-        self._counts[key] = self._counts.get(key, 0) + int(values.numel())
-
-    def reset(self) -> None:
-        self._sums.clear()
-        self._counts.clear()
-
-    def _reduced(self) -> tuple[dict, dict]:
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return dict(self._sums), dict(self._counts)
-        # Ranks can have seen different (step, metric) keys (e.g. an empty shard): agree on the union.
-        gathered: list = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, sorted(self._sums))
-        keys = sorted({tuple(key) for keys in gathered for key in keys})
-        device = torch.device("cpu")
-        if dist.get_backend() == "nccl":
-            device = torch.device("cuda", torch.cuda.current_device())
-        packed = torch.tensor(
-            [[self._sums.get(key, 0.0), float(self._counts.get(key, 0))] for key in keys],
-            dtype=torch.float64, device=device,
-        ).reshape(-1, 2)
-        dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-        packed = packed.cpu()
-        sums = {key: float(packed[i, 0]) for i, key in enumerate(keys)}
-        counts = {key: int(round(float(packed[i, 1]))) for i, key in enumerate(keys)}
-        return sums, counts
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """{step: {metric: number of samples}} (all ranks together)."""
-        _, counts = self._reduced()
-        out: dict[str, dict[str, int]] = {}
-        for (step, metric), count in counts.items():
-            out.setdefault(step, {})[metric] = count
-        return out
-
-    def compute(self) -> dict[str, dict[str, float | None]]:
-        """{step: {metric: mean over all samples of all ranks}}; None where nothing was counted.
-
-        Collective under DDP: every rank must call it.
-        """
-        sums, counts = self._reduced()
-        out: dict[str, dict[str, float | None]] = {}
-        for key in sorted(sums, key=_step_sort_key):
-            step, metric = key
-            out.setdefault(step, {})[metric] = sums[key] / counts[key] if counts[key] else None
-        return out
-
-
-def _step_sort_key(key):
-    step, metric = key
-    try:
-        number = int(str(step).split("+")[-1])
-    except ValueError:
-        number = 10**9
-    return number, str(step), metric

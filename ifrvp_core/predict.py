@@ -3,9 +3,9 @@
 `predict_video` reads K context frames (and the real frames after them, when they exist, for
 side-by-side comparisons) *streaming*: a video is decoded frame by frame from the context start
 and decoding stops after the last frame needed, so a two-hour file costs the same as a clip.
-Predictions are made recursively (`iter_rollout`: each prediction becomes the newest context
-frame) and written one by one as an H.264 MP4 (yuv420p, even sides, via imageio-ffmpeg) or a
-folder of PNGs, through a temporary file/folder renamed into place at the end.
+Predictions are made recursively (`ifrvp_core.rollout.iter_rollout`: each prediction becomes the
+newest context frame) and written one by one as an H.264 MP4 (yuv420p, even sides, via
+imageio-ffmpeg) or a folder of PNGs, through a temporary file/folder renamed into place at the end.
 
     >>> model = load_model("runs/x/best.pt")
     >>> predict_video(model, "clip.mp4", steps=10, out="future.mp4", side_by_side=True)
@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
+import imageio.v2 as imageio
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
 from ifrvp_core.checkpoint import ordinary_dir_mode, ordinary_file_mode
+from ifrvp_core.data.datasets import list_images
+from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
+from ifrvp_core.rollout import ModelStep, iter_rollout, resolve_device
 
 __all__ = [
     "compose_side_by_side",
@@ -56,10 +60,6 @@ def to_uint8(frame: torch.Tensor) -> np.ndarray:
 # reading
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
 def iter_source_frames(source, start: int = 0) -> tuple[Iterator[np.ndarray], float | None]:
     """Frames of a video file or an image folder from index `start` on, one at a time.
 
@@ -69,7 +69,7 @@ def iter_source_frames(source, start: int = 0) -> tuple[Iterator[np.ndarray], fl
     """
     source = Path(source)
     if source.is_dir():
-        images = _list_images(source)
+        images = list_images(source)
         if not images:
             raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frames folder {source}")
         return (read_image(path) for path in images[start:]), None
@@ -99,8 +99,6 @@ def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) ->
     Odd sides are made even by repeating the last row/column (never resized). Frames must all
     have the size of the first. Returns (path, number of frames written).
     """
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
@@ -198,20 +196,6 @@ def compose_side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.
 # prediction
 
 
-def iter_rollout(step_fn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
-    """Yield `steps` predictions (B, 3, H, W) one at a time; each becomes the newest context frame.
-
-    Same recursion as `ifrvp_core.evaluate.rollout`, but streaming (long rollouts at full
-    resolution never hold all predictions at once).
-    """
-    window = context
-    with torch.inference_mode():
-        for _ in range(steps):
-            frame = step_fn(window)
-            yield frame
-            window = torch.cat([window[:, 1:], frame.unsqueeze(1).to(window.dtype)], dim=1)
-
-
 def predict_video(
     model,
     source,
@@ -242,10 +226,24 @@ def predict_video(
     Returns:
         {"out": Path, "frames": int, "width": int, "height": int, "truth_frames": int}
     """
-    from tqdm.auto import tqdm
+    out = _checked_output(out, steps, context_start)
+    device = resolve_device(device)
+    step_fn = ModelStep(model.to(device).eval(), scale_factor)
+    frames, source_fps = iter_source_frames(source, context_start)
+    context_images = _read_context(frames, step_fn.context_frames, source, context_start)
+    height, width = context_images[0].shape[:2]
+    context = torch.stack([to_tensor(image) for image in context_images]).unsqueeze(0).to(device)
+    output = _OutputFrames(step_fn, context, steps, context_images[-1], frames if side_by_side else None, progress)
+    if out.suffix.lower() == ".mp4":
+        path, count = write_video(output, out, fps or source_fps or DEFAULT_FPS)
+    else:
+        path, count = write_frames(output, out, prefix="pred")
+    panel_width = width * (4 if side_by_side else 1)
+    return {"out": path, "frames": count, "width": panel_width, "height": height, "truth_frames": output.truth_frames}
 
-    from ifrvp_core.evaluate import ModelStep, resolve_device
 
+def _checked_output(out, steps: int, context_start: int) -> Path:
+    """`out` as a Path, after refusing bad steps, context start or output kinds (ValueError)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if context_start < 0:
@@ -253,44 +251,50 @@ def predict_video(
     out = Path(out)
     if out.suffix.lower() in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES, ".gif") and out.suffix.lower() != ".mp4":
         raise ValueError(f"output {out} must be an .mp4 file or a folder for PNG frames")
-    device = resolve_device(device)
-    step_fn = ModelStep(model.to(device).eval(), scale_factor)
-    k = step_fn.context_frames
-    frames, source_fps = iter_source_frames(source, context_start)
-    context_images = list(islice(frames, k))
-    if len(context_images) < k:
+    return out
+
+
+def _read_context(frames: Iterator[np.ndarray], count: int, source, context_start: int) -> list[np.ndarray]:
+    """The next `count` frames of the source, all of one size; DataError naming the source otherwise."""
+    context_images = list(islice(frames, count))
+    if len(context_images) < count:
         raise DataError(
-            f"{source} has {len(context_images)} frame(s) from index {context_start}; the model needs {k} context frames"
+            f"{source} has {len(context_images)} frame(s) from index {context_start}; the model needs {count} context frames"
         )
     shapes = {image.shape for image in context_images}
     if len(shapes) > 1:
         raise DataError(f"context frames of {source} differ in size: {sorted(shapes)}")
-    height, width = context_images[0].shape[:2]
-    context = torch.stack([to_tensor(image) for image in context_images]).unsqueeze(0).to(device)
-    truth_count = 0
+    return context_images
 
-    def output_frames():
-        nonlocal truth_count
-        bar = tqdm(total=steps, desc="predict", unit="frame", disable=not progress, leave=False)
-        for step, prediction in enumerate(iter_rollout(step_fn, context, steps), start=1):
+
+class _OutputFrames:
+    """The frames `predict_video` writes, made one at a time while they are written.
+
+    Without `truths`, the predictions (uint8 RGB); with the source's frames after the context
+    as `truths`, context | prediction | truth | error panels, each true frame read only when
+    its prediction is made (streaming). `truth_frames` counts the panels that had a truth.
+    """
+
+    def __init__(self, step_fn, context: torch.Tensor, steps: int, newest: np.ndarray, truths: Iterator[np.ndarray] | None,
+                 progress: bool):
+        self.step_fn, self.context, self.steps, self.newest, self.truths = step_fn, context, steps, newest, truths
+        self.progress = progress
+        self.truth_frames = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        bar = tqdm(total=self.steps, desc="predict", unit="frame", disable=not self.progress, leave=False)
+        for step, prediction in enumerate(iter_rollout(self.step_fn, self.context, self.steps), start=1):
             predicted = to_uint8(prediction[0])
-            if side_by_side:
-                truth = next(frames, None)  # the real frame at t+step, read only now (streaming)
+            if self.truths is not None:
+                truth = next(self.truths, None)  # the real frame at t+step, read only now (streaming)
                 if truth is not None and truth.shape != predicted.shape:
                     truth = None
-                truth_count += truth is not None
-                yield compose_side_by_side(context_images[-1], predicted, truth, step)
+                self.truth_frames += truth is not None
+                yield compose_side_by_side(self.newest, predicted, truth, step)
             else:
                 yield predicted
             bar.update(1)
         bar.close()
-
-    if out.suffix.lower() == ".mp4":
-        path, count = write_video(output_frames(), out, fps or source_fps or DEFAULT_FPS)
-    else:
-        path, count = write_frames(output_frames(), out, prefix="pred")
-    panel_width = width * (4 if side_by_side else 1)
-    return {"out": path, "frames": count, "width": panel_width, "height": height, "truth_frames": truth_count}
 
 
 def interpolate_pair(model, frame_a: torch.Tensor, frame_b: torch.Tensor, times, scale_factor: float = 1.0) -> torch.Tensor:

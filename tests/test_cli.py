@@ -194,6 +194,26 @@ def test_cli_and_notebook_write_the_same_results_contract(checkpoint, synthetic_
     assert headline["t+1"]["model"] == notebook["model"]["t+1"]
 
 
+def test_evaluate_protocol_on_another_dataset_is_named_for_both(synthetic_root, tmp_path, capsys, monkeypatch):
+    """`--protocol kitti --dataset synthetic`: kitti's settings on synthetic frames are not the kitti
+    protocol, so neither its name nor kitti's published DMVFN rows go with these numbers."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    output = tmp_path / "r.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # synthetic frames are not at kitti's 832x256
+        assert main(["evaluate", "--checkpoint", "none", "--baselines", "--protocol", "kitti", "--dataset", "synthetic",
+                     "--data_root", str(synthetic_root), "--steps", "2", "--output", str(output), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("protocol kitti on synthetic: 2 samples, t+1..t+2")
+    assert "DMVFN (published" not in printed and "mean t+1..t+2" in printed
+    meta = json.loads(output.read_text())["meta"]
+    assert (meta["protocol"], meta["dataset"], meta["steps"]) == ("kitti on synthetic", "synthetic", 2)
+    # the dataset's own protocol keeps its name
+    assert main(["evaluate", "--checkpoint", "none", "--baselines", "--protocol", "synthetic", "--dataset", "Synthetic",
+                 "--data_root", str(synthetic_root), "--steps", "1", "--output", str(output), "--no-progress"]) == 0
+    assert json.loads(output.read_text())["meta"]["protocol"] == "synthetic"
+
+
 def test_evaluate_user_errors(checkpoint, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", "none", "--dataset", "synthetic", "--output", str(tmp_path / "r.json")]) == 2
     assert "without --baselines" in capsys.readouterr().err

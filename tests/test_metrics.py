@@ -7,6 +7,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ifrvp_core import metrics as M
+from ifrvp_core.metric_accumulator import MetricAccumulator
 
 
 def _to_numpy(image: torch.Tensor) -> np.ndarray:
@@ -179,7 +180,7 @@ def test_lpips_loads_alexnet_weights_from_hub_cache(seeded_alexnet_weights, tmp_
 def test_accumulator_over_batches_equals_one_shot_mean():
     gen = torch.Generator().manual_seed(6)
     scores = torch.rand(23, generator=gen) * 40
-    accumulator = M.MetricAccumulator()
+    accumulator = MetricAccumulator()
     for chunk in torch.split(scores, [5, 1, 7, 10]):
         accumulator.update("t+1", "psnr", chunk)
         accumulator.update("t+2", "psnr", chunk / 2)
@@ -190,13 +191,18 @@ def test_accumulator_over_batches_equals_one_shot_mean():
     assert means["t+1"]["epe"] == 2.0  # NaN (no valid pixel) is not counted
     assert accumulator.counts()["t+1"] == {"epe": 2, "psnr": 23}
     assert list(means) == ["t+1", "t+2"]
+    labels = MetricAccumulator()
+    for step in ("t+2", "t+10", "t+1"):
+        labels.update(step, "psnr", [1.0])
+    assert list(labels.compute()) == ["t+2", "t+10", "t+1"]  # labels in the order first scored, never parsed
+    assert M.MetricAccumulator is MetricAccumulator  # still importable from metrics
 
 
 def _ddp_worker(rank, world_size, init_file, out_dir):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    accumulator = M.MetricAccumulator()
+    accumulator = MetricAccumulator()
     # Rank 0 sees 3 samples, rank 1 sees 1; only rank 1 has an EPE score.
     values = torch.tensor([10.0, 20.0, 30.0]) if rank == 0 else torch.tensor([60.0])
     accumulator.update("t+1", "psnr", values)

@@ -10,10 +10,12 @@ import torch
 from ifrvp_core import metrics as M
 from ifrvp_core.checkpoint import load_model, model_checkpoint, save_atomic
 from ifrvp_core.data import DataError, build_dataset, ensure_synthetic
-from ifrvp_core.evaluate import copy_last, dis_extrapolation, evaluate, get_protocol, list_protocols, model_step_fn
+from ifrvp_core.evaluate import evaluate
 from ifrvp_core.losses import LossConfig, PredictionLoss, flow_distillation_loss
 from ifrvp_core.models import build_model
 from ifrvp_core.motion_prior import constant_velocity_prior, context_times, dis_teacher_flow, prior_blend_weights, prior_prediction
+from ifrvp_core.protocols import get_protocol, list_protocols
+from ifrvp_core.rollout import copy_last, dis_extrapolation, model_step_fn
 from ifrvp_core.train import Dist, TrainConfig, Trainer
 
 

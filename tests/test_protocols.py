@@ -17,6 +17,8 @@ import fake_datasets as fake
 from data_prep import prepare_cityscapes, prepare_davis, prepare_kitti, verify_dataset
 from data_prep.__main__ import main as data_prep_main
 from ifrvp_core import evaluate as E
+from ifrvp_core import protocols as P
+from ifrvp_core import rollout as R
 from ifrvp_core.data import DataError, build_dataset
 
 
@@ -39,13 +41,13 @@ def assert_scored_at_protocol_size(caught) -> None:
 def copy_last_psnr_table(root, protocol, steps):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = E.evaluate({"copy_last": E.copy_last}, protocol, root=root, metrics=("psnr",), progress=False, batch_size=2)
+        results = E.evaluate({"copy_last": R.copy_last}, protocol, root=root, metrics=("psnr",), progress=False, batch_size=2)
     assert_scored_at_protocol_size(caught)
     return [results["copy_last"][f"t+{k}"]["psnr"] for k in range(1, steps + 1)], results
 
 
 def test_protocol_table():
-    assert {"cityscapes", "kitti", "davis17", "vimeo90k", "vimeo90k_septuplet", "gopro", "frames", "synthetic"} <= set(E.list_protocols())
+    assert {"cityscapes", "kitti", "davis17", "vimeo90k", "vimeo90k_septuplet", "gopro", "frames", "synthetic"} <= set(P.list_protocols())
     expected = {  # name: (dataset, split, K, steps, (H, W))
         "cityscapes": ("cityscapes", "val", 2, 5, (512, 1024)),
         "kitti": ("kitti", "test", 2, 5, (256, 832)),
@@ -54,11 +56,11 @@ def test_protocol_table():
         "vimeo90k_septuplet": ("vimeo90k", "test", 2, 1, (256, 448)),
     }
     for name, fields in expected.items():
-        protocol = E.get_protocol(name)
+        protocol = P.get_protocol(name)
         assert (protocol.dataset, protocol.split, protocol.context_frames, protocol.steps, protocol.resolution) == fields, name
-    assert dict(E.get_protocol("vimeo90k").dataset_options)["variant"] == "triplet"
-    assert dict(E.get_protocol("Vimeo90K-Septuplet").dataset_options)["variant"] == "septuplet"
-    gopro = E.get_protocol("gopro")
+    assert dict(P.get_protocol("vimeo90k").dataset_options)["variant"] == "triplet"
+    assert dict(P.get_protocol("Vimeo90K-Septuplet").dataset_options)["variant"] == "septuplet"
+    gopro = P.get_protocol("gopro")
     assert (gopro.frame_stride, gopro.context_frames, gopro.steps, gopro.resolution) == (8, 2, 5, (720, 1280))
 
 
@@ -69,7 +71,7 @@ def city_root(tmp_path_factory):
 
 
 def test_cityscapes_protocol_scores_frames_2_3_to_4_8_at_1024x512(city_root):
-    dataset = E.get_protocol("cityscapes").build_dataset(city_root)
+    dataset = P.get_protocol("cityscapes").build_dataset(city_root)
     assert len(dataset) == 3  # three 30-frame snippets, each city's files sorted and cut into 30s
     expected_snippets = [("frankfurt", "000000", 275), ("frankfurt", "000001", 100), ("lindau", "000000", 19)]
     for index, (city, seq, first) in enumerate(expected_snippets):
@@ -106,10 +108,10 @@ def test_cityscapes_broken_snippet_is_an_error_naming_the_city(tmp_path):
     root = fake.cityscapes(tmp_path, snippets=(("bochum", "000000", 0, 4),), size=(8, 16))
     (root / "leftImg8bit_sequence/val/bochum/bochum_000000_000007_leftImg8bit.png").unlink()
     with pytest.raises(DataError, match="bochum.*29.*not a multiple of 30"):
-        E.get_protocol("cityscapes").build_dataset(root)
+        P.get_protocol("cityscapes").build_dataset(root)
     fake.write_gray(root / "leftImg8bit_sequence/val/bochum/bochum_000000_000030_leftImg8bit.png", 1, (8, 16))
     with pytest.raises(DataError, match="bochum_000000_000000_leftImg8bit.png .. bochum_000000_000030.*not one 30-frame snippet"):
-        E.get_protocol("cityscapes").build_dataset(root)
+        P.get_protocol("cityscapes").build_dataset(root)
 
 
 def test_done_when_cli_scores_baselines_at_1024x512(tmp_path, monkeypatch):
@@ -147,7 +149,7 @@ def kitti_root(tmp_path_factory):
 
 
 def test_kitti_fvs_test_split_has_1337_clips(kitti_root):
-    dataset = E.get_protocol("kitti").build_dataset(kitti_root)
+    dataset = P.get_protocol("kitti").build_dataset(kitti_root)
     assert sum(fake.KITTI_TEST_LENGTHS.values()) == 1369 and len(dataset) == 1369 - 4 * 8 == 1337
     first, last = dataset.sample_files(0), dataset.sample_files(len(dataset) - 1)
     assert names(first["context"]) == ["0000000002.png", "0000000003.png"]
@@ -160,7 +162,7 @@ def test_kitti_fvs_test_split_has_1337_clips(kitti_root):
 
 
 def test_kitti_scores_832x256_and_copy_last_numbers(kitti_root):
-    sample = E.get_protocol("kitti").build_dataset(kitti_root)[1]
+    sample = P.get_protocol("kitti").build_dataset(kitti_root)[1]
     assert sample["context"].shape == (2, 3, 256, 832) and sample["target"].shape == (5, 3, 256, 832)
     assert gray_levels(sample["target"]) == [fake.level(i, 4) for i in range(5, 10)]  # clip centred on frame 5
     # four short test drives (12, 9, 9, 9 frames: 4 + 1 + 1 + 1 clips), every clip a ramp of 4 gray levels per frame
@@ -188,7 +190,7 @@ def test_kitti_training_uses_the_fvs_train_drives_and_both_cameras(kitti_root):
 # ------------------------------------------------------------------------------------------ davis17
 def test_davis17_protocol_first_nine_frames_at_854x480(tmp_path):
     root = fake.davis17(tmp_path)
-    dataset = E.get_protocol("davis17").build_dataset(root)
+    dataset = P.get_protocol("davis17").build_dataset(root)
     assert len(dataset) == 3 and [dataset.windows[i].name for i in range(3)] == list(fake.DAVIS_VAL)
     files = dataset.sample_files(1)
     assert [str(Path(f).relative_to(root)) for f in files["context"]] == ["JPEGImages/480p/blackswan/00002.jpg", "JPEGImages/480p/blackswan/00003.jpg"]
@@ -207,17 +209,17 @@ def test_davis17_protocol_first_nine_frames_at_854x480(tmp_path):
 def test_davis17_short_or_missing_video_is_named(tmp_path):
     root = fake.davis17(tmp_path, frames=8)
     with pytest.raises(DataError, match="bike-packing has 8 frames"):
-        E.get_protocol("davis17").build_dataset(root)
+        P.get_protocol("davis17").build_dataset(root)
     root = fake.davis17(root.parent / "complete")
     (root / "ImageSets/2017/val.txt").write_text("blackswan\ndogs-jump\n")
     with pytest.raises(DataError, match="DAVIS video folder not found: .*dogs-jump"):
-        E.get_protocol("davis17").build_dataset(root)
+        P.get_protocol("davis17").build_dataset(root)
 
 
 # ------------------------------------------------------------------------------------------ vimeo90k
 def test_vimeo90k_protocol_is_the_triplet_test_list(tmp_path):
     root = fake.vimeo_triplet(tmp_path)
-    dataset = E.get_protocol("vimeo90k").build_dataset(root)
+    dataset = P.get_protocol("vimeo90k").build_dataset(root)
     assert len(dataset) == 2
     files = dataset.sample_files(1)
     assert [str(Path(f).relative_to(root)) for f in files["context"]] == ["sequences/00001/0002/im1.png", "sequences/00001/0002/im2.png"]
@@ -227,17 +229,17 @@ def test_vimeo90k_protocol_is_the_triplet_test_list(tmp_path):
     expected = np.mean([fake.copy_last_psnr(fake.level(1, s), [fake.level(2, s)]) for s in (6, 11)])
     assert psnr[0] == pytest.approx(expected, rel=1e-6)
     with pytest.raises(DataError, match="sep_testlist.txt"):
-        E.get_protocol("vimeo90k_septuplet").build_dataset(root)
+        P.get_protocol("vimeo90k_septuplet").build_dataset(root)
 
 
 def test_vimeo90k_septuplet_protocol_keeps_the_septuplet_list(tmp_path):
     (tmp_path / "sep_testlist.txt").write_text("00003/0004\n")
     for i in range(1, 8):
         fake.write_gray(tmp_path / "sequences/00003/0004" / f"im{i}.png", fake.level(i), (8, 8))
-    files = E.get_protocol("vimeo90k_septuplet").build_dataset(tmp_path).sample_files(0)
+    files = P.get_protocol("vimeo90k_septuplet").build_dataset(tmp_path).sample_files(0)
     assert names(files["context"] + files["target"]) == ["im1.png", "im2.png", "im3.png"]
     with pytest.raises(DataError, match="tri_testlist.txt; this root holds the septuplet lists .*--protocol vimeo90k_septuplet"):
-        E.get_protocol("vimeo90k").build_dataset(tmp_path)
+        P.get_protocol("vimeo90k").build_dataset(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ ucf101
@@ -287,7 +289,7 @@ def test_prepare_cityscapes_writes_the_cache_the_reader_uses(tmp_path, capsys):
     for i in range(30):
         city.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(city / f"ulm_000007_{i:06d}_leftImg8bit.png"), rng.integers(0, 255, (40, 70, 3), dtype=np.uint8))
-    on_the_fly = E.get_protocol("cityscapes").build_dataset(root)[0]
+    on_the_fly = P.get_protocol("cityscapes").build_dataset(root)[0]
     assert data_prep_main(["prepare_cityscapes", "--root", str(root), "--workers", "1"]) == 0
     out = capsys.readouterr().out
     cache = root / "ifrvp_cache" / "1024x512" / "leftImg8bit_sequence" / "val" / "ulm"
@@ -296,14 +298,14 @@ def test_prepare_cityscapes_writes_the_cache_the_reader_uses(tmp_path, capsys):
     source = cv2.imread(str(city / "ulm_000007_000004_leftImg8bit.png"))
     cached = cv2.imread(str(cache / "ulm_000007_000004_leftImg8bit.png"))
     assert np.array_equal(cached, cv2.resize(source, (1024, 512)))  # the published call, default interpolation
-    assert torch.equal(E.get_protocol("cityscapes").build_dataset(root)[0]["target"], on_the_fly["target"])
+    assert torch.equal(P.get_protocol("cityscapes").build_dataset(root)[0]["target"], on_the_fly["target"])
     # the reader takes the cached file when it exists
     cv2.imwrite(str(cache / "ulm_000007_000004_leftImg8bit.png"), np.full((512, 1024, 3), 77, np.uint8))
-    assert gray_levels(E.get_protocol("cityscapes").build_dataset(root)[0]["target"][:1]) == [77]
+    assert gray_levels(P.get_protocol("cityscapes").build_dataset(root)[0]["target"][:1]) == [77]
     assert prepare_cityscapes(root, progress=False).written == 0  # resumable
     cv2.imwrite(str(cache / "ulm_000007_000005_leftImg8bit.png"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(DataError, match="cached frame is 10x10, expected 1024x512: .*ulm_000007_000005"):
-        E.get_protocol("cityscapes").build_dataset(root)[0]
+        P.get_protocol("cityscapes").build_dataset(root)[0]
 
 
 def test_prepare_kitti_and_davis_sizes(tmp_path):

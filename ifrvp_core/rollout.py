@@ -1,0 +1,225 @@
+"""Step functions, the recursive rollout, and the baselines every table includes.
+
+A *step function* maps context frames (B, K, 3, H, W) in [0, 1], oldest first, to the next frame
+(B, 3, H, W). Models (`model_step_fn`) and the baselines (`copy_last`, `dis_extrapolation`) are
+step functions; `rollout` applies one recursively, each prediction becoming the newest context
+frame, which is how video prediction papers (DMVFN, section 4) produce t+2 ... t+5 (`iter_rollout`
+yields the same predictions one at a time, for long rollouts at full resolution). A step function
+may also have a ``flows(context) -> (B, 2K, H, W)`` method (flows from the predicted frame to each
+of its K context frames, pixels) and a ``context_frames`` attribute (how many of the newest frames
+it uses); with ground-truth flow (the synthetic set) `ifrvp_core.evaluate.evaluate` then reports
+the t+1 flow EPE.
+
+The method keys of the results contract are ``model``, ``copy_last`` and ``dis_extrapolation``
+(`standard_methods`).
+
+    >>> predictions = rollout(model_step_fn(model), context, steps=5)   # (B, 5, 3, H, W)
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import cv2
+import torch
+
+from ifrvp_core.motion_prior import dis_flow_batch
+from ifrvp_core.warp import backward_warp
+
+__all__ = [
+    "BASELINE_KEYS",
+    "DISExtrapolation",
+    "METHOD_KEYS",
+    "MODEL_KEY",
+    "ModelStep",
+    "StepFn",
+    "copy_last",
+    "dis_extrapolation",
+    "iter_rollout",
+    "model_step_fn",
+    "resolve_device",
+    "rollout",
+    "standard_methods",
+]
+
+StepFn = Callable[[torch.Tensor], torch.Tensor]
+
+# The results contract (README "Evaluation and prediction"): these method keys, whoever writes
+# results.json (`ifrvp evaluate`, notebook 05). The ablations (ablations.json) keep the baseline
+# keys and name each trained variant instead of "model".
+MODEL_KEY = "model"
+BASELINE_KEYS = ("copy_last", "dis_extrapolation")
+METHOD_KEYS = (MODEL_KEY,) + BASELINE_KEYS
+
+
+def resolve_device(device=None) -> torch.device:
+    """`device` as a torch.device; None picks CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+
+def _check_context(context: torch.Tensor, needed: int = 1, who: str = "context") -> None:
+    if not isinstance(context, torch.Tensor) or context.dim() != 5 or context.shape[2] != 3:
+        shape = tuple(context.shape) if isinstance(context, torch.Tensor) else type(context).__name__
+        raise ValueError(f"{who} must be (B, K, 3, H, W), got {shape}")
+    if context.shape[1] < needed:
+        raise ValueError(f"{who} has {context.shape[1]} frames but {needed} are needed")
+
+
+def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
+    """Predict `steps` frames recursively, yielding them one at a time.
+
+    Args:
+        step_fn: (B, K, 3, H, W) -> (B, 3, H, W), the frame after the newest context frame.
+        context: (B, K, 3, H, W) context frames, oldest first.
+        steps: number of future frames.
+
+    Returns:
+        An iterator of `steps` predictions (B, 3, H, W): prediction k is made from the window
+        that ends with predictions 1..k-1 (the oldest frames dropped), so errors compound as in
+        deployment. Streaming: long rollouts at full resolution never hold all predictions at once.
+        Bad arguments raise ValueError here, before the first prediction.
+    """
+    _check_context(context)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return _recursive_predictions(step_fn, context, steps)
+
+
+def _recursive_predictions(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
+    window = context
+    with torch.inference_mode():
+        for _ in range(steps):
+            frame = step_fn(window)
+            if frame.shape != window[:, -1].shape:
+                raise ValueError(
+                    f"step function returned {tuple(frame.shape)}, expected {tuple(window[:, -1].shape)}"
+                )
+            yield frame
+            window = torch.cat([window[:, 1:], frame.unsqueeze(1).to(window.dtype)], dim=1)
+
+
+def rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> torch.Tensor:
+    """Predict `steps` frames recursively (`iter_rollout`), all at once.
+
+    Args:
+        step_fn: (B, K, 3, H, W) -> (B, 3, H, W), the frame after the newest context frame.
+        context: (B, K, 3, H, W) context frames, oldest first.
+        steps: number of future frames.
+
+    Returns:
+        (B, steps, 3, H, W): prediction k is made from the window that ends with predictions
+        1..k-1 (the oldest frames dropped), so errors compound as in deployment.
+    """
+    return torch.stack(list(iter_rollout(step_fn, context, steps)), dim=1)
+
+
+class ModelStep:
+    """An IFRNet-family model as a step function (extrapolation, t = 2).
+
+    With the time convention of docs/architecture.md the newest context frame sits at t = 1, so
+    the next frame is t = 2. The model uses the newest `model.context_frames` frames of the window.
+    """
+
+    def __init__(self, model: torch.nn.Module, scale_factor: float = 1.0, target_time: float = 2.0):
+        self.model = model
+        self.scale_factor = float(scale_factor)
+        self.target_time = float(target_time)
+        self.context_frames = int(getattr(model, "context_frames", 2))
+
+    def _window(self, context: torch.Tensor) -> torch.Tensor:
+        _check_context(context, self.context_frames, who=f"context for {getattr(self.model, 'model_name', 'model')}")
+        return context[:, -self.context_frames :]
+
+    def to(self, device) -> "ModelStep":
+        self.model.to(device)
+        return self
+
+    def __call__(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K>=model K, 3, H, W) -> (B, 3, H, W) predicted next frame."""
+        return self.model.predict(self._window(context), t=self.target_time, scale_factor=self.scale_factor)
+
+    @torch.inference_mode()
+    def flows(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3, H, W) -> (B, 2K_model, H, W) flows from the predicted frame to each context frame."""
+        output = self.model(self._window(context), self.target_time, scale_factor=self.scale_factor)
+        return output["flows"][0]
+
+    def __repr__(self) -> str:
+        return f"ModelStep({getattr(self.model, 'model_name', type(self.model).__name__)}, scale_factor={self.scale_factor})"
+
+
+def model_step_fn(model: torch.nn.Module, scale_factor: float = 1.0) -> ModelStep:
+    """Wrap a model with `predict(frames, t, scale_factor)` as a step function predicting t = 2."""
+    return ModelStep(model, scale_factor)
+
+
+def copy_last(context: torch.Tensor) -> torch.Tensor:
+    """Baseline: the newest context frame. (B, K, 3, H, W) -> (B, 3, H, W)."""
+    _check_context(context)
+    return context[:, -1]
+
+
+copy_last.context_frames = 1
+
+
+class DISExtrapolation:
+    """Baseline: constant-velocity extrapolation with OpenCV DIS optical flow.
+
+    The forward flow F (newest-1 -> newest, defined at pixels of frame newest-1) is computed with
+    ``cv2.DISOpticalFlow_create(PRESET_MEDIUM)`` on gray uint8 frames and assumed constant. The
+    next frame is ``newest(p - F(p))``, i.e. `backward_warp(newest, -F)` ("forward flow,
+    backward-warped"): the exact constant-motion prediction samples ``-F`` at the *target* pixel,
+    here approximated by F at the same pixel position, which is exact for uniform motion and
+    blurs motion boundaries by one frame of displacement. Occlusions are not handled.
+    """
+
+    context_frames = 2
+
+    def __init__(self, preset: int | None = None):
+        self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
+
+    def forward_flow(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K>=2, 3, H, W) -> (B, 2, H, W) DIS flow from frame newest-1 to newest (pixels)."""
+        _check_context(context, 2, who="context for DIS extrapolation")
+        return dis_flow_batch(context[:, -2], context[:, -1], self.preset).to(device=context.device, dtype=torch.float32)
+
+    def __call__(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K>=2, 3, H, W) -> (B, 3, H, W) newest frame warped one more step along the flow."""
+        newest = context[:, -1]
+        forward = self.forward_flow(context)
+        return backward_warp(newest.float(), -forward).to(newest.dtype)
+
+    def flows(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3, H, W) -> (B, 2K, H, W) constant-velocity flows from the target to each frame.
+
+        Context frame k (0 = oldest) is K - k frames before the target, so its flow is -(K - k) F.
+        """
+        k = context.shape[1]
+        forward = self.forward_flow(context)
+        return torch.cat([-(k - index) * forward for index in range(k)], dim=1)
+
+    def __repr__(self) -> str:
+        return f"DISExtrapolation(preset={self.preset})"
+
+
+dis_extrapolation = DISExtrapolation()
+
+
+def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0) -> dict:
+    """The methods of the results contract: ``{"model": ..., "copy_last": ..., "dis_extrapolation": ...}``.
+
+    Args:
+        model: a model with ``predict`` (None: baselines only).
+        baselines: add copy_last and dis_extrapolation.
+        scale_factor: the model's internal scale factor.
+    """
+    methods = {}
+    if model is not None:
+        methods[MODEL_KEY] = model_step_fn(model, scale_factor)
+    if baselines:
+        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation())
+    if not methods:
+        raise ValueError("nothing to evaluate: pass a model, or baselines=True")
+    return methods
