@@ -188,14 +188,28 @@ def run_summary(config, *, run_dir: Path, iterations: int, epochs: int, world_si
     }
 
 
+# Training that moves the validation PSNR less than this from the untrained twin (prior_only) has
+# not learned anything that the validation can tell from noise.
+PRIOR_ONLY_NOISE_DB = 0.1
+
+
 def baseline_warnings(summary: dict) -> list[str]:
-    """One warning line per baseline the final model does not beat in PSNR."""
-    return [
+    """One warning line per baseline the final model does not beat in PSNR, and one when it ends
+    within `PRIOR_ONLY_NOISE_DB` of its untrained twin (prior_only): training then added nothing."""
+    lines = [
         f"warning: the model does not beat {name} on the validation samples "
         f"(PSNR {summary['final']['psnr']:.3f} vs {summary['baselines'][name]['psnr']:.3f}): not a video predictor yet"
         for name, beats in summary["beats_baselines"].items()
         if not beats["psnr"]
     ]
+    prior = summary["baselines"].get("prior_only")
+    if prior is not None and "psnr" in summary["final"]:
+        gain = summary["final"]["psnr"] - prior["psnr"]
+        if abs(gain) < PRIOR_ONLY_NOISE_DB:
+            lines.append(f"warning: training added {gain:+.3f} dB PSNR over the untrained model (prior_only "
+                         f"{prior['psnr']:.3f}) on the validation samples, within noise ({PRIOR_ONLY_NOISE_DB} dB): "
+                         "the network has learned nothing beyond its motion prior")
+    return lines
 
 
 def print_summary(summary: dict) -> None:
