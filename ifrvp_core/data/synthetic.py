@@ -39,7 +39,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.atomic import write_text_atomic
+from ifrvp_core.data.io import write_image_atomic
 
 SCENE_FILE = "scene.json"
 INFO_FILE = "synthetic.json"
@@ -549,13 +550,6 @@ def generate_clip(seed: int, num_frames: int = 12, height: int = 128, width: int
 
 
 # ----------------------------------------------------------------------------- writing clips
-def _write_png_atomic(path: Path, rgb: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
-
-
 def frame_name(index: int) -> str:
     return f"{index:05d}.png"
 
@@ -580,7 +574,7 @@ def write_clip(clip_dir, scene: dict) -> Path:
     clip_dir.mkdir(parents=True, exist_ok=True)
     (clip_dir / SCENE_FILE).unlink(missing_ok=True)  # incomplete until every frame is back
     for index in range(scene["num_frames"]):
-        _write_png_atomic(clip_dir / frame_name(index), render_frame(scene, index))
+        write_image_atomic(clip_dir / frame_name(index), render_frame(scene, index))
     write_text_atomic(clip_dir / SCENE_FILE, json.dumps(scene, indent=1))
     return clip_dir
 
