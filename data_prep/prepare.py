@@ -17,17 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifrvp_core.data import DEFAULT_RESIZE
-from ifrvp_core.data.datasets import (
-    CACHE_DIR,
-    CITYSCAPES_NAME,
-    cached_frame_path,
-    davis17_video_folders,
-    kitti_frame_folders,
-    list_images,
-    resize_frame,
-)
+from ifrvp_core.data.build import DEFAULT_RESIZE
 from ifrvp_core.data.io import DataError, read_image, write_image_atomic
+from ifrvp_core.data.layouts import CITYSCAPES_NAME, davis17_video_folders, kitti_frame_folders
+from ifrvp_core.data.sample import CACHE_DIR, cached_frame_path, resize_frame
+from ifrvp_core.data.windows import list_images
 
 DEFAULT_SPLITS = {"cityscapes": ("train", "val"), "kitti": ("train", "test"), "davis17": ("val",)}
 

@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ifrvp_core.data import build_dataset
-from ifrvp_core.data.datasets import teacher_flow_path
 from ifrvp_core.data.io import read_image, write_flow
+from ifrvp_core.data.sample import reverse_window
+from ifrvp_core.data.teacher import teacher_flow_path
 from ifrvp_core.motion_prior import dis_flow_uint8 as dis_flow  # (H, W, 3) uint8 RGB x2 -> (H, W, 2), the DIS call of the prior and the baseline
 
 
@@ -46,7 +47,7 @@ def teacher_pairs(dataset, both_directions: bool = True) -> list[tuple[Path, Pat
     for window in dataset.windows:
         orders = [window.frames]
         if both_directions:
-            orders.append(dataset._reverse(list(window.frames)))
+            orders.append(reverse_window(list(window.frames), k, dataset.target_times))
         for frames in orders:
             pairs.update((frames[k], context) for context in frames[:k])
     return sorted(pairs)

@@ -6,20 +6,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifrvp_core.data.datasets import (
+from ifrvp_core.data.io import DataError, VideoReader, read_image
+from ifrvp_core.data.layouts import (
     CITYSCAPES_NAME,
     CITYSCAPES_SNIPPET,
-    PROTOCOL_CLIP,
     UCF101_CLIP,
     UCF101_LISTS,
-    _clip_sources,
-    _read_list,
+    clip_sources,
     davis17_video_folders,
     kitti_frame_folders,
-    list_images,
     ucf101_video_root,
 )
-from ifrvp_core.data.io import DataError, VideoReader, read_image
+from ifrvp_core.data.windows import PROTOCOL_CLIP, list_images, read_list
 
 # (H, W) of the published source data; KITTI (1242x375 .. 1224x370 by date), DAVIS and UCF101 vary,
 # so each sequence is only checked to be uniform.
@@ -65,7 +63,7 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
             report.problems.append(("layout", root, "no sep_*list.txt or tri_*list.txt"))
         for name in lists:
             count = 7 if name.startswith("sep") else 3
-            for entry in _read_list(root / name):
+            for entry in read_list(root / name):
                 groups[entry] = [root / "sequences" / entry / f"im{i}.png" for i in range(1, count + 1)]
     elif dataset in ("gopro", "synthetic"):
         splits = [root / s for s in ("train", "test") if (root / s).is_dir()]
@@ -133,7 +131,7 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
             if not list_file.is_file():
                 report.problems.append(("layout", list_file, "list file not found"))
                 continue
-            for entry in _read_list(list_file):
+            for entry in read_list(list_file):
                 video = video_root / entry.split()[0]
                 report.files += 1
                 report.groups += 1
@@ -148,7 +146,7 @@ def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
                 if split == "train" and frames < UCF101_CLIP:
                     report.problems.append(("layout", video, f"{frames} frames, fewer than a {UCF101_CLIP}-frame training clip"))
     elif dataset == "frames":
-        for source in _clip_sources(root):
+        for source in clip_sources(root):
             if source.is_file():
                 try:
                     reader = VideoReader(source)
@@ -269,7 +267,7 @@ def _verify_shards(root: Path, report: VerifyReport, expected_size, progress: bo
             report.groups += 1
             count = 0
             try:
-                for raw in dataset._raw([shard]):
+                for raw in dataset.raw_samples([shard]):
                     count += 1
                     report.files += 1
                     where = f"sample {raw['__key__']}"

@@ -15,7 +15,7 @@ import torch
 from data_prep import compute_teacher_flow
 from data_prep.__main__ import main as data_prep_main
 from ifrvp_core.data import DataError, build_dataset, ensure_synthetic, loader_batches_per_epoch, make_loader, set_loader_epoch
-from ifrvp_core.data.shards import parse_size
+from data_prep.pack import parse_size
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main as train_main
 
 H, W = 32, 48
