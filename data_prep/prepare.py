@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ifrvp_core.data.build import DEFAULT_RESIZE
 from ifrvp_core.data.io import DataError, read_image, write_image_atomic
 from ifrvp_core.data.layouts import CITYSCAPES_NAME, davis17_video_folders, kitti_frame_folders
@@ -94,8 +96,6 @@ def prepare_resized(dataset: str, root, splits=None, size=None, cache_root=None,
     Returns:
         a PrepareReport (its `summary()` is what the command line prints).
     """
-    from tqdm.auto import tqdm
-
     if dataset not in LISTERS:
         raise ValueError(f"prepare knows {', '.join(LISTERS)}, got {dataset!r}")
     root = Path(root)

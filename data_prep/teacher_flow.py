@@ -10,6 +10,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+from tqdm.auto import tqdm
+
 from ifrvp_core.data import build_dataset
 from ifrvp_core.data.io import read_image, write_flow
 from ifrvp_core.data.sample import reverse_window
@@ -19,8 +22,7 @@ from ifrvp_core.motion_prior import dis_flow_uint8 as dis_flow  # (H, W, 3) uint
 
 def raft_flow_fn(weights_path, device="cpu"):
     """A RAFT-large flow function from a local torchvision weights file (never downloaded)."""
-    import torch
-    from torchvision.models.optical_flow import raft_large
+    from torchvision.models.optical_flow import raft_large  # only the RAFT method needs torchvision's flow models
 
     path = Path(weights_path) if weights_path else None
     if path is None or not path.is_file():
@@ -57,8 +59,6 @@ def compute_teacher_flow(dataset_name: str, root, splits=("train", "test"), meth
                          context_frames: int = 2, raft_weights=None, fmt: str = "flo", workers: int = 2, progress: bool = True,
                          **dataset_options) -> int:
     """Compute missing teacher flows for a dataset; returns how many files were written."""
-    from tqdm.auto import tqdm
-
     root = Path(root)
     pairs = set()
     load_frame = read_image
