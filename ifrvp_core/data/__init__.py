@@ -20,7 +20,7 @@ The package, one concept per module:
 from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.build import DATASETS, DEFAULT_RESIZE, DEFAULT_STRIDE, SYNTHETIC_DEFAULTS, build_dataset, ensure_synthetic, list_datasets
 from ifrvp_core.data.datasets import WindowDataset
-from ifrvp_core.data.io import DataError, read_flow, read_image, write_flow, write_image_atomic
+from ifrvp_core.data.io import DataError, SplitNotFoundError, read_flow, read_image, write_flow, write_image_atomic
 from ifrvp_core.data.layouts import (
     UCF101_CLIP,
     UCF101_MAX_STRIDE,
@@ -49,6 +49,7 @@ __all__ = [
     "ResumableSampler",
     "SYNTHETIC_DEFAULTS",
     "ShardDataset",
+    "SplitNotFoundError",
     "UCF101_CLIP",
     "UCF101_MAX_STRIDE",
     "Window",

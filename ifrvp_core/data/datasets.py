@@ -17,7 +17,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ifrvp_core.data.augment import AugmentConfig
-from ifrvp_core.data.io import DataError
+from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, epoch_order, sampled_loader
 from ifrvp_core.data.sample import (
     FrameReader,
@@ -89,7 +89,7 @@ class WindowDataset(Dataset):
         on_bad_sample: str = "fail",
     ):
         if not windows:
-            raise DataError(f"no samples found for {source} under {root} (check the root, split and window sizes)")
+            raise SplitNotFoundError(f"no samples found for {source} under {root} (check the root, split and window sizes)")
         self.windows = windows
         self.context_frames = context_frames
         self.target_times = [float(t) for t in target_times]

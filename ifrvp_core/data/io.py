@@ -23,6 +23,16 @@ class DataError(RuntimeError):
         self.path = None if path is None else str(path)
 
 
+class SplitNotFoundError(DataError, ValueError):
+    """The dataset has no such split here: its folder or list file is missing, the layout has no
+    split of that name, or the split holds no samples.
+
+    Tools that go through several splits (`data_prep teacher_flow`) skip such a split and let
+    every other error through. It is also a `ValueError`, as an unknown split name always was
+    (as `io.UnsupportedOperation` is both an OSError and a ValueError).
+    """
+
+
 def read_image(path) -> np.ndarray:
     """Read an image as uint8 RGB (H, W, 3).
 

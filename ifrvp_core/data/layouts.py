@@ -12,7 +12,7 @@ import re
 import warnings
 from pathlib import Path
 
-from ifrvp_core.data.io import VIDEO_SUFFIXES, DataError, VideoReader
+from ifrvp_core.data.io import VIDEO_SUFFIXES, DataError, SplitNotFoundError, VideoReader
 from ifrvp_core.data.teacher import TEACHER_DIR
 from ifrvp_core.data.windows import (
     PROTOCOL_CLIP,
@@ -20,7 +20,7 @@ from ifrvp_core.data.windows import (
     Window,
     list_images,
     protocol_window,
-    read_list,
+    read_split_list,
     sliding_windows,
 )
 
@@ -42,7 +42,7 @@ def vimeo90k_windows(root: Path, split: str, span: int, order, variant: str | No
         raise DataError(f"list file not found: {root / list_name}; this root holds the {here} lists ({other}): "
                         f"the {variant} set is needed here (for this root use --protocol {use})")
     windows = []
-    for entry in read_list(root / list_name):
+    for entry in read_split_list(root / list_name):
         folder = root / "sequences" / entry
         frames = [folder / f"im{i}.png" for i in range(1, count + 1)]
         found = sliding_windows(frames, span, 1, 1, entry, order=order)
@@ -54,7 +54,7 @@ def gopro_windows(root: Path, split: str, span: int, order, stride: int, step: i
     """GoPro `<split>/<sequence>/<frame>.png` (or `<sequence>/sharp/`), 240 fps; `stride` frames apart."""
     split_dir = root / split
     if not split_dir.is_dir():
-        raise DataError(f"GoPro split folder not found: {split_dir}")
+        raise SplitNotFoundError(f"GoPro split folder not found: {split_dir}")
     step = step or (stride if split == "train" else span * stride)
     windows = []
     for sequence in sorted(p for p in split_dir.iterdir() if p.is_dir()):
@@ -105,7 +105,7 @@ def cityscapes_windows(root: Path, split: str, span: int, order, context_frames:
     """
     split_dir = root / "leftImg8bit_sequence" / split
     if not split_dir.is_dir():
-        raise DataError(f"Cityscapes split folder not found: {split_dir}")
+        raise SplitNotFoundError(f"Cityscapes split folder not found: {split_dir}")
     windows = []
     for name, frames in cityscapes_snippets(split_dir).items():
         if split == "train":
@@ -132,7 +132,7 @@ def kitti_drive_dir(root: Path, drive: str) -> Path:
 def kitti_frame_folders(root: Path, split: str) -> list[tuple[str, str, Path]]:
     """[(drive, camera, `<drive dir>/<camera>/data`)] of the split's FVS drives, whether present or not."""
     if split not in KITTI_CAMERAS:
-        raise ValueError(f"KITTI splits are 'train' and 'test', got {split!r}")
+        raise SplitNotFoundError(f"KITTI splits are 'train' and 'test', got {split!r}")
     drives = KITTI_TRAIN_DRIVES if split == "train" else KITTI_TEST_DRIVES
     return [(drive, camera, kitti_drive_dir(root, drive) / camera / "data") for drive in drives for camera in KITTI_CAMERAS[split]]
 
@@ -153,8 +153,9 @@ def kitti_clips(root: Path, split: str) -> list[tuple[str, list[Path]]]:
         for start in range(len(frames) - PROTOCOL_CLIP + 1):
             clips.append((f"{drive}/{camera}/{frames[start + PROTOCOL_FIRST_TARGET].stem}", frames[start : start + PROTOCOL_CLIP]))
     if missing and (split == "test" or len(missing) == len(folders)):
-        raise DataError(f"KITTI {split} drive folder(s) not found: {', '.join(str(m) for m in missing[:4])}"
-                        + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
+        error = SplitNotFoundError if len(missing) == len(folders) else DataError  # none of the split's drives: no such split here
+        raise error(f"KITTI {split} drive folder(s) not found: {', '.join(str(m) for m in missing[:4])}"
+                    + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
     if missing:
         warnings.warn(f"KITTI train: {len(missing)} of {len(folders)} drive/camera folders missing, e.g. {missing[0]}")
     return clips
@@ -179,7 +180,7 @@ def kitti_windows(root: Path, split: str, span: int, order, context_frames: int)
 
 def davis17_video_folders(root: Path, split: str) -> list[tuple[str, Path]]:
     """[(video, `JPEGImages/480p/<video>`)] of `ImageSets/2017/<split>.txt`, whether present or not."""
-    return [(video, root / "JPEGImages" / "480p" / video) for video in read_list(root / "ImageSets" / "2017" / f"{split}.txt")]
+    return [(video, root / "JPEGImages" / "480p" / video) for video in read_split_list(root / "ImageSets" / "2017" / f"{split}.txt")]
 
 
 def davis17_windows(root: Path, split: str, span: int, order, context_frames: int, step: int | None):
@@ -189,7 +190,7 @@ def davis17_windows(root: Path, split: str, span: int, order, context_frames: in
     train: `train.txt`, every `span`-frame window.
     """
     if split not in ("train", "val"):
-        raise ValueError(f"DAVIS 2017 splits are 'train' and 'val' (the protocol), got {split!r}")
+        raise SplitNotFoundError(f"DAVIS 2017 splits are 'train' and 'val' (the protocol), got {split!r}")
     windows = []
     for video, folder in davis17_video_folders(root, split):
         if not folder.is_dir():
@@ -223,13 +224,13 @@ def ucf101_windows(root: Path, split: str, span: int, order):
     drawn per sample in `WindowDataset.draw_frames`. Test: the first `span` frames of each video.
     """
     if split not in UCF101_LISTS:
-        raise ValueError(f"UCF101 splits are 'train' and 'test', got {split!r}")
+        raise SplitNotFoundError(f"UCF101 splits are 'train' and 'test', got {split!r}")
     if span > UCF101_CLIP:
         raise ValueError(f"UCF101 training clips hold {UCF101_CLIP} frames; a window of {span} does not fit")
     if split == "train" and order is not None:
         raise ValueError("UCF101 training (random-stride clips) is for prediction: use task='extrapolate'")
     video_root = ucf101_video_root(root)
-    entries = [line.split()[0] for line in read_list(root / "ucfTrainTestlist" / UCF101_LISTS[split])]
+    entries = [line.split()[0] for line in read_split_list(root / "ucfTrainTestlist" / UCF101_LISTS[split])]
     videos = [video_root / entry for entry in entries]
     missing = [v for v in videos if not v.is_file()]
     if missing:
@@ -283,7 +284,7 @@ def frames_windows(root: Path, split: str, span: int, order, stride: int, step: 
 def synthetic_windows(root: Path, split: str, span: int, order, step: int | None):
     split_dir = root / split
     if not split_dir.is_dir():
-        raise DataError(f"synthetic split folder not found: {split_dir} (run data_prep make_synthetic)")
+        raise SplitNotFoundError(f"synthetic split folder not found: {split_dir} (run data_prep make_synthetic)")
     windows = []
     for clip in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         frames = list_images(clip)

@@ -42,7 +42,7 @@ import webdataset as wds
 from torch.utils.data import IterableDataset
 
 from ifrvp_core.data.augment import AugmentConfig
-from ifrvp_core.data.io import DataError
+from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, collate, epoch_order, seed_worker
 from ifrvp_core.data.sample import draw_time_reverse, finish_sample, make_sample, reverse_window, sample_rng, window_target_times
 from ifrvp_core.data.teacher import describe_teacher_source, teacher_mode
@@ -160,7 +160,7 @@ def locate_shards(root, split: str = "train") -> tuple[list[str], dict]:
         candidates = [_sibling(urls[0], f"{s}-index.json") for s in SPLIT_ALIASES.get(split, (split,))]
         found = [c for c in candidates if _is_url(c) or Path(c).is_file()]
         if not found:
-            raise DataError(f"no {split} split next to the shards {text}: {candidates[0]} not found; pack it too "
+            raise SplitNotFoundError(f"no {split} split next to the shards {text}: {candidates[0]} not found; pack it too "
                             f"(python -m data_prep pack --split {split} --out {urls[0].rsplit('/', 1)[0] if '/' in urls[0] else '.'} ...): "
                             "training validates on it")
         manifest = _read_manifest(found[0])

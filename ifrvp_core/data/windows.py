@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifrvp_core.data.io import IMAGE_SUFFIXES, DataError
+from ifrvp_core.data.io import IMAGE_SUFFIXES, DataError, SplitNotFoundError
 
 # The published prediction protocols (Cityscapes, KITTI, DAVIS) score a 9-frame clip: context 2, 3, targets 4..8.
 PROTOCOL_CLIP = 9
@@ -89,5 +89,12 @@ def read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_split_list(path: Path) -> list[str]:
+    """`read_list` of the file that lists a split's entries: `SplitNotFoundError` when it is missing."""
+    if not path.is_file():
+        raise SplitNotFoundError(f"list file not found: {path}")
+    return read_list(path)
+
+
 __all__ = ["PROTOCOL_CLIP", "PROTOCOL_FIRST_TARGET", "Window", "frame_label", "list_images", "protocol_window", "read_list",
-           "sliding_windows", "task_layout"]
+           "read_split_list", "sliding_windows", "task_layout"]
