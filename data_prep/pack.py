@@ -138,7 +138,7 @@ def pack_dataset(dataset: str, root, out, split: str = "train", shard_size="1GB"
         raise ValueError("--dataset shards: pack reads a folder dataset (vimeo90k, gopro, cityscapes, frames, synthetic)")
     max_bytes = parse_size(shard_size)
     source = build_dataset(dataset, root, split, context_frames=context_frames, future_frames=future_frames, task=task,
-                           frame_stride=frame_stride, window_step=window_step, teacher_flow="auto")
+                           frame_stride=frame_stride, window_step=window_step, teacher_flow="files")
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     manifest_file = manifest_path(out, split)

@@ -274,6 +274,28 @@ def test_teacher_flow_tool_skips_only_splits_that_do_not_exist(tmp_path, capsys)
     assert capsys.readouterr().out.count("skipping split") == 2
 
 
+def test_teacher_flow_modes_each_mean_one_thing(tmp_path):
+    for i in range(6):
+        write_png(tmp_path / "plain" / "clip" / f"{i:05d}.png", frame(i))
+        write_png(tmp_path / "prepared" / "clip" / f"{i:05d}.png", frame(i))
+    assert compute_teacher_flow("frames", tmp_path / "prepared", splits=("train",), progress=False) > 0
+    sources = {}
+    for root in ("plain", "prepared"):
+        for mode in (None, "files", "auto", "auto_dis", "dis", "none", False):
+            options = {} if mode is None else {"teacher_flow": mode}
+            sources[root, mode] = build_dataset("frames", tmp_path / root, "train", **options).teacher_source.split(" (")[0]
+    # "auto" is training's --teacher_flow auto: prepared files, else DIS on the fly ("auto_dis": its old name)
+    assert sources["plain", "auto"] == sources["plain", "auto_dis"] == sources["plain", "dis"] == "DIS on the fly"
+    assert sources["prepared", "auto"] == sources["prepared", "auto_dis"] == "prepared files"
+    # "files" (the readers' default) is prepared files only
+    assert sources["plain", None] == sources["plain", "files"] == "none"
+    assert sources["prepared", None] == sources["prepared", "files"] == "prepared files"
+    assert sources["prepared", "dis"] == "DIS on the fly" and sources["prepared", "none"] == sources["prepared", False] == "none"
+    with pytest.raises(ValueError, match=r"teacher_flow must be one of .*'files' \(prepared files when present, else none\).*"
+                                         r"'auto' \(prepared files when present, else DIS on the fly\).*got 'raft'"):
+        build_dataset("frames", tmp_path / "plain", "train", teacher_flow="raft")
+
+
 def test_make_synthetic_and_video_to_frames_tools(tmp_path):
     assert data_prep_main(["make_synthetic", "--root", str(tmp_path / "syn"), "--num-clips", "2", "--test-clips", "1", "--frames", "5", "--size", "64x48"]) == 0
     assert len(list((tmp_path / "syn/train").iterdir())) == 2

@@ -23,6 +23,7 @@ from ifrvp_core.data.layouts import (
 )
 from ifrvp_core.data.shards import ShardDataset
 from ifrvp_core.data.synthetic import default_synthetic_root, write_synthetic
+from ifrvp_core.data.teacher import DEFAULT_TEACHER_MODE
 from ifrvp_core.data.windows import Window, task_layout
 
 DATASETS = ("synthetic", "vimeo90k", "gopro", "cityscapes", "kitti", "davis17", "ucf101", "frames", "shards")
@@ -98,7 +99,7 @@ def layout_windows(key: str, root: Path, split: str, span: int, order, context_f
 
 def build_dataset(name: str, root=None, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                   frame_stride: int | None = None, crop_size=None, augment: bool | AugmentConfig = False, seed: int = 0,
-                  teacher_flow: bool | str = "auto", window_step: int | None = None, test_fraction: float = 0.1, variant: str | None = None,
+                  teacher_flow: bool | str = DEFAULT_TEACHER_MODE, window_step: int | None = None, test_fraction: float = 0.1, variant: str | None = None,
                   resize="auto", cache_root=None, on_bad_sample: str = "fail") -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
@@ -114,10 +115,11 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
         frame_stride: frames between consecutive samples (GoPro default 8 = 30 fps).
         crop_size: int or (h, w) random crop when augmenting.
         augment: True for the published augmentations, or an `AugmentConfig`.
-        teacher_flow: "auto" loads `<root>/teacher_flow/...` when present; True/"disk" requires
-            it; "dis" computes OpenCV DIS from the (augmented) target to each context frame on
-            the fly; "auto_dis" uses prepared files when present, else DIS on the fly (training's
-            default); False/"none" gives none. Synthetic data always carries its exact flow.
+        teacher_flow: "files" (the default) loads `<root>/teacher_flow/...` when present;
+            True/"disk" requires it; "dis" computes OpenCV DIS from the (augmented) target to each
+            context frame on the fly; "auto" uses prepared files when present, else DIS on the fly
+            (training's `--teacher_flow auto`; "auto_dis" is its old name); False/"none" gives none.
+            Synthetic data always carries its exact flow. Any other value is a `ValueError`.
         window_step: frames between window starts (defaults per dataset and split).
         variant: Vimeo90K "triplet" or "septuplet" (None: whichever list files the root has).
         resize: (W, H) every frame is resized to at load with `cv2.resize` (bilinear); "auto" is

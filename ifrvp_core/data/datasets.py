@@ -30,7 +30,14 @@ from ifrvp_core.data.sample import (
     synthetic_window_flow,
     window_target_times,
 )
-from ifrvp_core.data.teacher import TEACHER_DIR, describe_teacher_source, find_teacher_suffix, teacher_flow_path, teacher_mode
+from ifrvp_core.data.teacher import (
+    DEFAULT_TEACHER_MODE,
+    TEACHER_DIR,
+    describe_teacher_source,
+    find_teacher_suffix,
+    teacher_flow_path,
+    teacher_mode,
+)
 from ifrvp_core.data.windows import Window, frame_label
 
 # Names this module defined before the data package was split by concept; still importable from here.
@@ -79,7 +86,7 @@ class WindowDataset(Dataset):
         root: Path | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
-        teacher_flow: bool | str = "auto",
+        teacher_flow: bool | str = DEFAULT_TEACHER_MODE,
         synthetic: bool = False,
         source: str = "frames",
         resize=None,

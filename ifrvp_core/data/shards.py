@@ -45,7 +45,7 @@ from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, collate, epoch_order, seed_worker
 from ifrvp_core.data.sample import draw_time_reverse, finish_sample, make_sample, reverse_window, sample_rng, window_target_times
-from ifrvp_core.data.teacher import describe_teacher_source, teacher_mode
+from ifrvp_core.data.teacher import DEFAULT_TEACHER_MODE, describe_teacher_source, teacher_mode
 
 MANIFEST_FORMAT = "ifrvp-shards/1"
 SHARD_NAME = re.compile(r"^(?P<split>.+)-(?P<number>\d{6})\.tar$")
@@ -184,7 +184,7 @@ class ShardDataset(IterableDataset):
 
     def __init__(self, root, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                  frame_stride: int | None = None, augment: AugmentConfig | None = None, seed: int = 0,
-                 teacher_flow: bool | str = "auto", shuffle_buffer: int = 100):
+                 teacher_flow: bool | str = DEFAULT_TEACHER_MODE, shuffle_buffer: int = 100):
         self.root = str(root)
         self.urls, self.manifest = locate_shards(root, split)
         manifest = self.manifest

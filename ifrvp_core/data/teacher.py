@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEACHER_DIR = "teacher_flow"
-# False/"none": no teacher; True/"disk": prepared files, required; "auto": prepared files when present;
-# "dis": OpenCV DIS on the fly; "auto_dis": prepared files when present, else DIS on the fly.
-TEACHER_MODES = (False, "none", True, "disk", "auto", "dis", "auto_dis")
+# The values of `teacher_flow=`, each with one meaning; "auto" means what training's `--teacher_flow auto` means:
+TEACHER_MODE_MEANINGS = {
+    False: "no teacher", "none": "no teacher",
+    True: "prepared files, required", "disk": "prepared files, required",
+    "files": "prepared files when present, else none",
+    "dis": "OpenCV DIS on the fly",
+    "auto": "prepared files when present, else DIS on the fly",
+    "auto_dis": "the old name of 'auto'",
+}
+TEACHER_MODES = tuple(TEACHER_MODE_MEANINGS)
+DEFAULT_TEACHER_MODE = "files"  # the readers' default: prepared flow where it exists, no DIS
 TEACHER_SUFFIXES = (".flo", ".npy")
 
 
@@ -29,9 +37,10 @@ class TeacherMode:
 def teacher_mode(value) -> TeacherMode:
     """The `TeacherMode` of a `teacher_flow=` value; a `ValueError` naming the valid values otherwise."""
     if value not in TEACHER_MODES:
-        raise ValueError(f"teacher_flow must be one of {TEACHER_MODES}, got {value!r}")
-    return TeacherMode(stored=value in (True, "disk", "auto", "auto_dis"), required=value in (True, "disk"),
-                       dis=value in ("dis", "auto_dis"))
+        valid = "; ".join(f"{mode!r} ({meaning})" for mode, meaning in TEACHER_MODE_MEANINGS.items())
+        raise ValueError(f"teacher_flow must be one of {valid}; got {value!r}")
+    return TeacherMode(stored=value in (True, "disk", "files", "auto", "auto_dis"), required=value in (True, "disk"),
+                       dis=value in ("dis", "auto", "auto_dis"))
 
 
 def teacher_flow_path(root: Path, target, context, suffix: str = ".flo") -> Path:
@@ -57,5 +66,5 @@ def describe_teacher_source(synthetic: bool, stored: str | None, on_the_fly: boo
     return "DIS on the fly (target -> each context frame, on the training crop)" if on_the_fly else "none"
 
 
-__all__ = ["TEACHER_DIR", "TEACHER_MODES", "TeacherMode", "describe_teacher_source", "find_teacher_suffix", "teacher_flow_path",
+__all__ = ["DEFAULT_TEACHER_MODE", "TEACHER_DIR", "TEACHER_MODES", "TEACHER_MODE_MEANINGS", "TeacherMode", "describe_teacher_source", "find_teacher_suffix", "teacher_flow_path",
            "teacher_mode"]
