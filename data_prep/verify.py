@@ -17,8 +17,10 @@ from ifrvp_core.data.layouts import (
     UCF101_LISTS,
     clip_sources,
     davis17_video_folders,
+    gopro_frame_folder,
     kitti_frame_folders,
-    ucf101_video_root,
+    ucf101_videos,
+    vimeo90k_sequence_frames,
 )
 from ifrvp_core.data.shards import SHARD_NAME, ShardDataset
 from ifrvp_core.data.windows import PROTOCOL_CLIP, list_images, read_list
@@ -65,7 +67,7 @@ def _vimeo90k_groups(root: Path, report: VerifyReport, groups: dict) -> None:
     for name in lists:
         count = 7 if name.startswith("sep") else 3
         for entry in read_list(root / name):
-            groups[entry] = [root / "sequences" / entry / f"im{i}.png" for i in range(1, count + 1)]
+            groups[entry] = vimeo90k_sequence_frames(root, entry, count)
 
 
 def _split_folder_groups(root: Path, report: VerifyReport, groups: dict) -> None:
@@ -75,9 +77,7 @@ def _split_folder_groups(root: Path, report: VerifyReport, groups: dict) -> None
         report.problems.append(("layout", root, "no train/ or test/ folder"))
     for split in splits:
         for sequence in sorted(p for p in split.iterdir() if p.is_dir()):
-            folder = sequence / "sharp" if (sequence / "sharp").is_dir() else sequence
-            frames = list_images(folder)
-            groups[f"{split.name}/{sequence.name}"] = _with_gaps(frames, report)
+            groups[f"{split.name}/{sequence.name}"] = _with_gaps(list_images(gopro_frame_folder(sequence)), report)
 
 
 def _cityscapes_groups(root: Path, report: VerifyReport, groups: dict) -> None:
@@ -138,14 +138,12 @@ def _davis17_groups(root: Path, report: VerifyReport, groups: dict) -> None:
 
 def _ucf101_groups(root: Path, report: VerifyReport, groups: dict) -> None:
     """Videos are checked here (they open, and training videos hold a full clip); no frame groups."""
-    video_root = ucf101_video_root(root)
     for split, name in UCF101_LISTS.items():
         list_file = root / "ucfTrainTestlist" / name
         if not list_file.is_file():
             report.problems.append(("layout", list_file, "list file not found"))
             continue
-        for entry in read_list(list_file):
-            video = video_root / entry.split()[0]
+        for video in ucf101_videos(root, split):
             report.files += 1
             report.groups += 1
             if not video.is_file():

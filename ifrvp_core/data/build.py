@@ -99,8 +99,8 @@ def layout_windows(key: str, root: Path, split: str, span: int, order, context_f
 
 def build_dataset(name: str, root=None, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                   frame_stride: int | None = None, crop_size=None, augment: bool | AugmentConfig = False, seed: int = 0,
-                  teacher_flow: bool | str = DEFAULT_TEACHER_MODE, window_step: int | None = None, test_fraction: float = 0.1, variant: str | None = None,
-                  resize="auto", cache_root=None, on_bad_sample: str = "fail") -> WindowDataset:
+                  teacher_flow: bool | str = DEFAULT_TEACHER_MODE, window_step: int | None = None, test_fraction: float = 0.1,
+                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail") -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
     Args:

@@ -25,6 +25,12 @@ from ifrvp_core.data.windows import (
 )
 
 
+def vimeo90k_sequence_frames(root: Path, entry: str, count: int) -> list[Path]:
+    """The frames `sequences/<entry>/im1.png .. im<count>.png` of one Vimeo90K sequence (7 septuplet, 3 triplet)."""
+    folder = root / "sequences" / entry
+    return [folder / f"im{i}.png" for i in range(1, count + 1)]
+
+
 def vimeo90k_windows(root: Path, split: str, span: int, order, variant: str | None = None):
     """Vimeo90K septuplet (`sep_*list.txt`, im1..im7) or triplet (`tri_*list.txt`, im1..im3).
 
@@ -43,11 +49,14 @@ def vimeo90k_windows(root: Path, split: str, span: int, order, variant: str | No
                         f"the {variant} set is needed here (for this root use --protocol {use})")
     windows = []
     for entry in read_split_list(root / list_name):
-        folder = root / "sequences" / entry
-        frames = [folder / f"im{i}.png" for i in range(1, count + 1)]
-        found = sliding_windows(frames, span, 1, 1, entry, order=order)
+        found = sliding_windows(vimeo90k_sequence_frames(root, entry, count), span, 1, 1, entry, order=order)
         windows.extend(found[:1] if split in ("test", "val") else found)
     return windows
+
+
+def gopro_frame_folder(sequence: Path) -> Path:
+    """Where a GoPro sequence's sharp frames are: `<sequence>/sharp/` when present, else the sequence folder."""
+    return sequence / "sharp" if (sequence / "sharp").is_dir() else sequence
 
 
 def gopro_windows(root: Path, split: str, span: int, order, stride: int, step: int | None):
@@ -58,8 +67,7 @@ def gopro_windows(root: Path, split: str, span: int, order, stride: int, step: i
     step = step or (stride if split == "train" else span * stride)
     windows = []
     for sequence in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        folder = sequence / "sharp" if (sequence / "sharp").is_dir() else sequence
-        windows.extend(sliding_windows(list_images(folder), span, stride, step, sequence.name, order=order))
+        windows.extend(sliding_windows(list_images(gopro_frame_folder(sequence)), span, stride, step, sequence.name, order=order))
     return windows
 
 
@@ -216,6 +224,12 @@ def ucf101_video_root(root: Path) -> Path:
     return root / "UCF-101" if (root / "UCF-101").is_dir() else root
 
 
+def ucf101_videos(root: Path, split: str) -> list[Path]:
+    """The videos listed for `split` in `ucfTrainTestlist/` (first column), whether present or not."""
+    video_root = ucf101_video_root(root)
+    return [video_root / line.split()[0] for line in read_split_list(root / "ucfTrainTestlist" / UCF101_LISTS[split])]
+
+
 def ucf101_windows(root: Path, split: str, span: int, order):
     """UCF101 `<Class>/v_<Class>_gXX_cYY.avi` with `ucfTrainTestlist/trainlist01.txt` / `testlist01.txt`.
 
@@ -229,9 +243,7 @@ def ucf101_windows(root: Path, split: str, span: int, order):
         raise ValueError(f"UCF101 training clips hold {UCF101_CLIP} frames; a window of {span} does not fit")
     if split == "train" and order is not None:
         raise ValueError("UCF101 training (random-stride clips) is for prediction: use task='extrapolate'")
-    video_root = ucf101_video_root(root)
-    entries = [line.split()[0] for line in read_split_list(root / "ucfTrainTestlist" / UCF101_LISTS[split])]
-    videos = [video_root / entry for entry in entries]
+    videos = ucf101_videos(root, split)
     missing = [v for v in videos if not v.is_file()]
     if missing:
         raise DataError(f"{len(missing)} UCF101 video(s) of {UCF101_LISTS[split]} not found, e.g. {missing[0]}")
@@ -295,6 +307,6 @@ def synthetic_windows(root: Path, split: str, span: int, order, step: int | None
 __all__ = [
     "CITYSCAPES_NAME", "CITYSCAPES_SNIPPET", "KITTI_CAMERAS", "KITTI_TEST_DRIVES", "KITTI_TRAIN_DRIVES", "UCF101_CLIP", "UCF101_LISTS",
     "UCF101_MAX_STRIDE", "cityscapes_snippets", "cityscapes_windows", "clip_sources", "davis17_video_folders", "davis17_windows",
-    "frames_windows", "gopro_windows", "kitti_clips", "kitti_drive_dir", "kitti_frame_folders", "kitti_windows", "synthetic_windows",
-    "ucf101_video_root", "ucf101_windows", "vimeo90k_windows",
+    "frames_windows", "gopro_frame_folder", "gopro_windows", "kitti_clips", "kitti_drive_dir", "kitti_frame_folders", "kitti_windows",
+    "synthetic_windows", "ucf101_video_root", "ucf101_videos", "ucf101_windows", "vimeo90k_sequence_frames", "vimeo90k_windows",
 ]

@@ -66,5 +66,5 @@ def describe_teacher_source(synthetic: bool, stored: str | None, on_the_fly: boo
     return "DIS on the fly (target -> each context frame, on the training crop)" if on_the_fly else "none"
 
 
-__all__ = ["DEFAULT_TEACHER_MODE", "TEACHER_DIR", "TEACHER_MODES", "TEACHER_MODE_MEANINGS", "TeacherMode", "describe_teacher_source", "find_teacher_suffix", "teacher_flow_path",
-           "teacher_mode"]
+__all__ = ["DEFAULT_TEACHER_MODE", "TEACHER_DIR", "TEACHER_MODES", "TEACHER_MODE_MEANINGS", "TeacherMode", "describe_teacher_source",
+           "find_teacher_suffix", "teacher_flow_path", "teacher_mode"]
