@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ifrvp_core.workbook import NOTEBOOKS_DIR, WorkbookError, list_notebooks, notebooks_with_outputs, run_workbook
+from ifrvp_core.workbook.runner import NOTEBOOKS_DIR, WorkbookError, list_notebooks, notebooks_with_outputs, run_workbook
 
 EXPECTED = ["01_data_preparation", "02_architecture_exploration", "03_training_ddp", "04_flow_warp_visualisation", "05_evaluation"]
 SEPARATE = ["06_ablations"]  # `make ablations`, not part of the default run
@@ -62,7 +62,7 @@ def test_reports_embed_figures_and_hide_code(tiny_workbook):
     for name, count in minimum.items():
         html = (reports / f"{name}.html").read_text()
         assert _images(html) >= count, f"{name}: {_images(html)} embedded PNGs"
-        assert "import ifrvp_core.notebook_helpers" not in html, f"{name}: code should be hidden"
+        assert "import ifrvp_core.workbook" not in html, f"{name}: code should be hidden"
         assert "parameters of this run" in html
     assert _images((reports / "04_flow_warp_visualisation.html").read_text(), "gif") >= 1  # rollout animation
 
@@ -117,7 +117,7 @@ def test_every_report_file_is_readable_by_other_users(tiny_workbook):
 
 
 def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbook):
-    from ifrvp_core.ablations import ABLATION_VARIANTS, DEFAULT_VARIANT
+    from ifrvp_core.workbook.ablations import ABLATION_VARIANTS, DEFAULT_VARIANT
 
     result = run_workbook("tiny", reports_dir=tiny_workbook.reports_dir, work_dir=tiny_workbook.work_dir, only=["06"], echo=False)
     assert [run.name for run in result.runs] == SEPARATE
@@ -159,7 +159,7 @@ def test_unknown_profile_and_unknown_notebook_are_rejected(tmp_path):
 
 
 def test_profile_settings_overrides_and_errors():
-    from ifrvp_core.notebook_helpers import profile_settings
+    from ifrvp_core.workbook.profiles import profile_settings
 
     quick = profile_settings("quick", max_steps=None, batch_size=2)
     assert quick["max_steps"] == 700 and quick["batch_size"] == 2 and quick["profile"] == "quick"
@@ -170,7 +170,7 @@ def test_profile_settings_overrides_and_errors():
 
 
 def test_dataset_info_without_notebook_01_names_the_missing_file(tmp_path):
-    from ifrvp_core.notebook_helpers import dataset_info, trained_checkpoint
+    from ifrvp_core.workbook.profiles import dataset_info, trained_checkpoint
 
     with pytest.raises(FileNotFoundError, match="dataset.json written by 01_data_preparation"):
         dataset_info(tmp_path)
@@ -196,7 +196,7 @@ def test_workbook_kernels_run_encrypted_without_the_tcp_warning(tmp_path, capfd)
 
 
 def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path):
-    from ifrvp_core.workbook import FIGURES_VARY_NOTE, WorkbookResult, cpu_name, write_index
+    from ifrvp_core.workbook.runner import FIGURES_VARY_NOTE, WorkbookResult, cpu_name, write_index
 
     (tmp_path / "evaluation").mkdir()
     scores = {"psnr": 30.0, "ssim": 0.9}
@@ -206,3 +206,15 @@ def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path
     figures, note = html.index("t+1 on the synthetic protocol"), html.index("depend on the CPU type")
     assert figures < note < html.index("results.csv")  # right under the headline table
     assert "0.20 dB (30.18 vs 29.98)" in FIGURES_VARY_NOTE and "-0.003 dB" in FIGURES_VARY_NOTE and cpu_name() in html
+
+
+def test_old_import_paths_keep_working():
+    import ifrvp_core.ablations as old_ablations
+    import ifrvp_core.notebook_helpers as old_helpers
+    import ifrvp_core.workbook as workbook
+    from ifrvp_core.workbook import ablations
+
+    assert all(getattr(old_helpers, name) is getattr(workbook, name) for name in old_helpers.__all__)
+    assert all(getattr(old_ablations, name) is getattr(ablations, name) for name in ablations.__all__)
+    assert old_ablations.test_dataset is ablations.evaluated_test_set  # the old name, for old notebooks
+
