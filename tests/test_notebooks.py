@@ -208,6 +208,18 @@ def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path
     assert "0.20 dB (30.18 vs 29.98)" in FIGURES_VARY_NOTE and "-0.003 dB" in FIGURES_VARY_NOTE and cpu_name() in html
 
 
+def test_baseline_verdicts_in_the_tables_and_in_the_index():
+    from ifrvp_core.workbook.verdicts import beats_baseline, verdict_cell, verdict_verb
+
+    assert beats_baseline({"psnr": 30.0, "ssim": 0.90, "lpips": 0.1}, {"psnr": 29.0, "ssim": 0.91}) == {"psnr": True, "ssim": False}
+    cases = {"both": {"psnr": True, "ssim": True}, "psnr": {"psnr": True, "ssim": False},
+             "ssim": {"psnr": False, "ssim": True}, "neither": {"psnr": False, "ssim": False}}
+    assert {case: verdict_cell(beats) for case, beats in cases.items()} == {"both": "yes", "psnr": "PSNR only", "ssim": "NO", "neither": "NO"}
+    assert {case: verdict_verb(beats) for case, beats in cases.items()} == {
+        "both": "beats", "psnr": "does NOT beat", "ssim": "does NOT beat", "neither": "does NOT beat"}
+    assert verdict_cell({}) == "NO" and verdict_cell(None) == "NO"  # a baseline the run did not score
+
+
 def test_old_import_paths_keep_working():
     import ifrvp_core.ablations as old_ablations
     import ifrvp_core.notebook_helpers as old_helpers

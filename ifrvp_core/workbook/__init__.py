@@ -5,6 +5,7 @@ One module per notebook holds what that notebook computes and draws, so the note
 
     profiles            PROFILES, profile_settings, the work folder and the files notebooks hand on
     display             HTML tables, the run's parameters, inlined animations
+    verdicts            whether the model beats a baseline, in the reports' words
     samples             one dataset sample batched, and through a model
     data_views          01 data preparation
     architecture_views  02 architecture exploration (and the time sweep 04 shows again)
@@ -89,13 +90,15 @@ from ifrvp_core.workbook.training_views import (
     training_curves_figure,
     validation_baseline_rows,
 )
+from ifrvp_core.workbook.verdicts import beats_baseline, beats_on_every_metric, verdict_cell, verdict_verb
 
 __all__ = [
     # profiles and the files the notebooks hand on
     "PROFILES", "REPO", "dataset_info", "default_work_dir", "profile_settings", "read_json", "resolve_work_dir",
     "set_aside_old_run", "trained_checkpoint", "write_json",
-    # display
+    # display and verdicts
     "animation_html", "html_table", "show_settings", "show_table",
+    "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb",
     # the notebooks' views
     "as_batch", "forward_sample",
     "frame_statistics", "motion_histogram_figure", "prepare_dataset", "sample_grid_figure", "split_sizes",

@@ -20,6 +20,7 @@ from ifrvp_core.evaluate import (
 )
 from ifrvp_core.visualisation import error_map, to_numpy_image
 from ifrvp_core.workbook.profiles import write_json
+from ifrvp_core.workbook.verdicts import beats_baseline
 
 
 def metric_curves_figure(results, metrics=("psnr", "ssim", "ms_ssim")):
@@ -108,7 +109,7 @@ def evaluation_headline(results) -> dict:
     def beats(baseline):
         if "model" not in t1 or baseline not in t1:
             return None
-        return {m: bool(t1["model"][m] > t1[baseline][m]) for m in ("psnr", "ssim")}
+        return beats_baseline(t1["model"], t1[baseline])
 
     return {
         "protocol": results_protocol(results), "samples": len(results.sample_names),

@@ -37,6 +37,7 @@ import traitlets
 from ifrvp_core.checkpoint import write_text_atomic
 from ifrvp_core.workbook.display import html_table
 from ifrvp_core.workbook.profiles import PROFILES, REPO, default_work_dir
+from ifrvp_core.workbook.verdicts import verdict_verb
 
 NOTEBOOKS_DIR = REPO / "notebooks"
 KERNEL_NAME = "ifrvp"
@@ -286,8 +287,7 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
             if beats is None:
                 continue
             model, other = headline["t+1"]["model"], headline["t+1"][baseline]
-            verdict = "beats" if all(beats.values()) else "does NOT beat"
-            parts.append(f"<p>The trained model <b>{verdict}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
+            parts.append(f"<p>The trained model <b>{verdict_verb(beats)}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
                          f"SSIM {model['ssim'] - other['ssim']:+.4f}.</p>")
         parts.append(f"<p class='note'><small>{html.escape(FIGURES_VARY_NOTE)} This run: {html.escape(cpu_name())}, "
                      f"{os.cpu_count()} cores.</small></p>")

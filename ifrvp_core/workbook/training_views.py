@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from ifrvp_core.checkpoint import load_file
 from ifrvp_core.launch import read_log
+from ifrvp_core.workbook.verdicts import verdict_cell
 
 
 def training_curves_figure(run_dir):
@@ -55,8 +56,7 @@ def validation_baseline_rows(summary: dict) -> list[dict]:
     rows = [{"method": "model", "PSNR t+1": final.get("psnr"), "SSIM t+1": final.get("ssim"), "model beats it": ""}]
     for name, values in (summary.get("baselines") or {}).items():
         beats = (summary.get("beats_baselines") or {}).get(name, {})
-        verdict = "yes" if beats and all(beats.values()) else ("PSNR only" if beats.get("psnr") else "NO")
-        rows.append({"method": name, "PSNR t+1": values["psnr"], "SSIM t+1": values["ssim"], "model beats it": verdict})
+        rows.append({"method": name, "PSNR t+1": values["psnr"], "SSIM t+1": values["ssim"], "model beats it": verdict_cell(beats)})
     return rows
 
 
