@@ -208,6 +208,46 @@ def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path
     assert "0.20 dB (30.18 vs 29.98)" in FIGURES_VARY_NOTE and "-0.003 dB" in FIGURES_VARY_NOTE and cpu_name() in html
 
 
+def test_split_sizes_skips_the_splits_that_do_not_exist_and_raises_real_errors(tiny_data, monkeypatch):
+    from ifrvp_core.data import DataError
+    from ifrvp_core.workbook import data_views
+
+    # the synthetic set has train/ and test/ but no val/: the data layer's DataError means "no such split"
+    assert data_views.split_sizes("synthetic", tiny_data) == {"train": {"windows": 16, "clips": 4}, "test": {"windows": 4, "clips": 2}}
+    real_build = data_views.build_dataset
+
+    def unreadable_test_split(name, root, split, **options):
+        if split == "test":
+            raise PermissionError(f"[Errno 13] Permission denied: {root / split}")
+        return real_build(name, root, split, **options)
+
+    monkeypatch.setattr(data_views, "build_dataset", unreadable_test_split)
+    with pytest.raises(PermissionError, match="Permission denied"):  # a real error is not taken for a missing split
+        data_views.split_sizes("synthetic", tiny_data)
+
+    def no_such_split(name, root, split, **options):
+        raise DataError(f"synthetic split folder not found: {root / split}")
+
+    monkeypatch.setattr(data_views, "build_dataset", no_such_split)
+    assert data_views.split_sizes("synthetic", tiny_data) == {}
+
+
+def test_split_sizes_asks_protocol_datasets_only_for_their_splits(tmp_path, monkeypatch):
+    from ifrvp_core.workbook import data_views
+
+    asked = []
+
+    def record(name, root, split, **options):
+        asked.append((name, split))
+        raise data_views.DataError("no files")
+
+    monkeypatch.setattr(data_views, "build_dataset", record)
+    for dataset in ("davis17", "kitti", "ucf101", "gopro"):
+        data_views.split_sizes(dataset, tmp_path)
+    assert asked == [("davis17", "train"), ("davis17", "val"), ("kitti", "train"), ("kitti", "test"), ("ucf101", "train"),
+                     ("ucf101", "test"), ("gopro", "train"), ("gopro", "val"), ("gopro", "test")]
+
+
 def test_baseline_verdicts_in_the_tables_and_in_the_index():
     from ifrvp_core.workbook.verdicts import beats_baseline, verdict_cell, verdict_verb
 

@@ -10,10 +10,15 @@ import torch
 from matplotlib.figure import Figure
 
 from data_prep import compute_teacher_flow, verify_dataset, video_to_frames
-from ifrvp_core.data import build_dataset, ensure_synthetic, read_flow
+from ifrvp_core.data import DataError, build_dataset, ensure_synthetic, read_flow
 from ifrvp_core.metrics import psnr
 from ifrvp_core.visualisation import to_numpy_image
 from ifrvp_core.workbook.profiles import write_json
+
+# The splits of the datasets whose split names are fixed by their protocol (`build_dataset`
+# rejects any other name); every other dataset may have train, val and test.
+PROTOCOL_SPLITS = {"kitti": ("train", "test"), "ucf101": ("train", "test"), "davis17": ("train", "val")}
+SPLITS = ("train", "val", "test")
 
 
 def prepare_dataset(dataset: str, data_root, work_dir, settings: dict, video=None, teacher_flow: bool = True, progress: bool = True) -> dict:
@@ -75,12 +80,16 @@ def _clip_of(window):
 
 
 def split_sizes(dataset: str, data_root) -> dict:
-    """{split: {"windows": n, "clips": m}} for the splits that exist."""
+    """{split: {"windows": n, "clips": m}} for the splits that exist.
+
+    A split is absent when the data layer finds no files for it (`DataError`: no split folder, no
+    list file, no windows); any other error (a bug, an unreadable disk) is raised.
+    """
     sizes = {}
-    for split in ("train", "val", "test"):
+    for split in PROTOCOL_SPLITS.get(dataset, SPLITS):
         try:
             data = build_dataset(dataset, data_root, split, teacher_flow=False)
-        except Exception:  # noqa: BLE001 - a split that does not exist for this dataset
+        except DataError:  # this split does not exist for this dataset
             continue
         clips = {_clip_of(w) for w in data.windows}
         sizes[split] = {"windows": len(data), "clips": len(clips)}
