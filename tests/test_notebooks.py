@@ -270,3 +270,10 @@ def test_old_import_paths_keep_working():
     assert all(getattr(old_ablations, name) is getattr(ablations, name) for name in ablations.__all__)
     assert old_ablations.test_dataset is ablations.evaluated_test_set  # the old name, for old notebooks
 
+
+def test_table_columns_name_the_step_form():
+    from ifrvp_core.workbook.display import step_column
+
+    assert step_column("psnr", "t+3") == "psnr frame t+3"
+    assert step_column("ssim", "t+1..t+3") == "ssim mean t+1..t+3"
+    assert step_column("psnr", "t+1..t+1") == "psnr mean t+1..t+1"

@@ -35,7 +35,7 @@ from ifrvp_core.workbook.data_views import (
     teacher_flow_magnitudes,
     verified_data_root,
 )
-from ifrvp_core.workbook.display import animation_html, html_table, show_settings, show_table
+from ifrvp_core.workbook.display import animation_html, html_table, show_settings, show_table, step_column
 from ifrvp_core.workbook.evaluation_views import (
     best_worst_figure,
     evaluation_headline,
@@ -59,6 +59,7 @@ from ifrvp_core.workbook.profiles import (
     read_json,
     resolve_work_dir,
     set_aside_old_run,
+    synthetic_data_root,
     trained_checkpoint,
     write_json,
 )
@@ -95,9 +96,9 @@ from ifrvp_core.workbook.verdicts import beats_baseline, beats_on_every_metric, 
 __all__ = [
     # profiles and the files the notebooks hand on
     "PROFILES", "REPO", "dataset_info", "default_work_dir", "profile_settings", "read_json", "resolve_work_dir",
-    "set_aside_old_run", "trained_checkpoint", "write_json",
+    "set_aside_old_run", "synthetic_data_root", "trained_checkpoint", "write_json",
     # display and verdicts
-    "animation_html", "html_table", "show_settings", "show_table",
+    "animation_html", "html_table", "show_settings", "show_table", "step_column",
     "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb",
     # the notebooks' views
     "as_batch", "forward_sample",

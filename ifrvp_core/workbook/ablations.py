@@ -29,13 +29,13 @@ from ifrvp_core.evaluate import (
     evaluate,
     frame_steps,
     get_protocol,
-    is_running_step,
     model_step_fn,
     standard_methods,
 )
 from ifrvp_core.train import Dist, TrainConfig, Trainer
 from ifrvp_core.visualisation import to_numpy_image
-from ifrvp_core.workbook.profiles import read_json
+from ifrvp_core.workbook.display import step_column
+from ifrvp_core.workbook.profiles import read_json, synthetic_data_root
 
 # name -> (what changes against the default recipe, TrainConfig overrides)
 ABLATION_VARIANTS: dict[str, tuple[str, dict]] = {
@@ -113,7 +113,7 @@ def ablation_rows(results, runs: list[VariantRun], steps=("t+1", "t+3", "t+5"), 
         row = {"variant": method + (" (training default)" if method == DEFAULT_VARIANT else "")}
         for step in steps:
             for metric in metrics:
-                row[f"{metric} {'mean' if is_running_step(step) else 'frame'} {step}"] = table.get(step, {}).get(metric)
+                row[step_column(metric, step)] = table.get(step, {}).get(metric)
         row["EPE t+1 (px)"] = table.get("t+1", {}).get("epe")
         row["train time (s)"] = run.summary.get("wall_time_s") if run else None
         rows.append(row)
@@ -215,7 +215,7 @@ def ablation_data(work_dir, settings: dict, data_root=None) -> Path:
         info = read_json(info_path, "dataset.json written by 01_data_preparation")
         if info.get("dataset") == "synthetic":
             return Path(info["data_root"])
-    return ensure_synthetic(Path(work_dir) / "data" / "synthetic", **settings.get("synthetic", {}))
+    return ensure_synthetic(synthetic_data_root(work_dir), **settings.get("synthetic", {}))
 
 
 def base_config(settings: dict) -> dict:

@@ -13,7 +13,7 @@ from data_prep import compute_teacher_flow, verify_dataset, video_to_frames
 from ifrvp_core.data import DataError, build_dataset, ensure_synthetic, read_flow
 from ifrvp_core.metrics import psnr
 from ifrvp_core.visualisation import to_numpy_image
-from ifrvp_core.workbook.profiles import write_json
+from ifrvp_core.workbook.profiles import synthetic_data_root, write_json
 
 # The splits of the datasets whose split names are fixed by their protocol (`build_dataset`
 # rejects any other name); every other dataset may have train, val and test.
@@ -41,7 +41,7 @@ def prepare_dataset(dataset: str, data_root, work_dir, settings: dict, video=Non
         data_root = Path(data_root) if data_root else work_dir / "data" / video.stem
         video_to_frames(video, data_root, progress=progress)
     elif dataset == "synthetic":
-        data_root = Path(data_root) if data_root else work_dir / "data" / "synthetic"
+        data_root = Path(data_root) if data_root else synthetic_data_root(work_dir)
         ensure_synthetic(data_root, progress=progress, **settings.get("synthetic", {}))
     else:
         data_root = verified_data_root(dataset, data_root, progress)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from IPython.display import HTML, display
 
+from ifrvp_core.evaluate import is_running_step
+
 
 def html_table(rows: list[dict], caption: str | None = None, digits: int = 3) -> str:
     """A list of dicts as an HTML table (numbers rounded), for `IPython.display.HTML`."""
@@ -51,6 +53,12 @@ def show_settings(settings: dict) -> None:
     show_table(rows, "parameters of this run")
 
 
+def step_column(metric: str, step: str) -> str:
+    """A table column for `metric` at `step`: "psnr frame t+3" (frame t+3 alone) or, for a
+    running-mean step, "psnr mean t+1..t+3" (the mean over frames t+1..t+3)."""
+    return f"{metric} {'mean' if is_running_step(step) else 'frame'} {step}"
+
+
 def animation_html(path, width: int | None = None) -> str:
     """An <img> with the GIF inlined as base64: plays in JupyterLab and in the HTML report alike."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
@@ -58,4 +66,4 @@ def animation_html(path, width: int | None = None) -> str:
     return f"<img src='data:image/gif;base64,{data}'{size} alt='{html.escape(Path(path).name)}'/>"
 
 
-__all__ = ["animation_html", "html_table", "show_settings", "show_table"]
+__all__ = ["animation_html", "html_table", "show_settings", "show_table", "step_column"]

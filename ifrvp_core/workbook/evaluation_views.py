@@ -19,6 +19,7 @@ from ifrvp_core.evaluate import (
     step_number,
 )
 from ifrvp_core.visualisation import error_map, to_numpy_image
+from ifrvp_core.workbook.display import step_column
 from ifrvp_core.workbook.profiles import write_json
 from ifrvp_core.workbook.verdicts import beats_baseline
 
@@ -81,7 +82,6 @@ def results_rows(results, steps=(1, 3, 5), form: str = "frame", published: bool 
     if form not in ("frame", "running"):
         raise ValueError(f"form must be 'frame' or 'running', got {form!r}")
     key = step_name if form == "frame" else running_step_name
-    prefix = "frame " if form == "frame" else "mean "
     held = {step for table in results.values() for step in table}
     columns = [key(k) for k in steps if key(k) in held]
     metrics = list(dict.fromkeys(m for table in results.values() for step in columns for m in table.get(step, {})))
@@ -92,7 +92,7 @@ def results_rows(results, steps=(1, 3, 5), form: str = "frame", published: bool 
         row = {"method": label}
         for step in columns:
             for metric in metrics:
-                row[f"{metric} {prefix}{step}"] = table.get(step, {}).get(metric, "")
+                row[step_column(metric, step)] = table.get(step, {}).get(metric, "")
         return row
 
     rows = [row_of(method, table) for method, table in results.items()]

@@ -76,6 +76,11 @@ def resolve_work_dir(work_dir, profile: str) -> Path:
     return path.resolve()
 
 
+def synthetic_data_root(work_dir) -> Path:
+    """Where notebook 01 generates the built-in synthetic set (notebook 06 finds it, or makes it, there too)."""
+    return Path(work_dir) / "data" / "synthetic"
+
+
 def set_aside_old_run(log_path, run_name: str, resume: str | None) -> Path:
     """The run folder for a new run; an older run of the same name is renamed (never overwritten)."""
     run_dir = Path(log_path) / run_name
@@ -126,5 +131,5 @@ def trained_checkpoint(work_dir, checkpoint=None) -> Path:
 
 __all__ = [
     "PROFILES", "REPO", "dataset_info", "default_work_dir", "profile_settings", "read_json", "resolve_work_dir",
-    "set_aside_old_run", "trained_checkpoint", "write_json",
+    "set_aside_old_run", "synthetic_data_root", "trained_checkpoint", "write_json",
 ]
