@@ -93,7 +93,7 @@ def test_atomic_temporary_names_are_unique(tmp_path):
 
 def test_results_reports_and_index_are_readable_by_others(tmp_path, umask):
     from ifrvp_core.evaluate import save_results
-    from ifrvp_core.workbook import WorkbookResult, write_index
+    from ifrvp_core.workbook.runner import WorkbookResult, write_index
 
     expected = 0o666 & ~umask
     written = save_results({"model": {"t+1": {"psnr": 30.0, "ssim": 0.9}}}, tmp_path / "evaluation" / "results.json")
