@@ -17,17 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifrvp_core.data import DEFAULT_RESIZE
-from ifrvp_core.data.datasets import (
-    CACHE_DIR,
-    CITYSCAPES_NAME,
-    cached_frame_path,
-    davis17_video_folders,
-    kitti_frame_folders,
-    list_images,
-    resize_frame,
-)
+from tqdm.auto import tqdm
+
+from ifrvp_core.data.build import DEFAULT_RESIZE
 from ifrvp_core.data.io import DataError, read_image, write_image_atomic
+from ifrvp_core.data.layouts import CITYSCAPES_NAME, davis17_video_folders, kitti_frame_folders
+from ifrvp_core.data.sample import CACHE_DIR, cached_frame_path, resize_frame
+from ifrvp_core.data.windows import list_images
 
 DEFAULT_SPLITS = {"cityscapes": ("train", "val"), "kitti": ("train", "test"), "davis17": ("val",)}
 
@@ -100,8 +96,6 @@ def prepare_resized(dataset: str, root, splits=None, size=None, cache_root=None,
     Returns:
         a PrepareReport (its `summary()` is what the command line prints).
     """
-    from tqdm.auto import tqdm
-
     if dataset not in LISTERS:
         raise ValueError(f"prepare knows {', '.join(LISTERS)}, got {dataset!r}")
     root = Path(root)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from data_prep.tools import video_to_frames
 from ifrvp_core.data.io import DataError
 
 TRAIN_CLIPS = ("carphone_pristine", "bigbuckbunny")
@@ -39,8 +40,6 @@ def prepare_real_clips(out_dir, train_clips=TRAIN_CLIPS, heldout_clips=HELDOUT_C
 
     Returns {"train": [folders], "heldout": [folders]}. A clip cannot be in both parts.
     """
-    from data_prep.tools import video_to_frames
-
     overlap = set(train_clips) & set(heldout_clips)
     if overlap:
         raise ValueError(f"a held-out clip must never be trained on: {sorted(overlap)} in both lists")

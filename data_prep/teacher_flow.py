@@ -10,16 +10,19 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+from tqdm.auto import tqdm
+
 from ifrvp_core.data import build_dataset
-from ifrvp_core.data.datasets import teacher_flow_path
-from ifrvp_core.data.io import read_image, write_flow
+from ifrvp_core.data.io import DataError, SplitNotFoundError, read_image, write_flow
+from ifrvp_core.data.sample import reverse_window
+from ifrvp_core.data.teacher import teacher_flow_path
 from ifrvp_core.motion_prior import dis_flow_uint8 as dis_flow  # (H, W, 3) uint8 RGB x2 -> (H, W, 2), the DIS call of the prior and the baseline
 
 
 def raft_flow_fn(weights_path, device="cpu"):
     """A RAFT-large flow function from a local torchvision weights file (never downloaded)."""
-    import torch
-    from torchvision.models.optical_flow import raft_large
+    from torchvision.models.optical_flow import raft_large  # only the RAFT method needs torchvision's flow models
 
     path = Path(weights_path) if weights_path else None
     if path is None or not path.is_file():
@@ -46,7 +49,7 @@ def teacher_pairs(dataset, both_directions: bool = True) -> list[tuple[Path, Pat
     for window in dataset.windows:
         orders = [window.frames]
         if both_directions:
-            orders.append(dataset._reverse(list(window.frames)))
+            orders.append(reverse_window(list(window.frames), k, dataset.target_times))
         for frames in orders:
             pairs.update((frames[k], context) for context in frames[:k])
     return sorted(pairs)
@@ -55,22 +58,29 @@ def teacher_pairs(dataset, both_directions: bool = True) -> list[tuple[Path, Pat
 def compute_teacher_flow(dataset_name: str, root, splits=("train", "test"), method: str = "dis", both_directions: bool = True,
                          context_frames: int = 2, raft_weights=None, fmt: str = "flo", workers: int = 2, progress: bool = True,
                          **dataset_options) -> int:
-    """Compute missing teacher flows for a dataset; returns how many files were written."""
-    from tqdm.auto import tqdm
+    """Compute missing teacher flows for a dataset; returns how many files were written.
 
+    A split the dataset does not have here (no folder or list file, no such split, no samples:
+    `SplitNotFoundError`) is skipped with a message; every other error is raised, and a
+    `DataError` when none of `splits` exists (a wrong root or dataset name).
+    """
     root = Path(root)
     pairs = set()
     load_frame = read_image
+    not_found = []
     for split in splits:
         try:
             dataset = build_dataset(dataset_name, root, split, context_frames=context_frames, teacher_flow=False, **dataset_options)
-        except Exception as error:  # a split may not exist (e.g. no test list)
+        except SplitNotFoundError as error:  # e.g. no test list
             print(f"skipping split {split}: {error}")
+            not_found.append(f"{split}: {error}")
             continue
         if not dataset.windows[0].frames or not isinstance(dataset.windows[0].frames[0], Path):
             raise ValueError("teacher flow is stored next to frame files; convert videos with video_to_frames first")
         pairs.update(teacher_pairs(dataset, both_directions))
         load_frame = dataset.load_frame  # at the dataset's size (resized protocols), as training reads them
+    if splits and len(not_found) == len(splits):
+        raise DataError(f"no split of {dataset_name} found under {root}: " + "; ".join(not_found))
     suffix = ".flo" if fmt == "flo" else ".npy"
     todo = [(t, c) for t, c in sorted(pairs) if not teacher_flow_path(root, t, c, suffix).exists()]
     flow_fn = dis_flow if method == "dis" else raft_flow_fn(raft_weights)

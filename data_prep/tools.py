@@ -5,14 +5,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
+from tqdm.auto import tqdm
 
 from ifrvp_core.data.io import DataError, VideoReader, read_image, write_image_atomic
+from ifrvp_core.data.synthetic import write_synthetic
 
 
 def video_to_frames(video, out_dir, every: int = 1, max_frames: int | None = None, resize=None, progress: bool = True) -> int:
     """Decode `video` into `out_dir/00000.png ...` (streaming); existing frames are kept. Returns the count."""
-    from tqdm.auto import tqdm
-
     reader = VideoReader(video)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,8 +37,6 @@ def video_to_frames(video, out_dir, every: int = 1, max_frames: int | None = Non
 
 def make_synthetic(root, num_clips: int = 48, test_clips: int = 12, frames: int = 12, size=(128, 192), seed: int = 0, workers: int = 0, progress: bool = True) -> Path:
     """Write the built-in synthetic set (train and test splits) under `root`."""
-    from ifrvp_core.data.synthetic import write_synthetic
-
     height, width = size
     common = dict(num_frames=frames, height=height, width=width, seed=seed, workers=workers, progress=progress)
     write_synthetic(root, "train", num_clips, **common)
@@ -57,8 +55,6 @@ def _downscale_one(job) -> bool:
 
 def downscale_cityscapes(root, out, size=(1024, 512), workers: int = 2, progress: bool = True) -> int:
     """Resize `leftImg8bit_sequence` once to `size` (W, H) into `out`, same layout; finished files are skipped."""
-    from tqdm.auto import tqdm
-
     base = Path(root) / "leftImg8bit_sequence"
     if not base.is_dir():
         raise DataError(f"Cityscapes folder not found: {base}")

@@ -1,25 +1,29 @@
 """Check a dataset layout and every file in it; list all problems, not only the first."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifrvp_core.data.datasets import (
+from tqdm.auto import tqdm
+
+from ifrvp_core.data.io import DataError, VideoReader, read_image
+from ifrvp_core.data.layouts import (
     CITYSCAPES_NAME,
     CITYSCAPES_SNIPPET,
-    PROTOCOL_CLIP,
     UCF101_CLIP,
     UCF101_LISTS,
-    _clip_sources,
-    _read_list,
+    clip_sources,
     davis17_video_folders,
+    gopro_frame_folder,
     kitti_frame_folders,
-    list_images,
-    ucf101_video_root,
+    ucf101_videos,
+    vimeo90k_sequence_frames,
 )
-from ifrvp_core.data.io import DataError, VideoReader, read_image
+from ifrvp_core.data.shards import SHARD_NAME, ShardDataset
+from ifrvp_core.data.windows import PROTOCOL_CLIP, list_images, read_list
 
 # (H, W) of the published source data; KITTI (1242x375 .. 1224x370 by date), DAVIS and UCF101 vary,
 # so each sequence is only checked to be uniform.
@@ -56,112 +60,131 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
-    """{group name: [expected file paths]} for each layout."""
-    groups: dict = {}
-    if dataset == "vimeo90k":
-        lists = [p for p in ("sep_trainlist.txt", "sep_testlist.txt", "tri_trainlist.txt", "tri_testlist.txt") if (root / p).is_file()]
-        if not lists:
-            report.problems.append(("layout", root, "no sep_*list.txt or tri_*list.txt"))
-        for name in lists:
-            count = 7 if name.startswith("sep") else 3
-            for entry in _read_list(root / name):
-                groups[entry] = [root / "sequences" / entry / f"im{i}.png" for i in range(1, count + 1)]
-    elif dataset in ("gopro", "synthetic"):
-        splits = [root / s for s in ("train", "test") if (root / s).is_dir()]
-        if not splits:
-            report.problems.append(("layout", root, "no train/ or test/ folder"))
-        for split in splits:
-            for sequence in sorted(p for p in split.iterdir() if p.is_dir()):
-                folder = sequence / "sharp" if (sequence / "sharp").is_dir() else sequence
-                frames = list_images(folder)
-                groups[f"{split.name}/{sequence.name}"] = _with_gaps(frames, report)
-    elif dataset == "cityscapes":
-        base = root / "leftImg8bit_sequence"
-        if not base.is_dir():
-            report.problems.append(("layout", base, "folder missing"))
-            return groups
-        for split in sorted(p for p in base.iterdir() if p.is_dir()):
-            by_snippet: dict = {}
-            for path in split.glob("*/*.png"):
-                match = CITYSCAPES_NAME.match(path.name)
-                if not match:
-                    report.problems.append(("layout", path, "name is not <city>_<seq>_<frame>_leftImg8bit.png"))
-                    continue
-                by_snippet.setdefault((match["city"], match["seq"]), []).append((int(match["frame"]), path))
-            for (city, seq), items in by_snippet.items():
-                items.sort()
-                folder, first, last = items[0][1].parent, items[0][0], items[-1][0]
-                present = dict(items)
-                groups[f"{split.name}/{city}_{seq}"] = [
-                    present.get(n, folder / f"{city}_{seq}_{n:06d}_leftImg8bit.png") for n in range(first, last + 1)
-                ]
-                if last - first + 1 != CITYSCAPES_SNIPPET:
-                    report.problems.append(("layout", folder / f"{city}_{seq}_*", f"snippet spans {last - first + 1} frames, expected 30"))
-            for city in sorted(p for p in split.iterdir() if p.is_dir()):
-                count = sum(1 for p in city.iterdir() if CITYSCAPES_NAME.match(p.name))
-                if count % CITYSCAPES_SNIPPET:
-                    report.problems.append(("layout", city, f"{count} frames, not a multiple of 30: the sorted files "
-                                                            "cannot be cut into 30-frame snippets"))
-    elif dataset == "kitti":
-        for split in ("train", "test"):
-            for drive, camera, folder in kitti_frame_folders(root, split):
-                if not folder.is_dir():
-                    report.problems.append(("missing", folder, f"FVS {split} drive folder not found"))
-                    continue
-                frames = _with_gaps(list_images(folder), report)
-                groups[f"{split}/{drive}/{camera}"] = frames
-                if len(frames) < PROTOCOL_CLIP:
-                    report.problems.append(("layout", folder, f"{len(frames)} frames, fewer than one 9-frame clip"))
-    elif dataset == "davis17":
-        lists = [root / "ImageSets" / "2017" / f"{s}.txt" for s in ("train", "val")]
-        if not any(p.is_file() for p in lists):
-            report.problems.append(("layout", root / "ImageSets" / "2017", "no train.txt or val.txt"))
-        for list_file in (p for p in lists if p.is_file()):
-            for video, folder in davis17_video_folders(root, list_file.stem):
-                if not folder.is_dir():
-                    report.problems.append(("missing", folder, f"video listed in {list_file.name} not found"))
-                    continue
-                frames = _with_gaps(list_images(folder), report)
-                groups[f"{list_file.stem}/{video}"] = frames
-                if list_file.stem == "val" and len(frames) < PROTOCOL_CLIP:
-                    report.problems.append(("layout", folder, f"{len(frames)} frames; the protocol scores the first 9"))
-    elif dataset == "ucf101":
-        video_root = ucf101_video_root(root)
-        for split, name in UCF101_LISTS.items():
-            list_file = root / "ucfTrainTestlist" / name
-            if not list_file.is_file():
-                report.problems.append(("layout", list_file, "list file not found"))
+def _vimeo90k_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    lists = [p for p in ("sep_trainlist.txt", "sep_testlist.txt", "tri_trainlist.txt", "tri_testlist.txt") if (root / p).is_file()]
+    if not lists:
+        report.problems.append(("layout", root, "no sep_*list.txt or tri_*list.txt"))
+    for name in lists:
+        count = 7 if name.startswith("sep") else 3
+        for entry in read_list(root / name):
+            groups[entry] = vimeo90k_sequence_frames(root, entry, count)
+
+
+def _split_folder_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    """GoPro and synthetic: `<train|test>/<sequence>/` (GoPro: or `<sequence>/sharp/`) numbered frames."""
+    splits = [root / s for s in ("train", "test") if (root / s).is_dir()]
+    if not splits:
+        report.problems.append(("layout", root, "no train/ or test/ folder"))
+    for split in splits:
+        for sequence in sorted(p for p in split.iterdir() if p.is_dir()):
+            groups[f"{split.name}/{sequence.name}"] = _with_gaps(list_images(gopro_frame_folder(sequence)), report)
+
+
+def _cityscapes_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    base = root / "leftImg8bit_sequence"
+    if not base.is_dir():
+        report.problems.append(("layout", base, "folder missing"))
+        return
+    for split in sorted(p for p in base.iterdir() if p.is_dir()):
+        by_snippet: dict = {}
+        for path in split.glob("*/*.png"):
+            match = CITYSCAPES_NAME.match(path.name)
+            if not match:
+                report.problems.append(("layout", path, "name is not <city>_<seq>_<frame>_leftImg8bit.png"))
                 continue
-            for entry in _read_list(list_file):
-                video = video_root / entry.split()[0]
+            by_snippet.setdefault((match["city"], match["seq"]), []).append((int(match["frame"]), path))
+        for (city, seq), items in by_snippet.items():
+            items.sort()
+            folder, first, last = items[0][1].parent, items[0][0], items[-1][0]
+            present = dict(items)
+            groups[f"{split.name}/{city}_{seq}"] = [
+                present.get(n, folder / f"{city}_{seq}_{n:06d}_leftImg8bit.png") for n in range(first, last + 1)
+            ]
+            if last - first + 1 != CITYSCAPES_SNIPPET:
+                report.problems.append(("layout", folder / f"{city}_{seq}_*", f"snippet spans {last - first + 1} frames, expected 30"))
+        for city in sorted(p for p in split.iterdir() if p.is_dir()):
+            count = sum(1 for p in city.iterdir() if CITYSCAPES_NAME.match(p.name))
+            if count % CITYSCAPES_SNIPPET:
+                report.problems.append(("layout", city, f"{count} frames, not a multiple of 30: the sorted files "
+                                                        "cannot be cut into 30-frame snippets"))
+
+
+def _kitti_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    for split in ("train", "test"):
+        for drive, camera, folder in kitti_frame_folders(root, split):
+            if not folder.is_dir():
+                report.problems.append(("missing", folder, f"FVS {split} drive folder not found"))
+                continue
+            frames = _with_gaps(list_images(folder), report)
+            groups[f"{split}/{drive}/{camera}"] = frames
+            if len(frames) < PROTOCOL_CLIP:
+                report.problems.append(("layout", folder, f"{len(frames)} frames, fewer than one 9-frame clip"))
+
+
+def _davis17_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    lists = [root / "ImageSets" / "2017" / f"{s}.txt" for s in ("train", "val")]
+    if not any(p.is_file() for p in lists):
+        report.problems.append(("layout", root / "ImageSets" / "2017", "no train.txt or val.txt"))
+    for list_file in (p for p in lists if p.is_file()):
+        for video, folder in davis17_video_folders(root, list_file.stem):
+            if not folder.is_dir():
+                report.problems.append(("missing", folder, f"video listed in {list_file.name} not found"))
+                continue
+            frames = _with_gaps(list_images(folder), report)
+            groups[f"{list_file.stem}/{video}"] = frames
+            if list_file.stem == "val" and len(frames) < PROTOCOL_CLIP:
+                report.problems.append(("layout", folder, f"{len(frames)} frames; the protocol scores the first 9"))
+
+
+def _ucf101_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    """Videos are checked here (they open, and training videos hold a full clip); no frame groups."""
+    for split, name in UCF101_LISTS.items():
+        list_file = root / "ucfTrainTestlist" / name
+        if not list_file.is_file():
+            report.problems.append(("layout", list_file, "list file not found"))
+            continue
+        for video in ucf101_videos(root, split):
+            report.files += 1
+            report.groups += 1
+            if not video.is_file():
+                report.problems.append(("missing", video, f"listed in {name}"))
+                continue
+            try:
+                frames = VideoReader(video).num_frames
+            except DataError as error:
+                report.problems.append(("corrupt", video, str(error)))
+                continue
+            if split == "train" and frames < UCF101_CLIP:
+                report.problems.append(("layout", video, f"{frames} frames, fewer than a {UCF101_CLIP}-frame training clip"))
+
+
+def _frames_groups(root: Path, report: VerifyReport, groups: dict) -> None:
+    """Frame folders are groups; videos are checked here (they open and hold two frames)."""
+    for source in clip_sources(root):
+        if source.is_file():
+            try:
+                reader = VideoReader(source)
                 report.files += 1
                 report.groups += 1
-                if not video.is_file():
-                    report.problems.append(("missing", video, f"listed in {name}"))
-                    continue
-                try:
-                    frames = VideoReader(video).num_frames
-                except DataError as error:
-                    report.problems.append(("corrupt", video, str(error)))
-                    continue
-                if split == "train" and frames < UCF101_CLIP:
-                    report.problems.append(("layout", video, f"{frames} frames, fewer than a {UCF101_CLIP}-frame training clip"))
-    elif dataset == "frames":
-        for source in _clip_sources(root):
-            if source.is_file():
-                try:
-                    reader = VideoReader(source)
-                    report.files += 1
-                    report.groups += 1
-                    if reader.num_frames < 2:
-                        report.problems.append(("corrupt", source, f"only {reader.num_frames} frame(s)"))
-                except DataError as error:
-                    report.problems.append(("corrupt", source, str(error)))
-                continue
-            groups[source.name] = _with_gaps(list_images(source), report)
-    else:
+                if reader.num_frames < 2:
+                    report.problems.append(("corrupt", source, f"only {reader.num_frames} frame(s)"))
+            except DataError as error:
+                report.problems.append(("corrupt", source, str(error)))
+            continue
+        groups[source.name] = _with_gaps(list_images(source), report)
+
+
+GROUPERS = {"vimeo90k": _vimeo90k_groups, "gopro": _split_folder_groups, "synthetic": _split_folder_groups,
+            "cityscapes": _cityscapes_groups, "kitti": _kitti_groups, "davis17": _davis17_groups, "ucf101": _ucf101_groups,
+            "frames": _frames_groups}
+
+
+def _groups(dataset: str, root: Path, report: VerifyReport) -> dict:
+    """{group name: [expected file paths]} for each layout."""
+    if dataset not in GROUPERS:
         raise ValueError(f"unknown dataset {dataset!r}; verify knows {', '.join(VERIFY_LAYOUTS)}")
+    groups: dict = {}
+    GROUPERS[dataset](root, report, groups)
     return groups
 
 
@@ -198,8 +221,6 @@ def verify_dataset(dataset: str, root, expected_size=None, workers: int = 4, pro
     expected_size: (H, W) every frame must have (default: the published size where known,
     otherwise each sequence must be uniform and match the most common size).
     """
-    from tqdm.auto import tqdm
-
     root = Path(root)
     report = VerifyReport(dataset, root)
     if not root.exists():
@@ -228,64 +249,71 @@ def verify_dataset(dataset: str, root, expected_size=None, workers: int = 4, pro
     return report
 
 
+def _good_shards(manifest_file: Path, report: VerifyReport, listed: set) -> tuple[str, dict, list[str]] | None:
+    """(split, manifest, shards that exist with the size it lists) of one `<split>-index.json`; None when it is not a manifest."""
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        split, shards = manifest["split"], manifest["shards"]
+    except (KeyError, ValueError) as error:
+        report.problems.append(("layout", manifest_file, f"not a shard manifest: {error}"))
+        return None
+    good = []
+    for shard in shards:
+        path = manifest_file.parent / shard["name"]
+        listed.add(path.name)
+        if not path.is_file():
+            report.problems.append(("missing", path, "shard not found"))
+        elif path.stat().st_size != shard["bytes"]:
+            report.problems.append(("corrupt", path, f"{path.stat().st_size} bytes, its manifest says {shard['bytes']}"))
+        else:
+            good.append(str(path))
+    return split, manifest, good
+
+
+def _verify_shard(dataset: ShardDataset, shard: int, expected_size, report: VerifyReport) -> None:
+    """Decode every sample of one shard: members, frame size, and the count its manifest lists."""
+    url = dataset.urls[shard]
+    report.groups += 1
+    count = 0
+    try:
+        for raw in dataset.raw_samples([shard]):
+            count += 1
+            report.files += 1
+            where = f"sample {raw['__key__']}"
+            try:
+                sample = dataset.decode(raw)
+            except DataError as error:
+                report.problems.append(("corrupt", url, str(error)))
+                continue
+            size = expected_size or tuple(json.loads(raw["json"])["frame_size"])  # decode() checked the json
+            if tuple(sample["context"].shape[-2:]) != size:
+                h, w = sample["context"].shape[-2:]
+                report.problems.append(("wrong size", url, f"{where}: {w}x{h}, expected {size[1]}x{size[0]}"))
+    except DataError as error:
+        report.problems.append(("corrupt", url, str(error)))
+    if count != dataset.shard_samples[shard]:
+        report.problems.append(("missing", url, f"{count} samples, its manifest lists {dataset.shard_samples[shard]}"))
+
+
 def _verify_shards(root: Path, report: VerifyReport, expected_size, progress: bool) -> VerifyReport:
     """A `data_prep pack` folder: every split's manifest, every shard's size and sample count, every
     sample's members (decoded) and frame size. Groups are shards, files are samples."""
-    import json
-
-    from tqdm.auto import tqdm
-
-    from ifrvp_core.data.shards import SHARD_NAME, ShardDataset
-
     manifests = sorted(root.glob("*-index.json")) if root.is_dir() else [root]
     if not manifests:
         report.problems.append(("layout", root, "no <split>-index.json manifest (written last by data_prep pack: did it finish?)"))
-    listed = set()
+    listed: set = set()
     for manifest_file in manifests:
-        try:
-            manifest = json.loads(manifest_file.read_text())
-            split, shards = manifest["split"], manifest["shards"]
-        except (KeyError, ValueError) as error:
-            report.problems.append(("layout", manifest_file, f"not a shard manifest: {error}"))
+        found = _good_shards(manifest_file, report, listed)
+        if found is None or not found[2]:
             continue
-        good = []
-        for shard in shards:
-            path = manifest_file.parent / shard["name"]
-            listed.add(path.name)
-            if not path.is_file():
-                report.problems.append(("missing", path, "shard not found"))
-            elif path.stat().st_size != shard["bytes"]:
-                report.problems.append(("corrupt", path, f"{path.stat().st_size} bytes, its manifest says {shard['bytes']}"))
-            else:
-                good.append(str(path))
-        if not good:
-            continue
+        split, manifest, good = found
         try:
             dataset = ShardDataset("::".join(good), split, manifest["context_frames"], manifest["future_frames"], manifest["task"])
         except (DataError, KeyError, ValueError) as error:
             report.problems.append(("layout", manifest_file, str(error)))
             continue
-        for shard, url in enumerate(tqdm(dataset.urls, desc=f"verify shards {split}", disable=not progress)):
-            report.groups += 1
-            count = 0
-            try:
-                for raw in dataset._raw([shard]):
-                    count += 1
-                    report.files += 1
-                    where = f"sample {raw['__key__']}"
-                    try:
-                        sample = dataset.decode(raw)
-                    except DataError as error:
-                        report.problems.append(("corrupt", url, str(error)))
-                        continue
-                    size = expected_size or tuple(json.loads(raw["json"])["frame_size"])  # decode() checked the json
-                    if tuple(sample["context"].shape[-2:]) != size:
-                        h, w = sample["context"].shape[-2:]
-                        report.problems.append(("wrong size", url, f"{where}: {w}x{h}, expected {size[1]}x{size[0]}"))
-            except DataError as error:
-                report.problems.append(("corrupt", url, str(error)))
-            if count != dataset.shard_samples[shard]:
-                report.problems.append(("missing", url, f"{count} samples, its manifest lists {dataset.shard_samples[shard]}"))
+        for shard in tqdm(range(len(dataset.urls)), desc=f"verify shards {split}", disable=not progress):
+            _verify_shard(dataset, shard, expected_size, report)
     if root.is_dir():
         for path in sorted(root.glob("*.tar")):
             if SHARD_NAME.match(path.name) and path.name not in listed and manifests:

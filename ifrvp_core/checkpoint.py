@@ -1,9 +1,9 @@
 """Checkpoint files: atomic writes, safe loads, official IFRNet weights, this project's format.
 
 Everything is loaded with ``torch.load(weights_only=True)``: no pickled code runs, so a checkpoint
-from anywhere is safe to open. Writes go to a temporary file in the same folder that is fsynced
-and renamed over the destination, so a crash or a full disk never leaves a half-written file
-where a good one was.
+from anywhere is safe to open. Writes go through `ifrvp_core.atomic`: a temporary file in the same
+folder that is fsynced and renamed over the destination, so a crash or a full disk never leaves a
+half-written file where a good one was.
 
 This project's checkpoints are dicts with ``format == "ifrvp-checkpoint"`` (see
 docs/architecture.md); official IFRNet files are bare state_dicts with the published key names,
@@ -12,11 +12,13 @@ which this package's modules share, so they load as they are.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+# The atomic writer lives in ifrvp_core.atomic; its names stay importable from here, as before.
+from ifrvp_core.atomic import current_umask, ordinary_dir_mode, ordinary_file_mode, write_atomic, write_text_atomic  # noqa: F401
 
 CHECKPOINT_FORMAT = "ifrvp-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -26,76 +28,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or does not fit the model."""
 
 
-def current_umask() -> int:
-    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status).
-
-    Elsewhere it is read by setting it and putting it straight back (the only portable way).
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def ordinary_file_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 without the umask's bits (0644 under umask 022)."""
-    return 0o666 & ~current_umask()
-
-
-def ordinary_dir_mode() -> int:
-    """The mode `mkdir` gives a new folder: 0o777 without the umask's bits (0755 under umask 022)."""
-    return 0o777 & ~current_umask()
-
-
-def _write_atomic(path, write, mode: str) -> Path:
-    """Call `write(handle)` on a temporary file next to `path`, fsync, rename over `path`, fsync the folder.
-
-    `tempfile.mkstemp` creates the temporary file with mode 0600 (private while it is written);
-    before the rename it gets the mode an ordinary new file would have (umask-respecting,
-    0644 under the usual umask 022), so reports, checkpoints and JSON files can be served or
-    read by other users like any other file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
-            write(handle)
-            handle.flush()
-            os.fchmod(handle.fileno(), ordinary_file_mode())
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
-
-
 def save_atomic(obj, path) -> Path:
-    """`torch.save(obj)` to `path` through a temporary file + fsync + rename."""
-    return _write_atomic(path, lambda handle: torch.save(obj, handle), "wb")
-
-
-def write_text_atomic(path, text: str) -> Path:
-    """Write `text` (UTF-8, newlines as given) to `path` through a temporary file + fsync + rename."""
-    return _write_atomic(path, lambda handle: handle.write(text), "w")
+    """`torch.save(obj)` to `path` through a temporary file + fsync + rename (`ifrvp_core.atomic`)."""
+    return write_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def load_file(path, map_location="cpu"):

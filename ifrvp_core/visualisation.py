@@ -11,8 +11,11 @@ import os
 from pathlib import Path
 
 import cv2
+import imageio.v2 as imageio
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from torchvision.utils import flow_to_image
 
 
 def _tensor(x) -> torch.Tensor:
@@ -37,8 +40,6 @@ def flow_to_color(flow, max_magnitude: float | None = None) -> np.ndarray:
     Without `max_magnitude` each flow is normalised by its own largest vector (torchvision's
     behaviour); with it, every flow shares that scale, so colours compare across images.
     """
-    from torchvision.utils import flow_to_image
-
     flow = _tensor(flow).float()
     single = flow.dim() == 3
     if single:
@@ -102,8 +103,6 @@ def prediction_figure(sample: dict, output: dict, index: int = 0):
     Rows: context frames, prediction/truth/error, flows as colour, flows as arrows, warped
     frames and blend masks, residual.
     """
-    from matplotlib.figure import Figure
-
     context = sample["context"][index]
     target = sample["target"][index]
     target = target[0] if target.dim() == 4 else target
@@ -143,8 +142,6 @@ def prediction_figure(sample: dict, output: dict, index: int = 0):
 
 def pyramid_flow_figure(output: dict, index: int = 0):
     """Each decoder level's flows (fine to coarse) per context frame, plus the blend masks."""
-    from matplotlib.figure import Figure
-
     flows = output["flows"]
     k = flows[0].shape[1] // 2
     fig = Figure(figsize=(3.0 * len(flows), 2.4 * (k + 1)), constrained_layout=True)
@@ -167,8 +164,6 @@ def rollout_strip(context, predictions, truth=None):
 
     context (K,3,H,W), predictions (n,3,H,W), truth (n,3,H,W) or None.
     """
-    from matplotlib.figure import Figure
-
     k, n = context.shape[0], predictions.shape[0]
     rows = 3 if truth is not None else 1
     fig = Figure(figsize=(2.6 * (k + n), 2.2 * rows), constrained_layout=True)
@@ -187,15 +182,6 @@ def rollout_strip(context, predictions, truth=None):
             axes[2, k + step].imshow(error_map(predictions[step], truth[step]), cmap="inferno", vmin=0, vmax=0.3)
             _axis_off(axes[2, k + step], f"|error| t+{step + 1}")
     return fig
-
-
-def figure_to_array(fig) -> np.ndarray:
-    """Render a matplotlib figure to (H, W, 3) uint8."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def side_by_side(*images, labels=None, separator: int = 4) -> np.ndarray:
@@ -217,8 +203,6 @@ def side_by_side(*images, labels=None, separator: int = 4) -> np.ndarray:
 
 def write_animation(frames, path, fps: float = 4) -> Path:
     """Write frames ((H,W,3) uint8 or (3,H,W) float) as a GIF or MP4 (by suffix), atomically."""
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [to_numpy_image(frame) for frame in frames]

@@ -251,6 +251,51 @@ def test_teacher_flow_tool_writes_flo_files_the_reader_uses(tmp_path):
     assert teacher[1, 16:-16, 16:-16].abs().median().item() < 0.5
 
 
+def test_teacher_flow_tool_skips_only_splits_that_do_not_exist(tmp_path, capsys):
+    for i in range(10):
+        write_png(tmp_path / "gopro" / "train" / "seq" / f"{i:05d}.png", frame(i))
+        write_png(tmp_path / "frames" / "clip" / f"{i:05d}.png", frame(i))
+    # GoPro without test/, frames whose last 10 % holds no window: those splits are skipped, train is computed
+    assert compute_teacher_flow("gopro", tmp_path / "gopro", frame_stride=1, progress=False) > 0
+    assert "skipping split test: GoPro split folder not found" in capsys.readouterr().out
+    assert compute_teacher_flow("frames", tmp_path / "frames", progress=False) > 0
+    assert "skipping split test: no samples found" in capsys.readouterr().out
+    # every other error is raised, not taken for a missing split
+    with pytest.raises(TypeError, match="frame_strid"):
+        compute_teacher_flow("frames", tmp_path / "frames", progress=False, frame_strid=2)
+    with pytest.raises(ValueError, match="context_frames must be >= 2"):
+        compute_teacher_flow("frames", tmp_path / "frames", context_frames=1, progress=False)
+    for i in range(29):  # a Cityscapes city with a frame missing: a broken dataset, not a missing split
+        write_png(tmp_path / "city" / "leftImg8bit_sequence" / "train" / "aachen" / f"aachen_000000_{i:06d}_leftImg8bit.png", frame(i, 8, 8))
+    with pytest.raises(DataError, match="29 .*not a multiple of 30"):
+        compute_teacher_flow("cityscapes", tmp_path / "city", splits=("train", "val"), progress=False)
+    with pytest.raises(DataError, match="no split of gopro found under .*nowhere"):  # none of the splits: a wrong root
+        compute_teacher_flow("gopro", tmp_path / "nowhere", progress=False)
+    assert capsys.readouterr().out.count("skipping split") == 2
+
+
+def test_teacher_flow_modes_each_mean_one_thing(tmp_path):
+    for i in range(6):
+        write_png(tmp_path / "plain" / "clip" / f"{i:05d}.png", frame(i))
+        write_png(tmp_path / "prepared" / "clip" / f"{i:05d}.png", frame(i))
+    assert compute_teacher_flow("frames", tmp_path / "prepared", splits=("train",), progress=False) > 0
+    sources = {}
+    for root in ("plain", "prepared"):
+        for mode in (None, "files", "auto", "auto_dis", "dis", "none", False):
+            options = {} if mode is None else {"teacher_flow": mode}
+            sources[root, mode] = build_dataset("frames", tmp_path / root, "train", **options).teacher_source.split(" (")[0]
+    # "auto" is training's --teacher_flow auto: prepared files, else DIS on the fly ("auto_dis": its old name)
+    assert sources["plain", "auto"] == sources["plain", "auto_dis"] == sources["plain", "dis"] == "DIS on the fly"
+    assert sources["prepared", "auto"] == sources["prepared", "auto_dis"] == "prepared files"
+    # "files" (the readers' default) is prepared files only
+    assert sources["plain", None] == sources["plain", "files"] == "none"
+    assert sources["prepared", None] == sources["prepared", "files"] == "prepared files"
+    assert sources["prepared", "dis"] == "DIS on the fly" and sources["prepared", "none"] == sources["prepared", False] == "none"
+    with pytest.raises(ValueError, match=r"teacher_flow must be one of .*'files' \(prepared files when present, else none\).*"
+                                         r"'auto' \(prepared files when present, else DIS on the fly\).*got 'raft'"):
+        build_dataset("frames", tmp_path / "plain", "train", teacher_flow="raft")
+
+
 def test_make_synthetic_and_video_to_frames_tools(tmp_path):
     assert data_prep_main(["make_synthetic", "--root", str(tmp_path / "syn"), "--num-clips", "2", "--test-clips", "1", "--frames", "5", "--size", "64x48"]) == 0
     assert len(list((tmp_path / "syn/train").iterdir())) == 2

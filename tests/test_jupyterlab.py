@@ -76,7 +76,8 @@ def selenium_webdriver():
 def workspace(tmp_path_factory):
     """Notebook 01's outputs (tiny synthetic data) and a short notebook-03 run: what notebook 04 reads."""
     from ifrvp_core.launch import launch_training
-    from ifrvp_core.notebook_helpers import prepare_dataset, profile_settings, write_json
+    from ifrvp_core.workbook.data_views import prepare_dataset
+    from ifrvp_core.workbook.profiles import profile_settings, write_json
 
     root = tmp_path_factory.mktemp("jupyterlab")
     work = root / "work"

@@ -120,14 +120,14 @@ def test_interrupted_cell_stops_the_whole_process_group(tiny_data, tmp_path, mon
 def test_live_curves_show_progress_and_draw_once_the_log_exists(tmp_path, monkeypatch):
     import json
 
-    from ifrvp_core import notebook_helpers as nh
+    from ifrvp_core.workbook import training_views
 
     drawn = []
-    monkeypatch.setattr(nh, "training_curves_figure", lambda run_dir: f"figure of {len(read_log(run_dir))} records")
+    monkeypatch.setattr(training_views, "training_curves_figure", lambda run_dir: f"figure of {len(read_log(run_dir))} records")
     # a machine booted 10 s ago: the monotonic clock's origin must not hold back the first drawing
     clock = iter(10.0 + 0.1 * i for i in range(10_000))
-    monkeypatch.setattr(nh.time, "monotonic", lambda: next(clock))
-    live = nh.LiveCurves(tmp_path, interval_s=3600)
+    monkeypatch.setattr(training_views.time, "monotonic", lambda: next(clock))
+    live = training_views.LiveCurves(tmp_path, interval_s=3600)
     live.handle = type("Handle", (), {"update": lambda self, figure: drawn.append(figure)})()
     live("IFRNet_T on synthetic (8 train / 4 val samples), 2 process(es) on cpu, batch 2/process, 4 steps/epoch, 12 steps")
     assert live.bar.total == 12 and live.bar.n == 0 and drawn == []  # no log yet: nothing drawn, the next call tries again

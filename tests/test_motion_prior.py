@@ -128,7 +128,8 @@ def test_teacher_flow_modes_of_a_frames_dataset(tmp_path):
     assert sample["teacher_flow"].shape == (4, 32, 32)
     # computed on the final (augmented) crop, from its real target
     assert torch.equal(sample["teacher_flow"], dis_teacher_flow(sample["context"], sample["target"][0]))
-    assert build_dataset("frames", tmp_path / "clip", "train", teacher_flow="auto").teacher_source == "none"
+    assert build_dataset("frames", tmp_path / "clip", "train", teacher_flow="files").teacher_source == "none"
+    assert build_dataset("frames", tmp_path / "clip", "train", teacher_flow="auto").teacher_source == computed.teacher_source
     assert "teacher_flow" not in build_dataset("frames", tmp_path / "clip", "train")[0]
     with pytest.raises(DataError, match="teacher flow requested but missing.*teacher_flow.*data_prep teacher_flow"):
         build_dataset("frames", tmp_path / "clip", "train", teacher_flow="disk")

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ifrvp_core.workbook import NOTEBOOKS_DIR, WorkbookError, list_notebooks, notebooks_with_outputs, run_workbook
+from ifrvp_core.workbook.runner import NOTEBOOKS_DIR, WorkbookError, list_notebooks, notebooks_with_outputs, run_workbook
 
 EXPECTED = ["01_data_preparation", "02_architecture_exploration", "03_training_ddp", "04_flow_warp_visualisation", "05_evaluation"]
 SEPARATE = ["06_ablations"]  # `make ablations`, not part of the default run
@@ -62,7 +62,7 @@ def test_reports_embed_figures_and_hide_code(tiny_workbook):
     for name, count in minimum.items():
         html = (reports / f"{name}.html").read_text()
         assert _images(html) >= count, f"{name}: {_images(html)} embedded PNGs"
-        assert "import ifrvp_core.notebook_helpers" not in html, f"{name}: code should be hidden"
+        assert "import ifrvp_core.workbook" not in html, f"{name}: code should be hidden"
         assert "parameters of this run" in html
     assert _images((reports / "04_flow_warp_visualisation.html").read_text(), "gif") >= 1  # rollout animation
 
@@ -117,7 +117,7 @@ def test_every_report_file_is_readable_by_other_users(tiny_workbook):
 
 
 def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbook):
-    from ifrvp_core.ablations import ABLATION_VARIANTS, DEFAULT_VARIANT
+    from ifrvp_core.workbook.ablations import ABLATION_VARIANTS, DEFAULT_VARIANT
 
     result = run_workbook("tiny", reports_dir=tiny_workbook.reports_dir, work_dir=tiny_workbook.work_dir, only=["06"], echo=False)
     assert [run.name for run in result.runs] == SEPARATE
@@ -159,7 +159,7 @@ def test_unknown_profile_and_unknown_notebook_are_rejected(tmp_path):
 
 
 def test_profile_settings_overrides_and_errors():
-    from ifrvp_core.notebook_helpers import profile_settings
+    from ifrvp_core.workbook.profiles import profile_settings
 
     quick = profile_settings("quick", max_steps=None, batch_size=2)
     assert quick["max_steps"] == 700 and quick["batch_size"] == 2 and quick["profile"] == "quick"
@@ -170,7 +170,7 @@ def test_profile_settings_overrides_and_errors():
 
 
 def test_dataset_info_without_notebook_01_names_the_missing_file(tmp_path):
-    from ifrvp_core.notebook_helpers import dataset_info, trained_checkpoint
+    from ifrvp_core.workbook.profiles import dataset_info, trained_checkpoint
 
     with pytest.raises(FileNotFoundError, match="dataset.json written by 01_data_preparation"):
         dataset_info(tmp_path)
@@ -196,7 +196,7 @@ def test_workbook_kernels_run_encrypted_without_the_tcp_warning(tmp_path, capfd)
 
 
 def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path):
-    from ifrvp_core.workbook import FIGURES_VARY_NOTE, WorkbookResult, cpu_name, write_index
+    from ifrvp_core.workbook.runner import FIGURES_VARY_NOTE, WorkbookResult, cpu_name, write_index
 
     (tmp_path / "evaluation").mkdir()
     scores = {"psnr": 30.0, "ssim": 0.9}
@@ -206,3 +206,74 @@ def test_index_says_next_to_the_figures_how_much_they_vary_with_the_cpu(tmp_path
     figures, note = html.index("t+1 on the synthetic protocol"), html.index("depend on the CPU type")
     assert figures < note < html.index("results.csv")  # right under the headline table
     assert "0.20 dB (30.18 vs 29.98)" in FIGURES_VARY_NOTE and "-0.003 dB" in FIGURES_VARY_NOTE and cpu_name() in html
+
+
+def test_split_sizes_skips_the_splits_that_do_not_exist_and_raises_real_errors(tiny_data, monkeypatch):
+    from ifrvp_core.data import DataError
+    from ifrvp_core.workbook import data_views
+
+    # the synthetic set has train/ and test/ but no val/: the data layer's DataError means "no such split"
+    assert data_views.split_sizes("synthetic", tiny_data) == {"train": {"windows": 16, "clips": 4}, "test": {"windows": 4, "clips": 2}}
+    real_build = data_views.build_dataset
+
+    def unreadable_test_split(name, root, split, **options):
+        if split == "test":
+            raise PermissionError(f"[Errno 13] Permission denied: {root / split}")
+        return real_build(name, root, split, **options)
+
+    monkeypatch.setattr(data_views, "build_dataset", unreadable_test_split)
+    with pytest.raises(PermissionError, match="Permission denied"):  # a real error is not taken for a missing split
+        data_views.split_sizes("synthetic", tiny_data)
+
+    def no_such_split(name, root, split, **options):
+        raise DataError(f"synthetic split folder not found: {root / split}")
+
+    monkeypatch.setattr(data_views, "build_dataset", no_such_split)
+    assert data_views.split_sizes("synthetic", tiny_data) == {}
+
+
+def test_split_sizes_asks_protocol_datasets_only_for_their_splits(tmp_path, monkeypatch):
+    from ifrvp_core.workbook import data_views
+
+    asked = []
+
+    def record(name, root, split, **options):
+        asked.append((name, split))
+        raise data_views.DataError("no files")
+
+    monkeypatch.setattr(data_views, "build_dataset", record)
+    for dataset in ("davis17", "kitti", "ucf101", "gopro"):
+        data_views.split_sizes(dataset, tmp_path)
+    assert asked == [("davis17", "train"), ("davis17", "val"), ("kitti", "train"), ("kitti", "test"), ("ucf101", "train"),
+                     ("ucf101", "test"), ("gopro", "train"), ("gopro", "val"), ("gopro", "test")]
+
+
+def test_baseline_verdicts_in_the_tables_and_in_the_index():
+    from ifrvp_core.workbook.verdicts import beats_baseline, verdict_cell, verdict_verb
+
+    assert beats_baseline({"psnr": 30.0, "ssim": 0.90, "lpips": 0.1}, {"psnr": 29.0, "ssim": 0.91}) == {"psnr": True, "ssim": False}
+    cases = {"both": {"psnr": True, "ssim": True}, "psnr": {"psnr": True, "ssim": False},
+             "ssim": {"psnr": False, "ssim": True}, "neither": {"psnr": False, "ssim": False}}
+    assert {case: verdict_cell(beats) for case, beats in cases.items()} == {"both": "yes", "psnr": "PSNR only", "ssim": "NO", "neither": "NO"}
+    assert {case: verdict_verb(beats) for case, beats in cases.items()} == {
+        "both": "beats", "psnr": "does NOT beat", "ssim": "does NOT beat", "neither": "does NOT beat"}
+    assert verdict_cell({}) == "NO" and verdict_cell(None) == "NO"  # a baseline the run did not score
+
+
+def test_old_import_paths_keep_working():
+    import ifrvp_core.ablations as old_ablations
+    import ifrvp_core.notebook_helpers as old_helpers
+    import ifrvp_core.workbook as workbook
+    from ifrvp_core.workbook import ablations
+
+    assert all(getattr(old_helpers, name) is getattr(workbook, name) for name in old_helpers.__all__)
+    assert all(getattr(old_ablations, name) is getattr(ablations, name) for name in ablations.__all__)
+    assert old_ablations.test_dataset is ablations.evaluated_test_set  # the old name, for old notebooks
+
+
+def test_table_columns_name_the_step_form():
+    from ifrvp_core.workbook.display import step_column
+
+    assert step_column("psnr", "t+3") == "psnr frame t+3"
+    assert step_column("ssim", "t+1..t+3") == "ssim mean t+1..t+3"
+    assert step_column("psnr", "t+1..t+1") == "psnr mean t+1..t+1"

@@ -45,9 +45,55 @@ def test_atomic_writes_get_the_mode_of_an_ordinary_file(tmp_path, umask):
     assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no temporary files left behind
 
 
+def test_data_files_are_written_by_the_one_atomic_writer(tmp_path, umask, monkeypatch):
+    """Images, flows and synthetic clips: ordinary mode, no temporary left behind, the bytes OpenCV writes."""
+    import cv2
+
+    from ifrvp_core.data.io import write_flow, write_image_atomic
+    from ifrvp_core.data.synthetic import generate_scene, write_clip
+
+    expected = 0o666 & ~umask
+    rgb = (np.random.default_rng(0).random((9, 11, 3)) * 255).astype(np.uint8)
+    flow = np.random.default_rng(1).normal(size=(9, 11, 2)).astype(np.float32)
+    written = [write_image_atomic(tmp_path / "data" / "frame.png", rgb), write_flow(tmp_path / "data" / "a.flo", flow),
+               write_flow(tmp_path / "data" / "a.npy", flow)]
+    clip = write_clip(tmp_path / "clip", generate_scene(0, 2, 16, 24))
+    written += sorted(clip.iterdir())
+    assert {path.name: mode(path) for path in written} == {path.name: expected for path in written}
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []
+    cv2.imwrite(str(tmp_path / "reference.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.writeOpticalFlow(str(tmp_path / "reference.flo"), flow)
+    assert (tmp_path / "data" / "frame.png").read_bytes() == (tmp_path / "reference.png").read_bytes()
+    assert (tmp_path / "data" / "a.flo").read_bytes() == (tmp_path / "reference.flo").read_bytes()
+    # a write that fails half way keeps the previous file and leaves no temporary behind
+    monkeypatch.setattr(np, "save", lambda handle, array: handle.write(b"partial") and 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write_flow(tmp_path / "data" / "a.npy", flow)
+    monkeypatch.undo()
+    assert np.array_equal(np.load(tmp_path / "data" / "a.npy"), flow.astype(np.float16))
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []
+
+
+def test_atomic_temporary_names_are_unique(tmp_path):
+    """Two writers of one file never share a temporary file (the name is drawn per write)."""
+    from ifrvp_core.atomic import write_atomic, write_bytes_atomic
+
+    target = tmp_path / "shared.bin"
+    seen = []
+
+    def outer(handle):
+        write_atomic(target, lambda inner: seen.extend(p.name for p in tmp_path.glob(".shared.bin.*")) or inner.write(b"inner"))
+        handle.write(b"outer")
+
+    write_atomic(target, outer)
+    assert len(set(seen)) == 2 and target.read_bytes() == b"outer"  # both temporaries existed at once
+    assert write_bytes_atomic(target, b"x").read_bytes() == b"x"
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]
+
+
 def test_results_reports_and_index_are_readable_by_others(tmp_path, umask):
     from ifrvp_core.evaluate import save_results
-    from ifrvp_core.workbook import WorkbookResult, write_index
+    from ifrvp_core.workbook.runner import WorkbookResult, write_index
 
     expected = 0o666 & ~umask
     written = save_results({"model": {"t+1": {"psnr": 30.0, "ssim": 0.9}}}, tmp_path / "evaluation" / "results.json")

@@ -15,7 +15,7 @@ import torch
 from data_prep import compute_teacher_flow
 from data_prep.__main__ import main as data_prep_main
 from ifrvp_core.data import DataError, build_dataset, ensure_synthetic, loader_batches_per_epoch, make_loader, set_loader_epoch
-from ifrvp_core.data.shards import parse_size
+from data_prep.pack import parse_size
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main as train_main
 
 H, W = 32, 48
@@ -102,6 +102,13 @@ def test_teacher_modes_and_validation_access(frames_root, synthetic_root, tmp_pa
     assert "teacher_flow" not in build_dataset("shards", tmp_path / "f", teacher_flow=False)[0]
     dis = build_dataset("shards", tmp_path / "f", teacher_flow="dis")  # DIS on the fly, computed like the folder reader's
     assert dis.teacher_source.startswith("DIS")
+    # "files" (the default) and "auto" (training's) read stored flow; without it "auto" computes DIS, "files" gives none
+    assert build_dataset("shards", tmp_path / "f").teacher_source.startswith("prepared files (stored in the shards")
+    assert build_dataset("shards", tmp_path / "f", teacher_flow="auto").teacher_source.startswith("prepared files (stored in the shards")
+    write_clip(tmp_path / "plain" / "clip0", 8, 0)
+    pack("frames", tmp_path / "plain", tmp_path / "p")
+    assert build_dataset("shards", tmp_path / "p", teacher_flow="auto").teacher_source.startswith("DIS on the fly")
+    assert build_dataset("shards", tmp_path / "p", teacher_flow="files").teacher_source == "none"
     folder = build_dataset("frames", frames_root, teacher_flow="dis")
     sample = dis[3]  # the 4th packed sample: training packs are written in a seeded random order
     index = [folder.windows[i].name for i in range(len(folder))].index(sample["name"])

@@ -1,11 +1,12 @@
-"""Image, video and flow file IO with errors that name the file; atomic writes."""
+"""Image, video and flow file IO with errors that name the file; atomic writes (`ifrvp_core.atomic`)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ifrvp_core.atomic import write_atomic, write_bytes_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
@@ -20,6 +21,16 @@ class DataError(RuntimeError):
     def __init__(self, message: str, path=None):
         super().__init__(message)
         self.path = None if path is None else str(path)
+
+
+class SplitNotFoundError(DataError, ValueError):
+    """The dataset has no such split here: its folder or list file is missing, the layout has no
+    split of that name, or the split holds no samples.
+
+    Tools that go through several splits (`data_prep teacher_flow`) skip such a split and let
+    every other error through. It is also a `ValueError`, as an unknown split name always was
+    (as `io.UnsupportedOperation` is both an OSError and a ValueError).
+    """
 
 
 def read_image(path) -> np.ndarray:
@@ -54,13 +65,12 @@ def _png_complete(data: np.ndarray) -> bool:
 
 
 def write_image_atomic(path, rgb: np.ndarray) -> Path:
-    """Write uint8 RGB (H, W, 3) via a temporary file and rename."""
+    """Write uint8 RGB (H, W, 3) atomically (`ifrvp_core.atomic`), encoded by the suffix of `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
         raise DataError(f"could not write image {path}")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data.tobytes())
     return path
 
 
@@ -83,17 +93,25 @@ def read_flow(path) -> np.ndarray:
     return flow
 
 
+def encode_flo(flow: np.ndarray) -> bytes:
+    """float (H, W, 2) flow as Middlebury `.flo` bytes: b"PIEH", width, height (int32), float32 rows.
+
+    The bytes `cv2.writeOpticalFlow` writes, built in memory so the file can be written atomically.
+    """
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise DataError(f"a .flo flow is (H, W, 2), got shape {flow.shape}")
+    height, width = flow.shape[:2]
+    return b"PIEH" + np.array([width, height], "<i4").tobytes() + np.ascontiguousarray(flow, "<f4").tobytes()
+
+
 def write_flow(path, flow: np.ndarray) -> Path:
-    """Write float32 (H, W, 2) flow atomically (`.flo` Middlebury or `.npy` float16)."""
+    """Write float32 (H, W, 2) flow atomically (`.flo` Middlebury or `.npy` float16; `ifrvp_core.atomic`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     if path.suffix == ".npy":
-        with open(tmp, "wb") as handle:
-            np.save(handle, flow.astype(np.float16))
-    elif not cv2.writeOpticalFlow(str(tmp), flow.astype(np.float32)):
-        raise DataError(f"could not write flow {path}")
-    os.replace(tmp, path)
+        write_atomic(path, lambda handle: np.save(handle, flow.astype(np.float16)))
+        return path
+    write_bytes_atomic(path, encode_flo(flow))
     return path
 
 

@@ -1,4 +1,4 @@
-"""WebDataset shards: pack any dataset into tar archives of whole samples and stream them on many nodes.
+"""WebDataset shards: stream tar archives of whole samples (written by `data_prep pack`) on many nodes.
 
 Loose PNG files on a shared file system are the usual bottleneck of multi-node video training;
 large-scale trainers read a few large tar archives sequentially instead. The format is
@@ -13,9 +13,10 @@ any WebDataset tool can open the shards. One sample is the members sharing a key
     000000042.teacher_flow_reversed.npy   and the flow of the time-reversed window when prepared
     000000042.gt_flow.npy ...      synthetic data: exact gt_flow / gt_valid (and *_reversed)
 
-`<out>/<split>-000000.tar ...` are written as hidden `.partial` files and renamed when complete;
-`<out>/<split>-index.json` (the manifest: sample and shard counts, shard sizes, the window
-layout) is written atomically last, so a pack that did not finish has no manifest and is refused.
+`data_prep pack` (data_prep/pack.py) writes `<out>/<split>-000000.tar ...` as hidden `.partial`
+files renamed when complete, and `<out>/<split>-index.json` (the manifest: sample and shard counts,
+shard sizes, the window layout) atomically last, so a pack that did not finish has no manifest and
+is refused. This module is the reader: it defines the format and never writes.
 
 Reading (`build_dataset("shards", "SHARDS/train-{000000..000123}.tar")`, a folder or a manifest):
 each epoch the shard order is a permutation seeded by (seed, epoch); rank r of R takes every R-th
@@ -31,65 +32,36 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+import webdataset as wds
 from torch.utils.data import IterableDataset
 
 from ifrvp_core.data.augment import AugmentConfig
-from ifrvp_core.data.datasets import (
-    describe_teacher_source,
-    draw_time_reverse,
-    epoch_order,
-    finish_sample,
-    make_sample,
-    reverse_window,
-    sample_rng,
-    window_target_times,
-)
-from ifrvp_core.data.io import DataError
+from ifrvp_core.data.io import DataError, SplitNotFoundError
+from ifrvp_core.data.loader import EpochLoader, collate, epoch_order, seed_worker
+from ifrvp_core.data.sample import draw_time_reverse, finish_sample, make_sample, reverse_window, sample_rng, window_target_times
+from ifrvp_core.data.teacher import DEFAULT_TEACHER_MODE, describe_teacher_source, teacher_mode
 
 MANIFEST_FORMAT = "ifrvp-shards/1"
 SHARD_NAME = re.compile(r"^(?P<split>.+)-(?P<number>\d{6})\.tar$")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 SPLIT_ALIASES = {"test": ("test", "val"), "val": ("val", "test")}
 
 
-# ----------------------------------------------------------------------------- encoding
-def parse_size(text) -> int:
-    """Bytes from "1GB", "500MB", "1.5GB", "64KiB" or a plain byte count (decimal units: 1GB = 10^9)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ValueError(f"--shard-size {text!r} is not a size: use bytes or a number with B, KB, MB, GB, TB (or KiB, MiB, GiB)")
-    size = int(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise ValueError(f"--shard-size {text!r} must be larger than 0 bytes")
-    return size
+def manifest_path(out, split: str) -> Path:
+    return Path(out) / f"{split}-index.json"
 
 
-def encode_png(rgb: np.ndarray, where: str) -> bytes:
-    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise DataError(f"cannot encode {where} as PNG")
-    return data.tobytes()
-
-
+# ----------------------------------------------------------------------------- members
 def decode_png(data: bytes, where: str) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise DataError(f"cannot decode {where} (truncated or corrupt PNG)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def encode_npy(array) -> bytes:
-    handle = io.BytesIO()
-    np.save(handle, np.asarray(array), allow_pickle=False)
-    return handle.getvalue()
 
 
 def decode_npy(data: bytes, where: str) -> torch.Tensor:
@@ -99,111 +71,39 @@ def decode_npy(data: bytes, where: str) -> torch.Tensor:
         raise DataError(f"cannot decode {where}: {error}") from error
 
 
-def manifest_path(out, split: str) -> Path:
-    return Path(out) / f"{split}-index.json"
+def frame_members(context_frames: int, future_frames: int) -> list[str]:
+    """The PNG members of one sample, in window order: context_0.png ... then target_0.png ..."""
+    return [f"context_{i}.png" for i in range(context_frames)] + [f"target_{i}.png" for i in range(future_frames)]
 
 
-# ----------------------------------------------------------------------------- pack
-def pack_dataset(dataset: str, root, out, split: str = "train", shard_size="1GB", context_frames: int = 2, future_frames: int = 1,
-                 task: str = "extrapolate", frame_stride: int | None = None, window_step: int | None = None,
-                 shuffle: bool | None = None, seed: int = 0, progress: bool = True) -> dict:
-    """Write `dataset`'s `split` as WebDataset shards `<out>/<split>-NNNNNN.tar` and the manifest; returns the manifest.
-
-    Samples are whole and un-augmented; shards close once they reach `shard_size` bytes (so one
-    can exceed it by one sample). `shuffle` (default: for the train split) writes the samples in a
-    seeded random order, so a shard holds windows of many clips; test splits keep their order.
-    """
-    import webdataset as wds
-    from tqdm.auto import tqdm
-
-    from ifrvp_core.data import build_dataset
-
-    if str(dataset).lower() == "shards":
-        raise ValueError("--dataset shards: pack reads a folder dataset (vimeo90k, gopro, cityscapes, frames, synthetic)")
-    max_bytes = parse_size(shard_size)
-    source = build_dataset(dataset, root, split, context_frames=context_frames, future_frames=future_frames, task=task,
-                           frame_stride=frame_stride, window_step=window_step, teacher_flow="auto")
-    out = Path(out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_file = manifest_path(out, split)
-    manifest_file.unlink(missing_ok=True)  # from here on an unfinished pack has no manifest
-    shuffle = split == "train" if shuffle is None else shuffle
-    order = np.random.default_rng(seed).permutation(len(source)).tolist() if shuffle else list(range(len(source)))
-    shards: list[dict] = []
-    frame_sizes: set = set()
-    with_teacher = source.teacher_suffix is not None
-    reversed_flows = 0
-
-    def finished(partial: str) -> None:
-        partial = Path(partial)
-        final = partial.with_name(partial.name[1:].removesuffix(".partial"))
-        os.replace(partial, final)
-        shards[-1].update(bytes=final.stat().st_size)
-
-    writer = wds.ShardWriter(str(out / f".{split}-%06d.tar.partial"), maxcount=10**9, maxsize=max_bytes, post=finished,
-                             verbose=0, encoder=False, mtime=0.0)
-    bar = tqdm(total=len(order), desc=f"pack {dataset} {split}", unit="sample", disable=not progress)
+def sample_meta(raw: dict, where: str) -> dict:
+    """The `.json` member of a raw shard sample (name, index, files, ...); `DataError` when missing or unreadable."""
+    if "json" not in raw:
+        raise DataError(f"{where} has no .json member")
     try:
-        for index in order:
-            frames, _, target_times = source.window_layout(index)
-            images = source.load_frames(frames)
-            name = source.windows[index].name
-            key = f"{index:09d}"
-            frame_sizes.add(tuple(images.shape[1:3]))
-            record = {"__key__": key}
-            k = context_frames
-            for i, image in enumerate(images):
-                member = f"context_{i}.png" if i < k else f"target_{i - k}.png"
-                record[member] = encode_png(image, f"{name} {member}")
-            flows = source.load_flows(index)
-            for flow_name, value in flows.items():
-                record[f"{flow_name}.npy"] = encode_npy(value.numpy())
-            if flows:
-                try:
-                    for flow_name, value in source.load_flows(index, reverse=True).items():
-                        record[f"{flow_name}_reversed.npy"] = encode_npy(value.numpy())
-                    reversed_flows += 1
-                except DataError:  # time-reversed teacher flow not prepared (teacher_flow --both-directions false)
-                    pass
-            meta = {
-                "name": name, "index": index, "dataset": source.source, "split": split, "context_frames": k,
-                "target_times": target_times, "frame_size": list(images.shape[1:3]), "files": source.sample_files(index),
-                "flows": sorted(m.removesuffix(".npy") for m in record if m.endswith(".npy")),
-            }
-            record["json"] = json.dumps(meta).encode("utf-8")
-            writer.write(record)  # closes the current shard first once it holds max_bytes (its `post` renames it)
-            if not shards or shards[-1]["partial"] != writer.fname:
-                shards.append({"name": Path(writer.fname).name[1:].removesuffix(".partial"), "samples": 0, "partial": writer.fname})
-            shards[-1]["samples"] += 1
-            bar.update(1)
-        writer.close()
-    except BaseException:
-        bar.close()
-        if getattr(writer, "tarstream", None) is not None:
-            writer.tarstream.close()
-            Path(writer.fname).unlink(missing_ok=True)
-        raise
-    bar.close()
-    for shard in shards:
-        shard.pop("partial")
-    # shards of an earlier, larger pack of this split would be picked up by a folder glob: remove them
-    names = {shard["name"] for shard in shards}
-    for stale in out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"):
-        if stale.name not in names:
-            stale.unlink()
-    manifest = {
-        "format": MANIFEST_FORMAT, "dataset": source.source, "root": str(Path(root).resolve()) if root else None, "split": split,
-        "context_frames": context_frames, "future_frames": future_frames, "task": task, "frame_stride": frame_stride,
-        "target_times": source.target_times,
-        "frame_size": list(next(iter(frame_sizes))) if len(frame_sizes) == 1 else None,  # None: clips of several sizes
-        "shuffled": shuffle, "seed": seed,
-        "synthetic": source.synthetic, "teacher_flow": with_teacher, "reversed_flows": reversed_flows,
-        "samples": len(order), "shard_size": max_bytes, "shards": shards,
-    }
-    from ifrvp_core.checkpoint import write_text_atomic
+        meta = json.loads(raw["json"])
+        meta["index"] = int(meta["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{where} has an unreadable .json member: {error}") from error
+    return meta
 
-    write_text_atomic(manifest_file, json.dumps(manifest, indent=1))
-    return manifest
+
+def shard_sample_counts(urls: list[str], manifest: dict, root: str) -> list[int]:
+    """Samples per shard from the manifest; local shards must exist with the size the manifest lists."""
+    counts = {shard["name"]: shard for shard in manifest["shards"]}
+    samples = []
+    for url in urls:
+        name = url.rsplit("/", 1)[-1]
+        if name not in counts:
+            raise DataError(f"shard {url} is not listed in its manifest ({len(counts)} shards of split {manifest['split']!r})")
+        if not _is_url(url):
+            if not Path(url).is_file():
+                raise DataError(f"shard not found: {url}")
+            if Path(url).stat().st_size != counts[name]["bytes"]:
+                raise DataError(f"shard {url} has {Path(url).stat().st_size} bytes, its manifest says {counts[name]['bytes']}: "
+                                "it was changed or cut short; pack again")
+        samples.append(int(counts[name]["samples"]))
+    return samples
 
 
 # ----------------------------------------------------------------------------- locate
@@ -213,8 +113,6 @@ def _is_url(text: str) -> bool:
 
 def _read_manifest(location: str) -> dict:
     if _is_url(location):
-        import webdataset as wds
-
         try:
             with wds.gopen(location, "rb") as handle:
                 data = handle.read()
@@ -244,8 +142,6 @@ def locate_shards(root, split: str = "train") -> tuple[list[str], dict]:
     The manifest `<split>-index.json` sits next to the shards. A pattern of another split (the
     trainer's validation reads the test split next to the training shards) reads the sibling manifest.
     """
-    import webdataset as wds
-
     text = str(root)
     local_dir = not _is_url(text) and "{" not in text and Path(text).expanduser().is_dir()
     if local_dir or text.endswith(".json"):
@@ -264,7 +160,7 @@ def locate_shards(root, split: str = "train") -> tuple[list[str], dict]:
         candidates = [_sibling(urls[0], f"{s}-index.json") for s in SPLIT_ALIASES.get(split, (split,))]
         found = [c for c in candidates if _is_url(c) or Path(c).is_file()]
         if not found:
-            raise DataError(f"no {split} split next to the shards {text}: {candidates[0]} not found; pack it too "
+            raise SplitNotFoundError(f"no {split} split next to the shards {text}: {candidates[0]} not found; pack it too "
                             f"(python -m data_prep pack --split {split} --out {urls[0].rsplit('/', 1)[0] if '/' in urls[0] else '.'} ...): "
                             "training validates on it")
         manifest = _read_manifest(found[0])
@@ -288,9 +184,7 @@ class ShardDataset(IterableDataset):
 
     def __init__(self, root, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                  frame_stride: int | None = None, augment: AugmentConfig | None = None, seed: int = 0,
-                 teacher_flow: bool | str = "auto", shuffle_buffer: int = 100):
-        from ifrvp_core.data.datasets import TEACHER_MODES
-
+                 teacher_flow: bool | str = DEFAULT_TEACHER_MODE, shuffle_buffer: int = 100):
         self.root = str(root)
         self.urls, self.manifest = locate_shards(root, split)
         manifest = self.manifest
@@ -301,32 +195,18 @@ class ShardDataset(IterableDataset):
             if manifest.get(key) != value:
                 raise DataError(f"shards {self.root} were packed with {key}={manifest.get(key)!r}, but {value!r} was asked for; "
                                 f"pack again with --{key} {value}")
-        counts = {shard["name"]: shard for shard in manifest["shards"]}
-        self.shard_samples = []
-        for url in self.urls:
-            name = url.rsplit("/", 1)[-1]
-            if name not in counts:
-                raise DataError(f"shard {url} is not listed in its manifest ({len(counts)} shards of split {manifest['split']!r})")
-            if not _is_url(url):
-                if not Path(url).is_file():
-                    raise DataError(f"shard not found: {url}")
-                if Path(url).stat().st_size != counts[name]["bytes"]:
-                    raise DataError(f"shard {url} has {Path(url).stat().st_size} bytes, its manifest says {counts[name]['bytes']}: "
-                                    "it was changed or cut short; pack again")
-            self.shard_samples.append(int(counts[name]["samples"]))
-        if teacher_flow not in TEACHER_MODES:
-            raise ValueError(f"teacher_flow must be one of {TEACHER_MODES}, got {teacher_flow!r}")
+        self.shard_samples = shard_sample_counts(self.urls, manifest, self.root)
+        mode = teacher_mode(teacher_flow)
         self.context_frames = context_frames
         self.target_times = [float(t) for t in manifest["target_times"]]
         self.synthetic = bool(manifest["synthetic"])
         self.source = f"shards ({manifest['dataset']})"
         self.augment, self.seed, self.epoch = augment, seed, 0
-        self.stored_teacher = (not self.synthetic and manifest["teacher_flow"]
-                               and teacher_flow in (True, "disk", "auto", "auto_dis"))
-        if teacher_flow in (True, "disk") and not self.synthetic and not self.stored_teacher:
+        self.stored_teacher = not self.synthetic and manifest["teacher_flow"] and mode.stored
+        if mode.required and not self.synthetic and not self.stored_teacher:
             raise DataError(f"teacher flow requested but the shards {self.root} hold none; prepare it with data_prep teacher_flow "
                             "before packing, or use teacher_flow='dis'")
-        self.teacher_on_the_fly = not self.synthetic and not self.stored_teacher and teacher_flow in ("dis", "auto_dis")
+        self.teacher_on_the_fly = not self.synthetic and not self.stored_teacher and mode.dis
         self.shuffle_buffer = shuffle_buffer
         self.batch_size, self.shuffle, self.rank, self.world_size, self.skip_batches = 1, True, 0, 1, 0
         self._cursor = None  # (shard, next position in it, raw sample iterator) for dataset[i]
@@ -359,6 +239,10 @@ class ShardDataset(IterableDataset):
             raise ValueError(f"dataset of {len(self)} samples is too small for {world_size} rank(s) x batch {batch_size}")
         return stream
 
+    def loader(self, batch_size: int, shuffle: bool, num_workers: int, seed: int, rank: int, world_size: int) -> EpochLoader:
+        """This dataset's loader (`make_loader`): rank `rank` streams its own shards (`shard_loader`)."""
+        return shard_loader(self, batch_size, shuffle, num_workers, seed, rank, world_size)
+
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         self.epoch, self.skip_batches = epoch, skip_batches
 
@@ -377,10 +261,8 @@ class ShardDataset(IterableDataset):
         return self.epoch_shards(epoch)[rank::world_size][worker::workers]
 
     # -------------------------------------------------------------- reading
-    def _raw(self, shard_indices: list[int]):
+    def raw_samples(self, shard_indices: list[int]):
         """Raw samples ({member: bytes}) of these shards, in order (webdataset's tar reader)."""
-        import webdataset as wds
-
         for shard in shard_indices:
             url = self.urls[shard]
             try:
@@ -392,12 +274,10 @@ class ShardDataset(IterableDataset):
 
     def _reader_stream(self, epoch: int, rank: int, world_size: int, worker: int, workers: int, passes: int | None = 1):
         """Raw samples of one reader in its seeded order; `passes=None` repeats its shards forever."""
-        import webdataset as wds
-
         shards = self.reader_shards(epoch, rank, world_size, worker, workers)
         number = 0
         while passes is None or number < passes:
-            raw = self._raw(shards)
+            raw = self.raw_samples(shards)
             if self.shuffle and self.shuffle_buffer > 1:
                 key = f"{self.seed}/{epoch}/{rank}/{worker}/{workers}/{number}"
                 raw = wds.shuffle(self.shuffle_buffer, self.shuffle_buffer, seed=key)(raw)
@@ -413,15 +293,9 @@ class ShardDataset(IterableDataset):
         """A raw shard sample as a training sample: time reversal and augmentations from the generator
         of (seed, epoch, sample index), exactly as `WindowDataset.__getitem__` draws them."""
         where = f"sample {raw.get('__key__')} of {raw.get('__url__')}"
-        if "json" not in raw:
-            raise DataError(f"{where} has no .json member")
-        try:
-            meta = json.loads(raw["json"])
-            index = int(meta["index"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise DataError(f"{where} has an unreadable .json member: {error}") from error
-        k, n = self.context_frames, len(self.target_times)
-        members = [f"context_{i}.png" for i in range(k)] + [f"target_{i}.png" for i in range(n)]
+        meta = sample_meta(raw, where)
+        k, index = self.context_frames, meta["index"]
+        members = frame_members(k, len(self.target_times))
         missing = [m for m in members if m not in raw]
         if missing:
             raise DataError(f"{where} lacks {', '.join(missing)}")
@@ -456,8 +330,6 @@ class ShardDataset(IterableDataset):
         plays role (w + s) % W so the order stays that of an uninterrupted epoch. Skipped batches
         are read but not decoded.
         """
-        from ifrvp_core.data import collate
-
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         total, skip, batch = self.batches_per_epoch(), self.skip_batches, self.batch_size
@@ -477,7 +349,7 @@ class ShardDataset(IterableDataset):
             offset -= self.shard_samples[shard]
             shard += 1
         if self._cursor is None or self._cursor[0] != shard or self._cursor[1] > offset:
-            self._cursor = [shard, 0, iter(self._raw([shard]))]
+            self._cursor = [shard, 0, iter(self.raw_samples([shard]))]
         while True:
             try:
                 raw = next(self._cursor[2])
@@ -490,13 +362,11 @@ class ShardDataset(IterableDataset):
 
 
 def shard_loader(dataset: ShardDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, rank: int, world_size: int,
-                 worker_init_fn=None):
-    """A DataLoader over `rank`'s batches of the shards (the dataset collates; `set_loader_epoch` sets epoch and skip)."""
-    from torch.utils.data import DataLoader
-
+                 worker_init_fn=seed_worker) -> EpochLoader:
+    """An `EpochLoader` over `rank`'s batches of the shards (the dataset collates; `set_loader_epoch` sets epoch and skip)."""
     stream = dataset.configure(batch_size, shuffle, rank, world_size, num_workers)
-    return DataLoader(stream, batch_size=None, num_workers=num_workers, collate_fn=_as_is, worker_init_fn=worker_init_fn,
-                      generator=torch.Generator().manual_seed(seed), persistent_workers=False, pin_memory=torch.cuda.is_available())
+    return EpochLoader(stream, stream, batch_size=None, num_workers=num_workers, collate_fn=_as_is, worker_init_fn=worker_init_fn,
+                       generator=torch.Generator().manual_seed(seed), persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 
-__all__ = ["ShardDataset", "locate_shards", "manifest_path", "pack_dataset", "parse_size", "shard_loader"]
+__all__ = ["MANIFEST_FORMAT", "SHARD_NAME", "ShardDataset", "decode_npy", "decode_png", "locate_shards", "manifest_path", "shard_loader"]

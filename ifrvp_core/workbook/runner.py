@@ -15,6 +15,7 @@ executed copy (with the traceback) is still written and rendered.
 from __future__ import annotations
 
 import argparse
+import ast
 import html
 import json
 import os
@@ -24,7 +25,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import nbformat
+import papermill as pm
+import torch
+import zmq
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+from nbconvert import HTMLExporter
+import traitlets
+
+from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.workbook.display import html_table
+from ifrvp_core.workbook.profiles import PROFILES, REPO, default_work_dir
+from ifrvp_core.workbook.verdicts import verdict_verb
+
 NOTEBOOKS_DIR = REPO / "notebooks"
 KERNEL_NAME = "ifrvp"
 
@@ -66,8 +80,6 @@ def list_notebooks(notebooks_dir=NOTEBOOKS_DIR) -> list[Path]:
 
 
 def check_kernel(kernel_name: str) -> None:
-    from jupyter_client.kernelspec import KernelSpecManager
-
     if kernel_name not in KernelSpecManager().find_kernel_specs():
         raise WorkbookError(
             f"Jupyter kernel {kernel_name!r} is not installed in this environment; run `make install` "
@@ -85,15 +97,11 @@ def encrypted_kernel_manager_class():
     `make install` writes does), so the kernel runs encrypted and says nothing. Without CurveZMQ
     in this pyzmq (libzmq built without libsodium) the default manager is kept.
     """
-    import zmq
-    from jupyter_client import AsyncKernelManager
-    from traitlets import default
-
     if not zmq.has("curve"):
         return AsyncKernelManager
 
     class EncryptedKernelManager(AsyncKernelManager):
-        @default("transport_encryption")
+        @traitlets.default("transport_encryption")
         def _transport_encryption_default(self):
             return "auto"
 
@@ -117,10 +125,6 @@ def notebook_parameters(name: str, profile: str, work_dir: Path, reports_dir: Pa
 
 def _accepted_parameters(path: Path) -> set[str]:
     """Names assigned in a notebook's `parameters` cell (papermill would inject others silently)."""
-    import ast
-
-    import nbformat
-
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
@@ -131,11 +135,6 @@ def _accepted_parameters(path: Path) -> set[str]:
 
 def render_html(executed: Path, target: Path, title: str) -> Path:
     """nbconvert HTML (lab template) with code cells hidden; images stay embedded as base64."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    from ifrvp_core.checkpoint import write_text_atomic
-
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
@@ -172,7 +171,7 @@ def run_workbook(
     """Execute the notebooks in order, render each to HTML, then write `reports/index.html`.
 
     Args:
-        profile: tiny | quick | full (`ifrvp_core.notebook_helpers.PROFILES`).
+        profile: tiny | quick | full (`ifrvp_core.workbook.profiles.PROFILES`).
         reports_dir: where the HTML reports, `executed/` notebooks and `evaluation/` results go.
         work_dir: data, runs and animations (default `<repo>/workbook_runs/<profile>`).
         only: notebook numbers or names to run (default all); the others' outputs must be on disk.
@@ -182,10 +181,6 @@ def run_workbook(
     Raises:
         WorkbookError naming the notebook and cell when one fails (after rendering its report).
     """
-    import papermill as pm
-
-    from ifrvp_core.notebook_helpers import PROFILES, default_work_dir
-
     if profile not in PROFILES:
         raise WorkbookError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     check_kernel(kernel_name)
@@ -194,48 +189,61 @@ def run_workbook(
     work_dir = Path(work_dir).resolve() if work_dir else default_work_dir(profile)
     (reports_dir / "executed").mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
-    notebooks = list_notebooks(notebooks_dir)
-    if only:
-        wanted = {str(item) for item in only}
-        notebooks = [p for p in notebooks if p.stem in wanted or p.stem[:2] in wanted or p.stem[:2].lstrip("0") in wanted]
-        if not notebooks:
-            raise WorkbookError(f"--only {sorted(wanted)} matches none of {[p.stem for p in list_notebooks(notebooks_dir)]}")
-    else:
-        notebooks = [p for p in notebooks if p.stem[:2] not in SEPARATE_NOTEBOOKS]
+    notebooks = select_notebooks(notebooks_dir, only)
     result = WorkbookResult(profile, reports_dir, work_dir)
     extra = dict(parameters or {})
     for path in notebooks:
         name = path.stem
         accepted = _accepted_parameters(path)
         params = notebook_parameters(name, profile, work_dir, reports_dir, {k: v for k, v in extra.items() if k in accepted})
-        executed = reports_dir / "executed" / path.name
-        run = NotebookRun(name, executed)
+        run = NotebookRun(name, reports_dir / "executed" / path.name)
         result.runs.append(run)
         if echo:
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
-        begin = time.perf_counter()
-        failure = None
-        try:
-            pm.execute_notebook(
-                str(path), str(executed), parameters=params, kernel_name=kernel_name, cwd=str(path.parent),
-                progress_bar=False, log_output=False, execution_timeout=timeout_s,
-                kernel_manager_class=encrypted_kernel_manager_class(),
-            )
-        except pm.PapermillExecutionError as error:
-            failure = _failure_message(name, error, executed)
-        run.seconds = time.perf_counter() - begin
-        if executed.is_file():
-            run.html = render_html(executed, reports_dir / f"{name}.html", name.replace("_", " "))
-        if failure:
-            run.error = failure
+        run_notebook(path, run, params, reports_dir, kernel_name, timeout_s)
+        if run.error:
             result.seconds = time.perf_counter() - started
             result.index = write_index(result)
-            raise WorkbookError(failure)
+            raise WorkbookError(run.error)
         if echo:
             print(f"[{time.strftime('%H:%M:%S')}] {name} done in {run.seconds:.0f} s -> {run.html}", flush=True)
     result.seconds = time.perf_counter() - started
     result.index = write_index(result)
     return result
+
+
+def select_notebooks(notebooks_dir, only: list[str] | None = None) -> list[Path]:
+    """The notebooks `only` names (numbers like "04" or "4", or names), else all but `SEPARATE_NOTEBOOKS`."""
+    notebooks = list_notebooks(notebooks_dir)
+    if not only:
+        return [p for p in notebooks if p.stem[:2] not in SEPARATE_NOTEBOOKS]
+    wanted = {str(item) for item in only}
+    chosen = [p for p in notebooks if p.stem in wanted or p.stem[:2] in wanted or p.stem[:2].lstrip("0") in wanted]
+    if not chosen:
+        raise WorkbookError(f"--only {sorted(wanted)} matches none of {[p.stem for p in notebooks]}")
+    return chosen
+
+
+def run_notebook(path: Path, run: NotebookRun, parameters: dict, reports_dir: Path, kernel_name: str = KERNEL_NAME,
+                 timeout_s: int | None = None) -> NotebookRun:
+    """Execute one notebook into `run.executed` and render it to `reports_dir/<name>.html`.
+
+    Fills in `run.seconds`, `run.html` (when an executed copy was written) and, when a cell
+    failed, `run.error` (the message of `WorkbookError`); the failure itself is not raised here.
+    """
+    begin = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(path), str(run.executed), parameters=parameters, kernel_name=kernel_name, cwd=str(path.parent),
+            progress_bar=False, log_output=False, execution_timeout=timeout_s,
+            kernel_manager_class=encrypted_kernel_manager_class(),
+        )
+    except pm.PapermillExecutionError as error:
+        run.error = _failure_message(run.name, error, run.executed)
+    run.seconds = time.perf_counter() - begin
+    if run.executed.is_file():
+        run.html = render_html(run.executed, reports_dir / f"{run.name}.html", run.name.replace("_", " "))
+    return run
 
 
 # Shown next to the headline figures in index.html (the README says the same).
@@ -262,8 +270,6 @@ def cpu_name() -> str:
 
 def _headline(result: WorkbookResult) -> tuple[str, dict]:
     """HTML for the headline metrics (evaluation and training), and the same numbers as a dict."""
-    from ifrvp_core.notebook_helpers import html_table
-
     parts, numbers = [], {}
     headline_path = result.reports_dir / "evaluation" / "headline.json"
     if headline_path.is_file():
@@ -281,8 +287,7 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
             if beats is None:
                 continue
             model, other = headline["t+1"]["model"], headline["t+1"][baseline]
-            verdict = "beats" if all(beats.values()) else "does NOT beat"
-            parts.append(f"<p>The trained model <b>{verdict}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
+            parts.append(f"<p>The trained model <b>{verdict_verb(beats)}</b> {label} at t+1: PSNR {model['psnr'] - other['psnr']:+.2f} dB, "
                          f"SSIM {model['ssim'] - other['ssim']:+.4f}.</p>")
         parts.append(f"<p class='note'><small>{html.escape(FIGURES_VARY_NOTE)} This run: {html.escape(cpu_name())}, "
                      f"{os.cpu_count()} cores.</small></p>")
@@ -303,10 +308,6 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
 
 def write_index(result: WorkbookResult) -> Path:
     """`reports/index.html`: one line per notebook (status, time, link) and the headline metrics."""
-    import torch
-
-    from ifrvp_core.checkpoint import write_text_atomic
-
     headline_html, numbers = _headline(result)
     rows = []
     ran = {run.name for run in result.runs}
@@ -349,8 +350,6 @@ Work folder: <code>{html.escape(str(result.work_dir))}</code>.</p>
 
 def notebooks_with_outputs(paths) -> list[str]:
     """Notebooks among `paths` that hold outputs or execution counts (they must be committed clean)."""
-    import nbformat
-
     dirty = []
     for path in paths:
         notebook = nbformat.read(path, as_version=4)

@@ -1,0 +1,92 @@
+"""Atomic file writes: the one writer behind every file this project writes in place.
+
+A write goes to a temporary file with a unique name in the destination's folder, is flushed and
+fsynced, gets the mode an ordinary new file would have (``0o666 & ~umask``: 0644 under the usual
+umask 022), and is renamed over the destination with ``os.replace``; the folder is fsynced too, so
+the rename itself is durable. A crash, a full disk or an exception in the middle never leaves a
+half-written file where a good one was, and readers never see a partial file.
+
+Checkpoints (`checkpoint.save_atomic`), JSON and text (`write_text_atomic`), images and flows
+(`ifrvp_core.data.io`) and the synthetic clips all go through `write_atomic`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status).
+
+    Elsewhere it is read by setting it and putting it straight back (the only portable way).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 without the umask's bits (0644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def ordinary_dir_mode() -> int:
+    """The mode `mkdir` gives a new folder: 0o777 without the umask's bits (0755 under umask 022)."""
+    return 0o777 & ~current_umask()
+
+
+def write_atomic(path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call `write(handle)` on a binary temporary file next to `path`, fsync, rename over `path`, fsync the folder.
+
+    `tempfile.mkstemp` creates the temporary file with a unique name and mode 0600 (private while
+    it is written); before the rename it gets the mode an ordinary new file would have
+    (umask-respecting, 0644 under the usual umask 022), so reports, checkpoints, JSON files and
+    data can be served or read by other users like any other file. The folder is created if needed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fchmod(handle.fileno(), ordinary_file_mode())
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (`write_atomic`)."""
+    return write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write `text` (UTF-8, newlines as given) to `path` atomically (`write_atomic`)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+__all__ = ["current_umask", "ordinary_dir_mode", "ordinary_file_mode", "write_atomic", "write_bytes_atomic", "write_text_atomic"]

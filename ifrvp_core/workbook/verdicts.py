@@ -1,0 +1,33 @@
+"""Whether the trained model beats a baseline, and the words the reports say it in.
+
+A `beats` dict is {"psnr": bool, "ssim": bool}: whether the model scores higher than the baseline
+on the same samples (`beats_baselines` of training's summary.json for the validation samples,
+`model_beats_<baseline>_t1` of notebook 05's headline.json for the test samples at t+1).
+"""
+from __future__ import annotations
+
+VERDICT_METRICS = ("psnr", "ssim")
+
+
+def beats_baseline(model: dict, baseline: dict) -> dict:
+    """{"psnr": bool, "ssim": bool}: whether `model`'s scores are higher than `baseline`'s."""
+    return {metric: bool(model[metric] > baseline[metric]) for metric in VERDICT_METRICS}
+
+
+def beats_on_every_metric(beats: dict | None) -> bool:
+    return bool(beats) and all(beats.values())
+
+
+def verdict_cell(beats: dict | None) -> str:
+    """A table's "model beats it" cell: "yes" (higher PSNR and SSIM), "PSNR only" or "NO"."""
+    if beats_on_every_metric(beats):
+        return "yes"
+    return "PSNR only" if (beats or {}).get("psnr") else "NO"
+
+
+def verdict_verb(beats: dict | None) -> str:
+    """The verb of "The trained model ... the baseline": "beats" (higher PSNR and SSIM) or "does NOT beat"."""
+    return "beats" if beats_on_every_metric(beats) else "does NOT beat"
+
+
+__all__ = ["VERDICT_METRICS", "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb"]
