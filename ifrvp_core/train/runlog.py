@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.results import beats_baseline
 
 SUMMARY_PREFIX = "IFRVP_SUMMARY "  # the stdout line that carries summary.json to launch_training
 
@@ -165,11 +166,7 @@ def beats_baselines(metrics: dict, baselines: dict | None) -> dict:
     metrics: the model's validation scores (`psnr`, `ssim`; empty when nothing was validated);
     baselines: {baseline: {"psnr", "ssim"}} on the same samples.
     """
-    return {
-        name: {metric: bool(metrics[metric] > values[metric]) for metric in ("psnr", "ssim")}
-        for name, values in (baselines or {}).items()
-        if "psnr" in metrics
-    }
+    return {name: beats_baseline(metrics, values) for name, values in (baselines or {}).items() if "psnr" in metrics}
 
 
 def run_summary(config, *, run_dir: Path, iterations: int, epochs: int, world_size: int, wall_time_s: float, final: dict,
