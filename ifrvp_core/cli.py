@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data_root", "--data-root", dest="data_root", default=None, help="dataset root (synthetic: optional)")
     ev.add_argument("--protocol", default=None, help="evaluation protocol (default: the dataset's own)")
     ev.add_argument("--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
-    ev.add_argument("--baselines", action="store_true", help="also score copy_last and dis_extrapolation")
+    ev.add_argument("--baselines", action="store_true", help="also score the baselines copy_last, dis_extrapolation and prior_only (the model's untrained twin: the motion prior alone)")
     ev.add_argument("--max-samples", "--max_samples", dest="max_samples", type=_positive_int, default=None)
     ev.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=4)
     ev.add_argument("--num-workers", "--num_workers", dest="num_workers", type=int, default=0)
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bgr-like-published", "--bgr_like_published", dest="bgr_like_published", action="store_true",
                     help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
                     "off by default, recorded in the results' meta)")
-    ev.add_argument("--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation (a .csv is written next to it)")
+    ev.add_argument("--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
     ev.add_argument("--no-progress", dest="progress", action="store_false")
 
     pr = sub.add_parser("predict", help="predict future frames of a video or frames folder")

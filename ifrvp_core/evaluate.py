@@ -1,12 +1,12 @@
 """The evaluation loop: score step functions on a test set, every future step, both forms.
 
 `evaluate` runs step functions (`ifrvp_core.rollout`: models via `model_step_fn`, the baselines
-`copy_last` and `dis_extrapolation`) recursively over a dataset or a protocol's test set
+`copy_last`, `dis_extrapolation`, `prior_only`) recursively over a dataset or a protocol's test set
 (`ifrvp_core.protocols`) and returns `EvaluationResults` (`ifrvp_core.results`): a dict
 ``{method: {step: {metric: value or None}}}`` with frame t+k alone ("t+k") and the running mean
 over t+1..t+k ("t+1..t+k", what DMVFN's scripts print), per-sample scores and ``meta``.
 `evaluate_model` is the results contract's evaluation (methods ``model``, ``copy_last``,
-``dis_extrapolation``), which `ifrvp evaluate` and notebook 05 both call.
+``dis_extrapolation``, ``prior_only``), which `ifrvp evaluate` and notebook 05 both call.
 
 The names of those three modules stay importable from here, where the trainer, the notebooks
 and the workbook import them.
@@ -184,8 +184,8 @@ def evaluate_model(
     steps: int | None = None,
     **options,
 ) -> EvaluationResults:
-    """The contract's evaluation: a model as ``model`` and the baselines as ``copy_last`` and
-    ``dis_extrapolation``, with the variant and checkpoint in ``results.meta``.
+    """The contract's evaluation: a model as ``model`` and the baselines as ``copy_last``,
+    ``dis_extrapolation`` and ``prior_only``, with the variant and checkpoint in ``results.meta``.
 
     `ifrvp evaluate` and notebook 05 both call this, so their results.json files agree.
 
@@ -193,7 +193,7 @@ def evaluate_model(
         model: the model (``model_name`` is recorded as the variant), or None for baselines only.
         dataset_or_protocol: as `evaluate`.
         checkpoint: the file the model came from (recorded; None for none).
-        baselines: score copy_last and dis_extrapolation too.
+        baselines: score copy_last, dis_extrapolation and prior_only (the untrained twin) too.
         scale_factor: the model's internal scale factor.
         written_by: who ran it, for ``meta`` (e.g. "ifrvp evaluate").
         steps: future steps (None: the protocol's, 5 for a plain dataset).

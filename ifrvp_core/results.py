@@ -32,6 +32,8 @@ from ifrvp_core.checkpoint import write_text_atomic
 from ifrvp_core.protocols import published_rows
 
 __all__ = [
+    "VERDICT_METRICS",
+    "beats_baseline",
     "METRIC_LABELS",
     "RESULTS_FORMAT",
     "RESULTS_META_KEYS",
@@ -70,6 +72,16 @@ RESULTS_META_KEYS = (
     "format", "written_by", "variant", "checkpoint", "scale_factor", "protocol", "dataset", "data_root",
     "steps", "samples", "max_samples", "metrics", "bgr_like_published", "step_forms", "unavailable",
 )
+
+
+# The one verdict of every report (training's summary.json, notebook 05's headline, the workbook
+# index): does the model score higher than a baseline on the same samples?
+VERDICT_METRICS = ("psnr", "ssim")
+
+
+def beats_baseline(model: Mapping, baseline: Mapping) -> dict:
+    """{"psnr": bool, "ssim": bool}: whether `model`'s scores are higher than `baseline`'s."""
+    return {metric: bool(model[metric] > baseline[metric]) for metric in VERDICT_METRICS}
 
 
 def step_name(k: int) -> str:

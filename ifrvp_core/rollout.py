@@ -10,8 +10,9 @@ of its K context frames, pixels) and a ``context_frames`` attribute (how many of
 it uses); with ground-truth flow (the synthetic set) `ifrvp_core.evaluate.evaluate` then reports
 the t+1 flow EPE.
 
-The method keys of the results contract are ``model``, ``copy_last`` and ``dis_extrapolation``
-(`standard_methods`).
+The method keys of the results contract are ``model``, ``copy_last``, ``dis_extrapolation`` and
+``prior_only`` (the untrained twin of a motion-prior model: what training adds is model minus
+prior_only) (`standard_methods`).
 
     >>> predictions = rollout(model_step_fn(model), context, steps=5)   # (B, 5, 3, H, W)
 """
@@ -22,7 +23,7 @@ from typing import Callable, Iterator
 import cv2
 import torch
 
-from ifrvp_core.motion_prior import dis_flow_batch
+from ifrvp_core.motion_prior import constant_velocity_prior, dis_flow_batch, prior_prediction
 from ifrvp_core.warp import backward_warp
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "METHOD_KEYS",
     "MODEL_KEY",
     "ModelStep",
+    "PriorOnly",
     "StepFn",
     "copy_last",
     "dis_extrapolation",
@@ -47,7 +49,7 @@ StepFn = Callable[[torch.Tensor], torch.Tensor]
 # results.json (`ifrvp evaluate`, notebook 05). The ablations (ablations.json) keep the baseline
 # keys and name each trained variant instead of "model".
 MODEL_KEY = "model"
-BASELINE_KEYS = ("copy_last", "dis_extrapolation")
+BASELINE_KEYS = ("copy_last", "dis_extrapolation", "prior_only")
 METHOD_KEYS = (MODEL_KEY,) + BASELINE_KEYS
 
 
@@ -207,19 +209,53 @@ class DISExtrapolation:
 dis_extrapolation = DISExtrapolation()
 
 
-def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0) -> dict:
-    """The methods of the results contract: ``{"model": ..., "copy_last": ..., "dis_extrapolation": ...}``.
+class PriorOnly:
+    """Baseline: the untrained twin of a motion-prior model, i.e. what training starts from.
+
+    A motion-prior model's flow, mask and residual outputs start at zero, so before training it
+    warps every context frame along the constant-velocity DIS prior and blends the warps with
+    fixed weights (0.88 on the newest frame for K = 2). `motion_prior.prior_prediction` computes
+    exactly that without the network. The model minus `prior_only` is what training added; a model
+    within noise of it has learned nothing, whatever it scores against the other baselines.
+    """
+
+    def __init__(self, context_frames: int = 2, target_time: float = 2.0):
+        self.context_frames = int(context_frames)
+        self.target_time = float(target_time)
+
+    def _window(self, context: torch.Tensor) -> torch.Tensor:
+        _check_context(context, self.context_frames, who="context for the prior_only baseline")
+        return context[:, -self.context_frames :]
+
+    def __call__(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K>=context_frames, 3, H, W) -> (B, 3, H, W) the untrained prior model's next frame."""
+        window = self._window(context)
+        return prior_prediction(window.float(), self.target_time).to(context.dtype)
+
+    def flows(self, context: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3, H, W) -> (B, 2K, H, W) the constant-velocity prior from the target to each frame."""
+        return constant_velocity_prior(self._window(context).float(), self.target_time)
+
+    def __repr__(self) -> str:
+        return f"PriorOnly(context_frames={self.context_frames})"
+
+
+def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0,
+                     context_frames: int | None = None) -> dict:
+    """The methods of the results contract: ``{"model", "copy_last", "dis_extrapolation", "prior_only"}``.
 
     Args:
         model: a model with ``predict`` (None: baselines only).
-        baselines: add copy_last and dis_extrapolation.
+        baselines: add copy_last, dis_extrapolation and prior_only.
         scale_factor: the model's internal scale factor.
+        context_frames: K of the prior_only twin (default: the model's, else 2).
     """
     methods = {}
     if model is not None:
         methods[MODEL_KEY] = model_step_fn(model, scale_factor)
     if baselines:
-        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation())
+        k = context_frames or int(getattr(model, "context_frames", 2))
+        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation(), prior_only=PriorOnly(k))
     if not methods:
         raise ValueError("nothing to evaluate: pass a model, or baselines=True")
     return methods

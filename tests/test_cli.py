@@ -129,12 +129,12 @@ def test_evaluate_writes_json_and_csv(checkpoint, synthetic_root, tmp_path, caps
     printed = capsys.readouterr().out
     assert "frame t+1*" in printed and "mean t+1..t+3*" in printed and "lpips: n/a (" in printed
     data = json.loads(output.read_text())
-    assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation", "prior_only"]
     meta = data["meta"]
     assert (meta["variant"], meta["checkpoint"], meta["written_by"]) == ("IFRNet_T", str(checkpoint.resolve()), "ifrvp evaluate")
     assert (meta["protocol"], meta["steps"], meta["samples"], meta["bgr_like_published"]) == ("synthetic", 3, 2, False)
     assert "alexnet-owt-7be5be79.pth" in meta["unavailable"]["lpips"]
-    for method in ("model", "copy_last", "dis_extrapolation"):
+    for method in ("model", "copy_last", "dis_extrapolation", "prior_only"):
         assert list(data[method]) == ["t+1", "t+2", "t+3", "t+1..t+1", "t+1..t+2", "t+1..t+3"]
         assert data[method]["t+2"]["lpips"] is None and data[method]["t+1..t+2"]["lpips"] is None
         assert 5 < data[method]["t+2"]["psnr"] < 60 and 0 < data[method]["t+2"]["ms_ssim"] <= 1
@@ -143,7 +143,7 @@ def test_evaluate_writes_json_and_csv(checkpoint, synthetic_root, tmp_path, caps
             assert data[method]["t+1..t+3"][metric] == pytest.approx(sum(frames) / 3, rel=1e-12)
     assert "epe" in data["model"]["t+1"] and "epe" in data["dis_extrapolation"]["t+1"]
     rows = list(csv.DictReader(output.with_suffix(".csv").open()))
-    assert {r["method"] for r in rows} == {"model", "copy_last", "dis_extrapolation"}
+    assert {r["method"] for r in rows} == {"model", "copy_last", "dis_extrapolation", "prior_only"}
     row = next(r for r in rows if r["method"] == "dis_extrapolation" and r["step"] == "t+3" and r["metric"] == "ssim")
     assert row["form"] == "frame" and float(row["value"]) == pytest.approx(data["dis_extrapolation"]["t+3"]["ssim"])
     row = next(r for r in rows if r["method"] == "copy_last" and r["step"] == "t+1..t+2" and r["metric"] == "psnr")
@@ -153,7 +153,7 @@ def test_evaluate_writes_json_and_csv(checkpoint, synthetic_root, tmp_path, caps
     assert main(["evaluate", "--checkpoint", "none", "--baselines", "--dataset", "synthetic", "--data-root", str(synthetic_root),
                  "--steps", "2", "--output", str(baselines_only), "--no-progress", "--bgr-like-published"]) == 0
     data = json.loads(baselines_only.read_text())
-    assert list(data) == ["meta", "copy_last", "dis_extrapolation"]
+    assert list(data) == ["meta", "copy_last", "dis_extrapolation", "prior_only"]
     assert data["meta"]["variant"] is None and data["meta"]["checkpoint"] is None and data["meta"]["bgr_like_published"] is True
     assert list(data["copy_last"]) == ["t+1", "t+2", "t+1..t+1", "t+1..t+2"]
 
@@ -172,9 +172,9 @@ def test_cli_and_notebook_write_the_same_results_contract(checkpoint, synthetic_
                                                data_root=synthetic_root, steps=3, progress=False, device="cpu")
     cli, notebook = json.loads(cli_path.read_text()), json.loads(written["json"].read_text())
 
-    assert list(cli) == list(notebook) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert list(cli) == list(notebook) == ["meta", "model", "copy_last", "dis_extrapolation", "prior_only"]
     assert list(cli["meta"]) == list(notebook["meta"])
-    for method in ("model", "copy_last", "dis_extrapolation"):
+    for method in ("model", "copy_last", "dis_extrapolation", "prior_only"):
         assert list(cli[method]) == list(notebook[method])
         for step in cli[method]:
             assert list(cli[method][step]) == list(notebook[method][step]), (method, step)
@@ -190,7 +190,7 @@ def test_cli_and_notebook_write_the_same_results_contract(checkpoint, synthetic_
     notebook_rows = [(r["method"], r["step"], r["form"], r["metric"]) for r in csv.DictReader(written["csv"].open())]
     assert cli_rows == notebook_rows
     headline = json.loads(written["headline"].read_text())
-    assert headline["variant"] == "IFRNet_T" and set(headline["t+1"]) == {"model", "copy_last", "dis_extrapolation"}
+    assert headline["variant"] == "IFRNet_T" and set(headline["t+1"]) == {"model", "copy_last", "dis_extrapolation", "prior_only"}
     assert headline["t+1"]["model"] == notebook["model"]["t+1"]
 
 
@@ -283,12 +283,15 @@ def test_evaluate_baselines_on_a_cityscapes_layout(tmp_path, monkeypatch, capsys
     printed = capsys.readouterr().out
     assert "DMVFN (published, demo)" in printed and "mean t+1..t+5*" in printed
     data = json.loads(output.read_text())
-    assert list(data) == ["meta", "copy_last", "dis_extrapolation"]
+    assert list(data) == ["meta", "copy_last", "dis_extrapolation", "prior_only"]
     assert (data["meta"]["protocol"], data["meta"]["samples"], data["meta"]["steps"]) == ("cityscapes", 1, 5)
-    for method in ("copy_last", "dis_extrapolation"):
+    for method in ("copy_last", "dis_extrapolation", "prior_only"):
         assert list(data[method]) == [f"t+{k}" for k in range(1, 6)] + [f"t+1..t+{k}" for k in range(1, 6)]
         psnr = [data[method][f"t+{k}"]["psnr"] for k in range(1, 6)]
         assert psnr[0] > psnr[4] + 3  # the further ahead, the worse
         for k in range(1, 6):
             assert data[method][f"t+1..t+{k}"]["psnr"] == pytest.approx(sum(psnr[:k]) / k, rel=1e-12)
     assert data["dis_extrapolation"]["t+1"]["psnr"] > data["copy_last"]["t+1"]["psnr"] + 3  # constant motion: DIS wins
+    # the untrained twin warps along the same DIS flow (blending in the older frame): close to DIS here
+    assert abs(data["prior_only"]["t+1"]["psnr"] - data["dis_extrapolation"]["t+1"]["psnr"]) < 3
+    assert data["prior_only"]["t+1"]["psnr"] > data["copy_last"]["t+1"]["psnr"] + 3

@@ -310,9 +310,9 @@ def test_one_parser_reads_step_names():
 def test_standard_methods_use_the_contract_keys():
     model = LastFrameModel()
     methods = R.standard_methods(model, scale_factor=0.5)
-    assert list(methods) == list(R.METHOD_KEYS) == ["model", "copy_last", "dis_extrapolation"]
+    assert list(methods) == list(R.METHOD_KEYS) == ["model", "copy_last", "dis_extrapolation", "prior_only"]
     assert methods["model"].scale_factor == 0.5 and methods["copy_last"] is R.copy_last
-    assert list(R.standard_methods(None)) == ["copy_last", "dis_extrapolation"]
+    assert list(R.standard_methods(None)) == ["copy_last", "dis_extrapolation", "prior_only"]
     assert list(R.standard_methods(model, baselines=False)) == ["model"]
     with pytest.raises(ValueError, match="nothing to evaluate"):
         R.standard_methods(None, baselines=False)
@@ -324,7 +324,7 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
     model.model_name = "IFRNet_T"
     results = E.evaluate_model(model, "synthetic", root=synthetic_root, checkpoint=tmp_path / "best.pt", steps=2,
                                written_by="a test", progress=False, metrics=("psnr",), bgr_like_published=True)
-    assert list(results) == ["model", "copy_last", "dis_extrapolation"]
+    assert list(results) == ["model", "copy_last", "dis_extrapolation", "prior_only"]
     meta = results.meta
     assert set(meta) == set(RS.RESULTS_META_KEYS)
     assert (meta["variant"], meta["checkpoint"], meta["written_by"], meta["scale_factor"]) == ("IFRNet_T", str(tmp_path / "best.pt"), "a test", 1.0)
@@ -335,7 +335,7 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
     for step in ("t+1", "t+2", "t+1..t+2"):
         assert results["model"][step]["psnr"] == pytest.approx(results["copy_last"][step]["psnr"], abs=1e-9)
     baselines = E.evaluate_model(None, "synthetic", root=synthetic_root, progress=False, metrics=("psnr",))
-    assert list(baselines) == ["copy_last", "dis_extrapolation"] and baselines.meta["variant"] is None
+    assert list(baselines) == ["copy_last", "dis_extrapolation", "prior_only"] and baselines.meta["variant"] is None
     assert list(baselines["copy_last"])[-1] == "t+1..t+5"  # steps default: the protocol's 5
     with pytest.raises(ValueError, match="'meta' cannot be a method name"):
         E.evaluate({"meta": R.copy_last}, "synthetic", root=synthetic_root, progress=False)
@@ -410,7 +410,7 @@ def _contract_results():
     """Results as `evaluate_model` makes them: both forms, meta, per-sample scores of both."""
     results = RS.EvaluationResults()
     results.sample_names, results.sample_indices = ["a", "b"], [0, 1]
-    for method, base in (("model", 30.0), ("copy_last", 25.0), ("dis_extrapolation", 27.0)):
+    for method, base in (("model", 30.0), ("copy_last", 25.0), ("dis_extrapolation", 27.0), ("prior_only", 28.0)):
         table = {f"t+{k}": {"psnr": base - 2 * k, "ssim": 0.9 - 0.1 * k, "ms_ssim": 0.95 - 0.05 * k, "lpips": 0.05 * k} for k in range(1, 6)}
         scores = {f"t+{k}": {"psnr": np.array([base - 2 * k - 1, base - 2 * k + 1])} for k in range(1, 6)}
         means, samples = RS.running_means(table, scores)
@@ -427,13 +427,13 @@ def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
     results = _contract_results()
     written = RS.save_results(results, tmp_path / "results.json")
     data = json.loads(written["json"].read_text())
-    assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert list(data) == ["meta", "model", "copy_last", "dis_extrapolation", "prior_only"]
     assert data["meta"]["variant"] == "IFRNet_S" and data["meta"]["checkpoint"] == "/runs/best.pt"
     assert list(data["model"]) == [f"t+{k}" for k in range(1, 6)] + [f"t+1..t+{k}" for k in range(1, 6)]
     assert data["model"]["t+1..t+3"]["psnr"] == pytest.approx((28 + 26 + 24) / 3)  # running mean
     assert data["model"]["t+3"]["psnr"] == 24.0  # frame t+3 alone
     rows = list(csv.DictReader(written["csv"].open()))
-    assert len(rows) == 3 * 10 * 4
+    assert len(rows) == 4 * 10 * 4
     row = next(r for r in rows if r["method"] == "copy_last" and r["step"] == "t+1..t+5" and r["metric"] == "lpips")
     assert row["form"] == "running_mean" and float(row["value"]) == pytest.approx(0.15)
     assert {r["form"] for r in rows if r["step"] == "t+5"} == {"frame"}
@@ -441,7 +441,7 @@ def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
     assert {r["form"] for r in samples} == {"frame", "running_mean"}
 
     loaded = RS.load_results(written["json"])
-    assert "meta" not in loaded and list(loaded) == ["model", "copy_last", "dis_extrapolation"]
+    assert "meta" not in loaded and list(loaded) == ["model", "copy_last", "dis_extrapolation", "prior_only"]
     assert loaded == results and loaded.meta == results.meta and loaded.protocol == "cityscapes" and loaded.steps == 5
     assert np.allclose(loaded.per_sample["model"]["t+1..t+2"]["psnr"], results.per_sample["model"]["t+1..t+2"]["psnr"])
 
@@ -450,12 +450,12 @@ def test_results_contract_round_trip_csv_forms_and_published_rows(tmp_path):
     # The published rows sit in the running-mean block only, under the columns they were published for.
     running_psnr = lines.index(next(l for l in lines if l.startswith("PSNR") and "mean t+1..t+k" in l))
     assert lines[running_psnr + 1].split()[1:3] == ["mean", "t+1..t+1*"]
-    demo = lines[running_psnr + 5]
+    demo = lines[running_psnr + 6]  # after the header, the column line and the four methods
     assert demo.split() == ["DMVFN", "(published,", "demo)", "30.01", "-", "26.64", "-", "24.74"]
     frame_psnr = lines.index(next(l for l in lines if l.startswith("PSNR") and "frame t+k" in l))
     assert not any("DMVFN" in l for l in lines[frame_psnr : running_psnr])
     ms_ssim_block = lines[lines.index(next(l for l in lines if l.startswith("MS-SSIM") and "mean t+1..t+k" in l)):]
-    assert ms_ssim_block[5].split()[3:] == ["0.9573", "-", "-", "-", "-"]  # paper: t+1 only
+    assert ms_ssim_block[6].split()[3:] == ["0.9573", "-", "-", "-", "-"]  # paper: t+1 only
     assert "DMVFN (published, demo): DMVFN's official Cityscapes demo notebook" in table
     assert "DMVFN (published" not in RS.format_table(loaded, published=False)
     loaded.protocol = loaded.meta["protocol"] = "synthetic"

@@ -17,6 +17,7 @@ from ifrvp_core.motion_prior import constant_velocity_prior, context_times, dis_
 from ifrvp_core.protocols import get_protocol, list_protocols
 from ifrvp_core.rollout import copy_last, dis_extrapolation, model_step_fn
 from ifrvp_core.train import Dist, TrainConfig, Trainer
+from ifrvp_core.train.runlog import PRIOR_ONLY_NOISE_DB, baseline_warnings
 
 
 def translating_clip(dx=3, dy=-2, frames=4, height=64, width=96, seed=7):
@@ -167,11 +168,11 @@ def test_validation_and_summary_report_the_baselines(tiny_synthetic, tmp_path):
                          max_steps=3, epochs=50, val_samples=4, val_batch_size=2, log_path=str(tmp_path), run_name="r", seed=1)
     summary = Trainer(config, Dist()).run()
     val = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines() if '"val"' in line][-1]
-    for key in ("psnr", "copy_last_psnr", "copy_last_ssim", "dis_extrapolation_psnr", "dis_extrapolation_ssim"):
+    for key in ("psnr", "copy_last_psnr", "copy_last_ssim", "dis_extrapolation_psnr", "dis_extrapolation_ssim", "prior_only_psnr", "prior_only_ssim"):
         assert math.isfinite(val[key]), key
     saved = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert saved["motion_prior"] == "dis" and saved["teacher_flow"] == "synthetic ground truth"
-    for name in ("copy_last", "dis_extrapolation"):
+    for name in ("copy_last", "dis_extrapolation", "prior_only"):
         assert saved["baselines"][name]["psnr"] == pytest.approx(val[f"{name}_psnr"])
         assert saved["beats_baselines"][name]["psnr"] == (val["psnr"] > val[f"{name}_psnr"])
     # the same samples scored independently give the same baseline numbers
@@ -266,3 +267,14 @@ def test_prior_prediction_is_what_the_untrained_prior_model_predicts(k, size):
     other = build_model("IFRNet_T", context_frames=k, motion_prior="dis").eval()
     with torch.no_grad():
         assert (other(clip[:, :k], 2.0)["prediction"] - prior_prediction(clip[:, :k], 2.0)).abs().max().item() < 1e-5
+
+
+def test_training_warns_when_the_model_ends_within_noise_of_its_untrained_twin():
+    summary = {"final": {"psnr": 30.05}, "baselines": {"copy_last": {"psnr": 25.0}, "prior_only": {"psnr": 30.0}},
+               "beats_baselines": {"copy_last": {"psnr": True, "ssim": True}, "prior_only": {"psnr": True, "ssim": True}}}
+    lines = baseline_warnings(summary)
+    assert len(lines) == 1 and "+0.050 dB" in lines[0] and "prior_only 30.000" in lines[0] and "learned nothing" in lines[0]
+    summary["final"]["psnr"] = 30.0 + PRIOR_ONLY_NOISE_DB + 0.01
+    assert baseline_warnings(summary) == []
+    summary["final"]["psnr"], summary["beats_baselines"]["prior_only"]["psnr"] = 29.0, False  # worse than the prior
+    assert len(baseline_warnings(summary)) == 1 and "does not beat prior_only" in baseline_warnings(summary)[0]

@@ -95,6 +95,11 @@ def test_index_links_reports_and_shows_headline(tiny_workbook):
     for name in EXPECTED:
         assert f"href='{name}.html'" in html
     assert "t+1 on the synthetic protocol" in html and "copy_last" in html and "dis_extrapolation" in html
+    # what training added: the verdict against the untrained twin, next to the other baselines
+    assert "prior_only" in html and "its untrained twin (prior_only" in html
+    headline = json.loads((tiny_workbook.reports_dir / "evaluation" / "headline.json").read_text())
+    assert set(headline["t+1"]) == {"model", "copy_last", "dis_extrapolation", "prior_only"}
+    assert set(headline["model_beats_prior_only_t1"]) == {"psnr", "ssim"}
     assert "frame t+1 and mean t+1..t+1 coincide" in html
     assert "depend on the CPU type" in html and "reproduce every number exactly" in html  # next to the figures
     assert html.count("class='ok'") == 5

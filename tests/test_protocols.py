@@ -128,9 +128,9 @@ def test_done_when_cli_scores_baselines_at_1024x512(tmp_path, monkeypatch):
     assert code == 0
     assert_scored_at_protocol_size(caught)
     results = json.loads(output.read_text())
-    assert list(results) == ["meta", "copy_last", "dis_extrapolation"]
+    assert list(results) == ["meta", "copy_last", "dis_extrapolation", "prior_only"]
     assert (results["meta"]["protocol"], results["meta"]["samples"], results["meta"]["steps"]) == ("cityscapes", 1, 5)
-    for method in ("copy_last", "dis_extrapolation"):
+    for method in ("copy_last", "dis_extrapolation", "prior_only"):
         assert list(results[method]) == [f"t+{k}" for k in range(1, 6)] + [f"t+1..t+{k}" for k in range(1, 6)]
     per_sample = output.with_name("r_per_sample.csv").read_text()
     assert "munster_000042_000000" in per_sample  # the one snippet, named by its first frame

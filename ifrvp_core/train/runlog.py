@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.results import beats_baseline
 
 SUMMARY_PREFIX = "IFRVP_SUMMARY "  # the stdout line that carries summary.json to launch_training
 
@@ -165,11 +166,7 @@ def beats_baselines(metrics: dict, baselines: dict | None) -> dict:
     metrics: the model's validation scores (`psnr`, `ssim`; empty when nothing was validated);
     baselines: {baseline: {"psnr", "ssim"}} on the same samples.
     """
-    return {
-        name: {metric: bool(metrics[metric] > values[metric]) for metric in ("psnr", "ssim")}
-        for name, values in (baselines or {}).items()
-        if "psnr" in metrics
-    }
+    return {name: beats_baseline(metrics, values) for name, values in (baselines or {}).items() if "psnr" in metrics}
 
 
 def run_summary(config, *, run_dir: Path, iterations: int, epochs: int, world_size: int, wall_time_s: float, final: dict,
@@ -188,14 +185,28 @@ def run_summary(config, *, run_dir: Path, iterations: int, epochs: int, world_si
     }
 
 
+# Training that moves the validation PSNR less than this from the untrained twin (prior_only) has
+# not learned anything that the validation can tell from noise.
+PRIOR_ONLY_NOISE_DB = 0.1
+
+
 def baseline_warnings(summary: dict) -> list[str]:
-    """One warning line per baseline the final model does not beat in PSNR."""
-    return [
+    """One warning line per baseline the final model does not beat in PSNR, and one when it ends
+    within `PRIOR_ONLY_NOISE_DB` of its untrained twin (prior_only): training then added nothing."""
+    lines = [
         f"warning: the model does not beat {name} on the validation samples "
         f"(PSNR {summary['final']['psnr']:.3f} vs {summary['baselines'][name]['psnr']:.3f}): not a video predictor yet"
         for name, beats in summary["beats_baselines"].items()
         if not beats["psnr"]
     ]
+    prior = summary["baselines"].get("prior_only")
+    if prior is not None and "psnr" in summary["final"]:
+        gain = summary["final"]["psnr"] - prior["psnr"]
+        if abs(gain) < PRIOR_ONLY_NOISE_DB:
+            lines.append(f"warning: training added {gain:+.3f} dB PSNR over the untrained model (prior_only "
+                         f"{prior['psnr']:.3f}) on the validation samples, within noise ({PRIOR_ONLY_NOISE_DB} dB): "
+                         "the network has learned nothing beyond its motion prior")
+    return lines
 
 
 def print_summary(summary: dict) -> None:

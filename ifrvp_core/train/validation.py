@@ -1,8 +1,9 @@
 """Validation during training: the model and, for extrapolation, the baselines on the same samples.
 
-A model that collapses to copying its last context frame shows it here: the baselines copy-last
-and DIS extrapolation are scored on the same validation windows (once: they do not change), so
-`log.jsonl`, TensorBoard and `summary.json` (`beats_baselines`) put the model next to them.
+A model that collapses to copying its last context frame, or that learns nothing beyond its
+motion prior, shows it here: the baselines copy-last, DIS extrapolation and prior_only (the
+untrained twin) are scored on the same validation windows (once: they do not change), so
+`log.jsonl`, TensorBoard and `summary.json` (`baselines`, `beats_baselines`) put the model next to them.
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ class Validation:
         Collective under DDP: every rank must call it. `model` is put in eval mode and back in train mode.
         """
         model.eval()
-        baselines = standard_methods(model=None) if self.with_baselines and self.baselines is None else {}
+        context_frames = int(getattr(model, "context_frames", 2))  # prior_only: the twin of this model
+        baselines = (standard_methods(model=None, context_frames=context_frames)
+                     if self.with_baselines and self.baselines is None else {})
         scores = MetricAccumulator()
         count = min(len(self.dataset), self.samples)
         indices = list(range(self.env.rank, count, self.env.world_size))

@@ -91,7 +91,7 @@ from ifrvp_core.workbook.training_views import (
     training_curves_figure,
     validation_baseline_rows,
 )
-from ifrvp_core.workbook.verdicts import beats_baseline, beats_on_every_metric, verdict_cell, verdict_verb
+from ifrvp_core.workbook.verdicts import BASELINE_LABELS, beats_baseline, beats_on_every_metric, verdict_cell, verdict_verb
 
 __all__ = [
     # profiles and the files the notebooks hand on
@@ -99,7 +99,7 @@ __all__ = [
     "set_aside_old_run", "synthetic_data_root", "trained_checkpoint", "write_json",
     # display and verdicts
     "animation_html", "html_table", "show_settings", "show_table", "step_column",
-    "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb",
+    "BASELINE_LABELS", "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb",
     # the notebooks' views
     "as_batch", "forward_sample",
     "frame_statistics", "motion_histogram_figure", "prepare_dataset", "sample_grid_figure", "split_sizes",

@@ -21,7 +21,8 @@ from ifrvp_core.evaluate import (
 from ifrvp_core.visualisation import error_map, to_numpy_image
 from ifrvp_core.workbook.display import step_column
 from ifrvp_core.workbook.profiles import write_json
-from ifrvp_core.workbook.verdicts import beats_baseline
+from ifrvp_core.results import beats_baseline
+from ifrvp_core.workbook.verdicts import BASELINE_LABELS
 
 
 def metric_curves_figure(results, metrics=("psnr", "ssim", "ms_ssim")):
@@ -115,7 +116,7 @@ def evaluation_headline(results) -> dict:
         "protocol": results_protocol(results), "samples": len(results.sample_names),
         "checkpoint": meta.get("checkpoint"), "variant": meta.get("variant"), "t+1": t1,
         "unavailable": dict(results.unavailable),
-        "model_beats_copy_last_t1": beats("copy_last"), "model_beats_dis_extrapolation_t1": beats("dis_extrapolation"),
+        **{f"model_beats_{baseline}_t1": beats(baseline) for baseline, _ in BASELINE_LABELS},
     }
 
 

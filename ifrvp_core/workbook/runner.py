@@ -37,7 +37,7 @@ import traitlets
 from ifrvp_core.checkpoint import write_text_atomic
 from ifrvp_core.workbook.display import html_table
 from ifrvp_core.workbook.profiles import PROFILES, REPO, default_work_dir
-from ifrvp_core.workbook.verdicts import verdict_verb
+from ifrvp_core.workbook.verdicts import BASELINE_LABELS, verdict_verb
 
 NOTEBOOKS_DIR = REPO / "notebooks"
 KERNEL_NAME = "ifrvp"
@@ -281,9 +281,8 @@ def _headline(result: WorkbookResult) -> tuple[str, dict]:
                                       "frame t+1 and mean t+1..t+1 coincide)", digits=4))
         for metric, reason in (headline.get("unavailable") or {}).items():
             parts.append(f"<p><small>{html.escape(metric)}: n/a ({html.escape(reason)})</small></p>")
-        for key, baseline, label in (("model_beats_copy_last_t1", "copy_last", "copy-last-frame"),
-                                     ("model_beats_dis_extrapolation_t1", "dis_extrapolation", "DIS flow extrapolation")):
-            beats = headline.get(key)
+        for baseline, label in BASELINE_LABELS:
+            beats = headline.get(f"model_beats_{baseline}_t1")
             if beats is None:
                 continue
             model, other = headline["t+1"]["model"], headline["t+1"][baseline]

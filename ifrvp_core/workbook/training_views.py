@@ -37,7 +37,7 @@ def training_curves_figure(run_dir):
     if val:
         ax_val.plot([r["iteration"] for r in val], [r["psnr"] for r in val], "o-", label="val PSNR (dB)")
         # the baselines on the same validation samples: a model under them has not learned to predict
-        for name, colour in (("copy_last", "tab:red"), ("dis_extrapolation", "tab:green")):
+        for name, colour in (("copy_last", "tab:red"), ("dis_extrapolation", "tab:green"), ("prior_only", "tab:purple")):
             if f"{name}_psnr" in val[-1]:
                 ax_val.axhline(val[-1][f"{name}_psnr"], color=colour, linestyle=":", linewidth=1.2, label=f"{name} PSNR")
         twin = ax_val.twinx()

@@ -6,12 +6,15 @@ on the same samples (`beats_baselines` of training's summary.json for the valida
 """
 from __future__ import annotations
 
-VERDICT_METRICS = ("psnr", "ssim")
+from ifrvp_core.results import VERDICT_METRICS, beats_baseline
 
-
-def beats_baseline(model: dict, baseline: dict) -> dict:
-    """{"psnr": bool, "ssim": bool}: whether `model`'s scores are higher than `baseline`'s."""
-    return {metric: bool(model[metric] > baseline[metric]) for metric in VERDICT_METRICS}
+# The baselines the headlines compare the model with, in the reports' words (key of
+# `model_beats_<key>_t1` in headline.json).
+BASELINE_LABELS = (
+    ("copy_last", "copy-last-frame"),
+    ("dis_extrapolation", "DIS flow extrapolation"),
+    ("prior_only", "its untrained twin (prior_only, the motion prior alone)"),
+)
 
 
 def beats_on_every_metric(beats: dict | None) -> bool:
@@ -30,4 +33,4 @@ def verdict_verb(beats: dict | None) -> str:
     return "beats" if beats_on_every_metric(beats) else "does NOT beat"
 
 
-__all__ = ["VERDICT_METRICS", "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb"]
+__all__ = ["BASELINE_LABELS", "VERDICT_METRICS", "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb"]
