@@ -19,6 +19,7 @@ import torch.nn as nn
 
 # The atomic writer lives in ifrvp_core.atomic; its names stay importable from here, as before.
 from ifrvp_core.atomic import current_umask, ordinary_dir_mode, ordinary_file_mode, write_atomic, write_text_atomic  # noqa: F401
+from ifrvp_core.models import VARIANTS, build_model
 
 CHECKPOINT_FORMAT = "ifrvp-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -123,8 +124,6 @@ def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source
 
 def infer_model_config(state: dict) -> tuple[str, int]:
     """Guess (variant name, context_frames) from an official or bare state_dict's shapes."""
-    from ifrvp_core.models import VARIANTS
-
     try:
         first = state["encoder.pyramid1.0.0.weight"]
         widths = tuple(state[f"encoder.pyramid{i}.0.0.weight"].shape[0] for i in range(1, 5))
@@ -147,8 +146,6 @@ def load_model(path, model_name: str | None = None, device="cpu", eval_mode: boo
     Project checkpoints carry their model name, context frames and options; for an official
     state_dict the variant is inferred from its shapes unless `model_name` is given.
     """
-    from ifrvp_core.models import build_model
-
     obj = load_file(path)
     if is_project_checkpoint(obj):
         name = model_name or obj["model_name"]

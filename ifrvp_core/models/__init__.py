@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+
 from ifrvp_core.models.ifrnet import IFRNetModel
 
 _REGISTRY: dict[str, Callable[..., IFRNetModel]] = {}
@@ -69,7 +71,7 @@ def build_model(name: str, context_frames: int = 2, **options) -> IFRNetModel:
     return _REGISTRY[key](context_frames=context_frames, **options)
 
 
-__all__ = ["IFRNetModel", "VARIANTS", "build_model", "list_models", "register_model"]
+__all__ = ["IFRNetModel", "VARIANTS", "build_model", "list_models", "prepare_for_inference", "register_model"]
 
 
 def prepare_for_inference(model, channels_last: bool = False, compile: bool = False, device=None):
@@ -78,8 +80,6 @@ def prepare_for_inference(model, channels_last: bool = False, compile: bool = Fa
     Results are unchanged up to float rounding (tests check 1e-5). channels_last helps
     convolutions on recent CPUs with oneDNN and on GPUs; measure with benchmarks/model_speed.py.
     """
-    import torch
-
     model = model.eval()
     if device is not None:
         model = model.to(device)
@@ -89,5 +89,3 @@ def prepare_for_inference(model, channels_last: bool = False, compile: bool = Fa
         model.forward = torch.compile(model.forward, dynamic=False)
     return model
 
-
-__all__.append("prepare_for_inference")

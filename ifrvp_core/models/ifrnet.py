@@ -125,6 +125,63 @@ def _as_time_tensor(t, batch: int, device, dtype) -> torch.Tensor:
     return time.view(batch, 1, 1, 1)
 
 
+def warp_each(features: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+    """Warp every frame's map with its own flow in one call.
+
+    features (B, K, C, h, w), flows (B, 2K, h, w) -> (B, K, C, h, w).
+    """
+    b, k, c, h, w = features.shape
+    warped = backward_warp(features.reshape(b * k, c, h, w), flows.reshape(b * k, 2, h, w))
+    return warped.reshape(b, k, c, h, w)
+
+
+def prior_pyramid(prior: torch.Tensor, net_size: tuple, size: tuple) -> list[torch.Tensor]:
+    """(B, 2K, H, W) full-size prior in pixels -> [1/16, 1/8, 1/4, 1/2, 1] of the padded network input."""
+    k = prior.shape[1] // 2
+    if net_size != size:
+        ratio = prior.new_tensor([net_size[1] / size[1], net_size[0] / size[0]]).repeat(k).view(1, 2 * k, 1, 1)
+        prior = F.interpolate(prior, size=net_size, mode="bilinear", align_corners=False) * ratio
+    pad_h, pad_w = (-net_size[0]) % 16, (-net_size[1]) % 16
+    if pad_h or pad_w:
+        prior = F.pad(prior, (0, pad_w, 0, pad_h), mode="replicate")
+    return [F.avg_pool2d(prior, factor) / factor for factor in (16, 8, 4, 2)] + [prior]
+
+
+def network_input(images: torch.Tensor, scale_factor: float) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(N, 3, H, W) -> the encoder's input: resized by `scale_factor`, replicate-padded to a multiple of 16.
+
+    Returns the input and the (height, width) the network runs at before padding.
+    """
+    height, width = images.shape[-2:]
+    net_height, net_width = height, width
+    if scale_factor != 1.0:
+        net_height = max(1, round(height * scale_factor))
+        net_width = max(1, round(width * scale_factor))
+        images = F.interpolate(images, size=(net_height, net_width), mode="bilinear", align_corners=False)
+    pad_h, pad_w = (-net_height) % 16, (-net_width) % 16
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
+    return images, (net_height, net_width)
+
+
+def to_input_size(flow: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor, net_size: tuple, size: tuple):
+    """The full-resolution outputs (padded network size) cropped and resized back to the input's (H, W).
+
+    flow (B, 2K, ...), mask (B, K, ...), residual (B, 3, ...) -> the same at H x W.
+    """
+    (net_height, net_width), (height, width) = net_size, size
+    flow, mask = flow[..., :net_height, :net_width], mask[..., :net_height, :net_width]
+    residual = residual[..., :net_height, :net_width]
+    if (net_height, net_width) != (height, width):
+        # Flows are in pixels, so they scale with the resize (per axis, exact for rounding).
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        ratio = flow.new_tensor([width / net_width, height / net_height]).repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+        flow = flow * ratio
+        mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+        residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
+    return flow, mask, residual
+
+
 class IFRNetModel(nn.Module):
     """IFRNet with K context frames, for interpolation (0 < t < 1) and extrapolation (t > 1).
 
@@ -196,15 +253,6 @@ class IFRNetModel(nn.Module):
             last.bias[2 * k + k - 1] = PRIOR_NEWEST_LOGIT
 
     # ----------------------------------------------------------------------------------------
-    def _warp_each(self, features: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
-        """Warp every frame's map with its own flow in one call.
-
-        features (B, K, C, h, w), flows (B, 2K, h, w) -> (B, K, C, h, w).
-        """
-        b, k, c, h, w = features.shape
-        warped = backward_warp(features.reshape(b * k, c, h, w), flows.reshape(b * k, 2, h, w))
-        return warped.reshape(b, k, c, h, w)
-
     def _decode(self, pyramids: list[torch.Tensor], time: torch.Tensor, prior: list[torch.Tensor] | None = None):
         """Run the decoders coarse to fine.
 
@@ -222,13 +270,13 @@ class IFRNetModel(nn.Module):
             out = self.decoder4(torch.cat([f4.flatten(1, 2), time.expand(b, 1, h4, w4)], dim=1))
             flow = out[:, : 2 * k]
         else:
-            aligned = self._warp_each(f4, prior[0]).flatten(1, 2)
+            aligned = warp_each(f4, prior[0]).flatten(1, 2)
             out = self.decoder4(torch.cat([aligned, time.expand(b, 1, h4, w4)], dim=1))
             flow = out[:, : 2 * k] + prior[1]
         flows = [flow]
         refined = [out[:, 2 * k :]]
         for level, decoder in ((2, self.decoder3), (1, self.decoder2), (0, self.decoder1)):
-            warped = self._warp_each(pyramids[level], flow)
+            warped = warp_each(pyramids[level], flow)
             motion = flow if prior is None else flow - prior[3 - level]  # the correction, not the motion
             out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), motion], dim=1))
             flow = out[:, : 2 * k] + 2.0 * upsample2x(flow)
@@ -283,66 +331,32 @@ class IFRNetModel(nn.Module):
         if target is not None:
             net_input = torch.cat([net_input, target - mean], dim=0)
 
-        net_height, net_width = height, width
-        if scale_factor != 1.0:
-            net_height = max(1, round(height * scale_factor))
-            net_width = max(1, round(width * scale_factor))
-            net_input = F.interpolate(net_input, size=(net_height, net_width), mode="bilinear", align_corners=False)
-        pad_h, pad_w = (-net_height) % 16, (-net_width) % 16
-        if pad_h or pad_w:
-            net_input = F.pad(net_input, (0, pad_w, 0, pad_h), mode="replicate")
+        net_input, (net_height, net_width) = network_input(net_input, scale_factor)
 
         coarse_prior = None
         if self.motion_prior != "none":
-            if prior_flow is None:
-                prior_flow = constant_velocity_prior(frames, time.view(b))
-            coarse_prior = self._prior_pyramid(prior_flow.to(frames.dtype), (net_height, net_width), (height, width))
+            prior_flow = constant_velocity_prior(frames, time.view(b)) if prior_flow is None else prior_flow
+            coarse_prior = prior_pyramid(prior_flow.to(frames.dtype), (net_height, net_width), (height, width))
 
         features = self.encoder(net_input)
         pyramids = [f[: b * k].unflatten(0, (b, k)) for f in features]
         flows, refined, mask_logits, residual = self._decode(pyramids, time, coarse_prior)
 
-        full_flow = flows[0][..., :net_height, :net_width]
-        mask = self._blend_weights(mask_logits)[..., :net_height, :net_width]
-        residual = residual[..., :net_height, :net_width]
-        if (net_height, net_width) != (height, width):
-            # Flows are in pixels, so they scale with the resize (per axis, exact for rounding).
-            full_flow = F.interpolate(full_flow, size=(height, width), mode="bilinear", align_corners=False)
-            ratio = full_flow.new_tensor([width / net_width, height / net_height]).repeat(k).view(1, 2 * k, 1, 1)
-            full_flow = full_flow * ratio
-            mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
-            residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
+        full_flow, mask, residual = to_input_size(
+            flows[0], self._blend_weights(mask_logits), residual, (net_height, net_width), (height, width)
+        )
         flows = [full_flow] + flows[1:]
 
-        warped = self._warp_each(centred, full_flow)
+        warped = warp_each(centred, full_flow)
         merged = (mask.unsqueeze(2) * warped).sum(dim=1) + mean
         prediction = torch.clamp(merged + residual, 0.0, 1.0)
-        output = {
-            "prediction": prediction,
-            "merged": merged,
-            "flows": flows,
-            "mask": mask,
-            "residual": residual,
-            "warped": warped + mean.unsqueeze(1),
-            "refined_features": refined,
-            "mean": mean,
-        }
+        output = dict(prediction=prediction, merged=merged, flows=flows, mask=mask, residual=residual,
+                      warped=warped + mean.unsqueeze(1), refined_features=refined, mean=mean)
         if target is not None:
             output["target_features"] = [f[b * k :] for f in features[:3]]
         if prior_flow is not None:
             output["prior_flow"] = prior_flow
         return output
-
-    def _prior_pyramid(self, prior: torch.Tensor, net_size: tuple, size: tuple) -> list[torch.Tensor]:
-        """(B, 2K, H, W) full-size prior in pixels -> [1/16, 1/8, 1/4, 1/2, 1] of the padded network input."""
-        k = self.context_frames
-        if net_size != size:
-            ratio = prior.new_tensor([net_size[1] / size[1], net_size[0] / size[0]]).repeat(k).view(1, 2 * k, 1, 1)
-            prior = F.interpolate(prior, size=net_size, mode="bilinear", align_corners=False) * ratio
-        pad_h, pad_w = (-net_size[0]) % 16, (-net_size[1]) % 16
-        if pad_h or pad_w:
-            prior = F.pad(prior, (0, pad_w, 0, pad_h), mode="replicate")
-        return [F.avg_pool2d(prior, factor) / factor for factor in (16, 8, 4, 2)] + [prior]
 
     @torch.inference_mode()
     def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0) -> torch.Tensor:
