@@ -7,7 +7,8 @@ the rename itself is durable. A crash, a full disk or an exception in the middle
 half-written file where a good one was, and readers never see a partial file.
 
 Checkpoints (`checkpoint.save_atomic`), JSON and text (`write_text_atomic`), images and flows
-(`ifrvp_core.data.io`) and the synthetic clips all go through `write_atomic`.
+(`ifrvp_core.data.io`) and the synthetic clips go through `write_atomic`; videos and animations,
+whose encoders want a file name, through `write_file_atomic`.
 """
 from __future__ import annotations
 
@@ -63,20 +64,53 @@ def write_atomic(path, write: Callable[[BinaryIO], object]) -> Path:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        _remove(tmp_name)
         raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_folder(path.parent)
+    return path
+
+
+def write_file_atomic(path, write_to: Callable[[Path], object]) -> Path:
+    """Like `write_atomic`, for writers that take a file name (video encoders, imageio).
+
+    `write_to(temporary_path)` writes the whole file; the temporary name keeps the destination's
+    suffix (``.mp4``, ``.gif``) so that format detection by suffix still works. Then the same
+    mode, fsync and rename as `write_atomic`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write_to(Path(tmp_name))
+        with open(tmp_name, "rb+") as handle:
+            os.fchmod(handle.fileno(), ordinary_file_mode())
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        _remove(tmp_name)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _remove(name: str) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside `folder` durable (where the OS lets a folder be fsynced)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
     except OSError:
         pass
-    return path
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
@@ -89,4 +123,5 @@ def write_text_atomic(path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-__all__ = ["current_umask", "ordinary_dir_mode", "ordinary_file_mode", "write_atomic", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["current_umask", "ordinary_dir_mode", "ordinary_file_mode", "write_atomic", "write_bytes_atomic", "write_file_atomic",
+           "write_text_atomic"]

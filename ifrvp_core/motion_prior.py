@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from ifrvp_core.quantise import to_uint8
 from ifrvp_core.warp import backward_warp
 
 MOTION_PRIORS = ("none", "dis")
@@ -30,11 +31,6 @@ MOTION_PRIORS = ("none", "dis")
 # newest frame's softmax logit. `prior_prediction` uses the same numbers.
 PRIOR_OLDER_LOGIT = -2.0
 PRIOR_NEWEST_LOGIT = 2.0
-
-
-def _to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) floats in [0, 1] -> (N, H, W, 3) uint8 RGB."""
-    return (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def dis_flow_uint8(source: np.ndarray, destination: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
@@ -58,7 +54,7 @@ def dis_flow_batch(source: torch.Tensor, destination: torch.Tensor, preset: int 
     if source.shape != destination.shape or source.dim() != 4 or source.shape[1] != 3:
         raise ValueError(f"dis_flow_batch expects two (N, 3, H, W) tensors of one shape, got {tuple(source.shape)} and {tuple(destination.shape)}")
     dis = cv2.DISOpticalFlow_create(preset)
-    flows = [dis_flow_uint8(a, b, dis=dis) for a, b in zip(_to_uint8_rgb(source), _to_uint8_rgb(destination))]
+    flows = [dis_flow_uint8(a, b, dis=dis) for a, b in zip(to_uint8(source), to_uint8(destination))]
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ifrvp_core.checkpoint import ordinary_dir_mode, ordinary_file_mode
-from ifrvp_core.data.datasets import list_images
+from ifrvp_core.atomic import ordinary_dir_mode, write_file_atomic
+from ifrvp_core.data import list_images
 from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
+from ifrvp_core.quantise import to_uint8
 from ifrvp_core.rollout import ModelStep, iter_rollout, resolve_device
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
     "iter_source_frames",
     "predict_video",
     "to_tensor",
-    "to_uint8",
+    "to_uint8",  # from ifrvp_core.quantise, importable here as before
     "write_frames",
     "write_video",
 ]
@@ -49,11 +50,6 @@ DEFAULT_FPS = 25.0
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-
-
-def to_uint8(frame: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] -> uint8 RGB (H, W, 3), rounded."""
-    return frame.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,15 +95,13 @@ def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) ->
     Odd sides are made even by repeating the last row/column (never resized). Frames must all
     have the size of the first. Returns (path, number of frames written).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
     count = 0
-    size = None
-    try:
+
+    def encode(tmp_path: Path) -> None:
+        nonlocal count
+        size = None
         writer = imageio.get_writer(
-            tmp_name, format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
+            tmp_path, format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
             macro_block_size=1, quality=8, ffmpeg_log_level="error",
         )
         try:
@@ -123,11 +117,8 @@ def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) ->
             writer.close()
         if count == 0:
             raise ValueError(f"no frames to write to {path}")
-        os.chmod(tmp_name, ordinary_file_mode())  # mkstemp made it 0600
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+
+    path = write_file_atomic(path, encode)
     return path, count
 
 

@@ -7,7 +7,6 @@ Functions accept torch tensors or numpy arrays; images are (3, H, W) floats in [
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torchvision.utils import flow_to_image
+
+from ifrvp_core.atomic import write_file_atomic
+from ifrvp_core.quantise import to_uint8
 
 
 def _tensor(x) -> torch.Tensor:
@@ -27,11 +29,13 @@ def to_numpy_image(image) -> np.ndarray:
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
         return image
     array = _tensor(image).float()
-    if array.dim() == 3 and array.shape[0] in (1, 3):
-        array = array.permute(1, 2, 0)
-    if array.shape[-1] == 1:
-        array = array.repeat(1, 1, 3)
-    return (array.clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+    if array.dim() == 2:  # (H, W) gray
+        array = array.unsqueeze(0)
+    elif array.shape[0] not in (1, 3):  # (H, W, C) floats
+        array = array.permute(2, 0, 1)
+    if array.shape[0] == 1:
+        array = array.repeat(3, 1, 1)
+    return to_uint8(array)
 
 
 def flow_to_color(flow, max_magnitude: float | None = None) -> np.ndarray:
@@ -203,20 +207,20 @@ def side_by_side(*images, labels=None, separator: int = 4) -> np.ndarray:
 
 def write_animation(frames, path, fps: float = 4) -> Path:
     """Write frames ((H,W,3) uint8 or (3,H,W) float) as a GIF or MP4 (by suffix), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [to_numpy_image(frame) for frame in frames]
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if path.suffix.lower() == ".gif":
-        imageio.mimsave(tmp, arrays, duration=1000.0 / fps, loop=0)
-    elif path.suffix.lower() == ".mp4":
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"animation must be .gif or .mp4, got {path}")
+
+    def encode(tmp_path: Path) -> None:
+        if suffix == ".gif":
+            imageio.mimsave(tmp_path, arrays, duration=1000.0 / fps, loop=0)
+            return
         # H.264 in yuv420p needs even sides
-        arrays = [np.pad(a, ((0, a.shape[0] % 2), (0, a.shape[1] % 2), (0, 0)), mode="edge") for a in arrays]
-        writer = imageio.get_writer(tmp, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=1)
-        for array in arrays:
+        padded = [np.pad(a, ((0, a.shape[0] % 2), (0, a.shape[1] % 2), (0, 0)), mode="edge") for a in arrays]
+        writer = imageio.get_writer(tmp_path, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=1)
+        for array in padded:
             writer.append_data(array)
         writer.close()
-    else:
-        raise ValueError(f"animation must be .gif or .mp4, got {path}")
-    os.replace(tmp, path)
-    return path
+
+    return write_file_atomic(path, encode)

@@ -91,6 +91,27 @@ def test_atomic_temporary_names_are_unique(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]
 
 
+def test_videos_and_animations_are_written_by_the_one_atomic_writer(tmp_path, umask):
+    """Writers that need a file name (ffmpeg, imageio): ordinary mode, the suffix kept, nothing left on failure."""
+    from ifrvp_core.atomic import write_file_atomic
+    from ifrvp_core.predict import write_video
+    from ifrvp_core.visualisation import write_animation
+
+    expected = 0o666 & ~umask
+    frames = [np.full((10, 14, 3), 40 * k, np.uint8) for k in range(3)]
+    video, count = write_video(frames, tmp_path / "out" / "clip.mp4")
+    gif = write_animation(frames, tmp_path / "out" / "clip.gif")
+    assert count == 3 and mode(video) == expected and mode(gif) == expected
+    assert gif.read_bytes()[:6] == b"GIF89a" and video.stat().st_size > 0
+    suffixes = []
+    write_file_atomic(tmp_path / "out" / "a.gif", lambda tmp: suffixes.append(tmp.suffix) or tmp.write_bytes(b"x"))
+    assert suffixes == [".gif"]  # encoders that pick the format by suffix still see it
+    with pytest.raises(ValueError, match="no frames"):
+        write_video([], tmp_path / "out" / "clip.mp4")
+    assert video.stat().st_size > 0  # the previous video is kept
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []
+
+
 def test_results_reports_and_index_are_readable_by_others(tmp_path, umask):
     from ifrvp_core.evaluate import save_results
     from ifrvp_core.workbook.runner import WorkbookResult, write_index
