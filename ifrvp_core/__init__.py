@@ -19,7 +19,7 @@ _PUBLIC = {
     "PredictionLoss": "ifrvp_core.losses",
     "build_dataset": "ifrvp_core.data",
     "list_datasets": "ifrvp_core.data",
-    "launch_training": "ifrvp_core.launch",
+    "launch_training": "ifrvp_core.train.launch",
     "TrainConfig": "ifrvp_core.train",
 }
 

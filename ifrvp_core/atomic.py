@@ -53,33 +53,23 @@ def write_atomic(path, write: Callable[[BinaryIO], object]) -> Path:
     (umask-respecting, 0644 under the usual umask 022), so reports, checkpoints, JSON files and
     data can be served or read by other users like any other file. The folder is created if needed.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    def write_to(tmp_path: Path) -> None:
+        with open(tmp_path, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fchmod(handle.fileno(), ordinary_file_mode())
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        _remove(tmp_name)
-        raise
-    _fsync_folder(path.parent)
-    return path
+
+    return write_file_atomic(path, write_to)
 
 
 def write_file_atomic(path, write_to: Callable[[Path], object]) -> Path:
-    """Like `write_atomic`, for writers that take a file name (video encoders, imageio).
+    """`write_to(temporary_path)` writes the whole file; then its mode, fsync, rename and folder fsync.
 
-    `write_to(temporary_path)` writes the whole file; the temporary name keeps the destination's
-    suffix (``.mp4``, ``.gif``) so that format detection by suffix still works. Then the same
-    mode, fsync and rename as `write_atomic`.
+    The temporary file (unique, in the destination's folder) keeps the destination's suffix
+    (``.mp4``, ``.gif``), so writers that take a file name and pick the format by its suffix
+    (video encoders, imageio) work unchanged. `write_atomic` is this with a file handle.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         write_to(Path(tmp_name))

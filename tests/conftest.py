@@ -2,6 +2,10 @@ import os
 
 import pytest
 import torch
+import torchvision
+
+from ifrvp_core import losses
+from ifrvp_core import metrics as M
 
 # Two cores are shared by the whole suite; one intra-op thread per test process avoids oversubscription.
 torch.set_num_threads(int(os.environ.get("IFRVP_TEST_THREADS", "1")))
@@ -21,6 +25,16 @@ def rng():
     return torch.Generator().manual_seed(0)
 
 
+def seed_hub_weights(tmp_path, monkeypatch, features, file_name: str) -> dict:
+    """Write a seeded random trunk's weights (`features.*` keys) where torch hub looks for `file_name`."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    state = {f"features.{key}": value for key, value in features.state_dict().items()}
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(state, cache / file_name)
+    return state
+
+
 @pytest.fixture
 def seeded_alexnet_weights(tmp_path, monkeypatch):
     """LPIPS's AlexNet trunk from a seeded random AlexNet, placed in a temporary torch hub cache.
@@ -28,19 +42,9 @@ def seeded_alexnet_weights(tmp_path, monkeypatch):
     The ImageNet file is not available offline; the LPIPS code path (loading, channel handling) is
     the same with any trunk. Returns the state dict written (`features.*` keys).
     """
-    import torchvision
-
-    from ifrvp_core import metrics as M
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.delenv("IFRVP_ALEXNET_WEIGHTS", raising=False)
     torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features
-    state = {f"features.{key}": value for key, value in features.state_dict().items()}
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(state, cache / M.ALEXNET_WEIGHTS_FILE)
-    return state
+    return seed_hub_weights(tmp_path, monkeypatch, torchvision.models.alexnet(weights=None).features, M.ALEXNET_WEIGHTS_FILE)
 
 
 @pytest.fixture
@@ -50,15 +54,5 @@ def seeded_vgg19_weights(tmp_path, monkeypatch):
     The ImageNet file is not available offline; the loss's code path (loading, layers, frozen
     features) is the same with any trunk. Returns the state dict written (`features.*` keys).
     """
-    import torchvision
-
-    from ifrvp_core import losses
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(0)
-    features = torchvision.models.vgg19(weights=None).features
-    state = {f"features.{key}": value for key, value in features.state_dict().items()}
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(state, cache / losses.VGG19_FILE)
-    return state
+    return seed_hub_weights(tmp_path, monkeypatch, torchvision.models.vgg19(weights=None).features, losses.VGG19_FILE)

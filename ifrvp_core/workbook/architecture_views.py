@@ -15,12 +15,13 @@ from ifrvp_core.data.synthetic import load_scene, render_frame
 from ifrvp_core.metrics import psnr
 from ifrvp_core.models import build_model
 from ifrvp_core.profiling import count_macs, count_parameters, median_latency_ms
+from ifrvp_core.rollout import resolve_device
 from ifrvp_core.visualisation import error_map, to_numpy_image
 
 
 def variant_table(models, sizes, repeats: int = 3, context_frames: int = 2, progress: bool = True) -> list[dict]:
     """Parameters, MACs and median CPU/GPU latency of `model.predict` per variant and size."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device()
     rows = []
     for name in tqdm(list(models), desc="variants", disable=not progress):
         model = build_model(name, context_frames=context_frames).eval().to(device)
