@@ -104,6 +104,26 @@ def test_frames_folder_test_split_is_the_last_ten_percent(tmp_path):
     assert len(test) == 1
 
 
+def test_motion_strides_add_training_windows_with_larger_steps_between_frames(tmp_path):
+    clip = tmp_path / "clip"
+    for i in range(40):
+        write_png(clip / f"{i:05d}.png", frame(i))
+    plain = build_dataset("frames", clip, "train")
+    strided = build_dataset("frames", clip, "train", motion_strides=3)
+    steps = {}
+    for i in range(len(strided)):
+        files = strided.sample_files(i)
+        numbers = [int(Path(p).stem) for p in files["context"] + files["target"]]
+        steps.setdefault(numbers[1] - numbers[0], []).append(numbers)
+        assert numbers[2] - numbers[1] == numbers[1] - numbers[0] and max(numbers) <= 35  # never into the test part
+    # stride 1: the plain windows; strides 2 and 3: every window that fits in the 36 training frames
+    assert {k: len(v) for k, v in steps.items()} == {1: len(plain), 2: 36 - 4, 3: 36 - 6}
+    assert [plain.sample_files(i) for i in range(len(plain))] == [strided.sample_files(i) for i in range(len(plain))]
+    assert len(build_dataset("frames", clip, "test", motion_strides=3)) == len(build_dataset("frames", clip, "test"))
+    with pytest.raises(ValueError, match="motion_strides must be >= 1"):
+        build_dataset("frames", clip, "train", motion_strides=0)
+
+
 def test_video_file_is_read_lazily_like_its_frames(tmp_path):
     frames = [frame(i, 64, 96) for i in range(20)]
     video = tmp_path / "walk.mp4"

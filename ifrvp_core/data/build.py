@@ -78,7 +78,7 @@ def resolve_resize(key: str, resize):
 
 
 def layout_windows(key: str, root: Path, split: str, span: int, order, context_frames: int, stride: int,
-                   window_step: int | None, test_fraction: float, variant: str | None) -> list[Window]:
+                   window_step: int | None, test_fraction: float, variant: str | None, motion_strides: int = 1) -> list[Window]:
     """The windows of dataset `key` (any name of `DATASETS` but "shards") under `root`."""
     if key == "vimeo90k":
         return vimeo90k_windows(root, split, span, order, variant)
@@ -93,14 +93,15 @@ def layout_windows(key: str, root: Path, split: str, span: int, order, context_f
     if key == "ucf101":
         return ucf101_windows(root, split, span, order)
     if key == "frames":
-        return frames_windows(root, split, span, order, stride, window_step, test_fraction)
+        return frames_windows(root, split, span, order, stride, window_step, test_fraction, motion_strides)
     return synthetic_windows(root, split, span, order, window_step)
 
 
 def build_dataset(name: str, root=None, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                   frame_stride: int | None = None, crop_size=None, augment: bool | AugmentConfig = False, seed: int = 0,
                   teacher_flow: bool | str = DEFAULT_TEACHER_MODE, window_step: int | None = None, test_fraction: float = 0.1,
-                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail") -> WindowDataset:
+                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail",
+                  motion_strides: int = 1) -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
     Args:
@@ -131,6 +132,8 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
         on_bad_sample: "fail" raises `DataError` naming an unreadable file; "skip" replaces the
             sample by the next in the epoch's shuffled order and reports the file in the sample's
             `skipped_files` (training's default; evaluation always fails).
+        motion_strides: `frames` training windows at frame strides 1..N x `frame_stride` (N times
+            the clip's motion; other splits and datasets: 1).
     """
     key = str(name).lower()
     if key not in DATASETS:
@@ -149,7 +152,10 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
     if root is None:
         raise ValueError(f"dataset {key!r} needs a data root")
     root = Path(root).expanduser()
-    windows = layout_windows(key, root, split, span, order, context_frames, stride, window_step, test_fraction, variant)
+    if int(motion_strides) < 1:
+        raise ValueError(f"motion_strides must be >= 1, got {motion_strides!r}")
+    windows = layout_windows(key, root, split, span, order, context_frames, stride, window_step, test_fraction, variant,
+                             int(motion_strides))
     resize = resolve_resize(key, resize)
     random_stride = key == "ucf101" and split == "train"
     return WindowDataset(windows, context_frames, target_times, root=root, augment=augmenting, seed=seed, teacher_flow=teacher_flow,

@@ -274,8 +274,23 @@ def clip_sources(root: Path) -> list:
     return sources
 
 
-def frames_windows(root: Path, split: str, span: int, order, stride: int, step: int | None, test_fraction: float):
-    """Sliding windows; the last `test_fraction` of every clip is the test part (never trained on)."""
+def frames_windows(root: Path, split: str, span: int, order, stride: int, step: int | None, test_fraction: float,
+                   motion_strides: int = 1):
+    """Sliding windows; the last `test_fraction` of every clip is the test part (never trained on).
+
+    `motion_strides` N > 1 (training split only) adds the windows at frame strides 2..N times
+    `stride`: the same footage with N times its motion, so that a clip that barely moves still
+    teaches the larger motions of other footage (names `<clip>/s<k>/<start>`).
+    """
+    windows = []
+    for multiple in range(1, (motion_strides if split == "train" else 1) + 1):
+        suffix = "" if multiple == 1 else f"/s{multiple}"
+        windows.extend(_frames_windows_at(root, split, span, order, stride * multiple, step, test_fraction, suffix))
+    return windows
+
+
+def _frames_windows_at(root: Path, split: str, span: int, order, stride: int, step: int | None, test_fraction: float,
+                       suffix: str) -> list:
     windows = []
     for source in clip_sources(root):
         if source.is_file():
@@ -284,7 +299,7 @@ def frames_windows(root: Path, split: str, span: int, order, stride: int, step: 
             frames = list_images(source)
         boundary = int(math.floor(len(frames) * (1.0 - test_fraction)))
         part = frames[:boundary] if split == "train" else frames[boundary:]
-        name = source.stem if source.is_file() else source.name
+        name = (source.stem if source.is_file() else source.name) + suffix
         offset = 0 if split == "train" else boundary
         found = sliding_windows(part, span, stride, step or (1 if split == "train" else span), name, order=order)
         for window in found:

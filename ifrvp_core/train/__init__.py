@@ -14,8 +14,9 @@ The extrapolation recipe adds (each a flag, see `TrainConfig`; measured in noteb
 `--teacher_flow auto` (prepared teacher flow when present, else DIS from the real target to every
 context frame, computed on the fly: distillation never drops out silently); the distillation's
 robustness is a flag too (`--loss_distillation_beta`, IFRNet's 0.3 by default). Validation scores
-copy-last and DIS extrapolation on the same samples, so a model that collapses to copying shows it
-in `log.jsonl`, TensorBoard and `summary.json` (`beats_baselines`).
+copy-last, DIS extrapolation and prior_only (the untrained twin) on the same samples, so a model
+that collapses to copying, or that learns nothing beyond its motion prior, shows it in
+`log.jsonl`, TensorBoard and `summary.json` (`baselines`, `beats_baselines`).
 
 Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; backend nccl with CUDA, gloo otherwise;
 only rank 0 writes. The sample order depends only on (seed, epoch), so a run resumed from

@@ -53,6 +53,8 @@ class TrainConfig:
     teacher_flow: str = "auto"  # auto (prepared files, else DIS on the fly) | disk | dis | none
     future_frames: int = 1  # targets per sample; training uses the first (t+1), evaluation tools the rest
     frame_stride: int | None = None
+    # `frames` training windows at frame strides 1..N x frame_stride: N times the footage's motion
+    motion_strides: int = 1
     crop_size: int = 224
     augment: bool = True
     num_workers: int = 2
@@ -121,7 +123,7 @@ class TrainConfig:
     def train_data_options(self) -> dict:
         """`build_dataset(dataset, data_root, "train", **options)` keywords: augmentation, teacher flow, bad samples."""
         return dict(augment=self.augment, crop_size=self.crop_size, teacher_flow=TEACHER_FLOW_MODES[self.teacher_flow],
-                    on_bad_sample=self.on_bad_sample, **self.data_options())
+                    on_bad_sample=self.on_bad_sample, motion_strides=self.motion_strides, **self.data_options())
 
     @property
     def val_split(self) -> str:
