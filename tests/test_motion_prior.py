@@ -1,6 +1,8 @@
 """The extrapolation recipe: DIS motion prior, on-the-fly teacher flow, plain distillation, baselines in validation."""
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -278,3 +280,48 @@ def test_training_warns_when_the_model_ends_within_noise_of_its_untrained_twin()
     assert baseline_warnings(summary) == []
     summary["final"]["psnr"], summary["beats_baselines"]["prior_only"]["psnr"] = 29.0, False  # worse than the prior
     assert len(baseline_warnings(summary)) == 1 and "does not beat prior_only" in baseline_warnings(summary)[0]
+
+
+def load_script(name):
+    """A script of scripts/ as a module (they are run as files, not imported as a package)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learning_diagnostics_explain_a_run(tmp_path, capsys):
+    """Step-0 gradients, weight movement from the rebuilt initial model, loss shares and prediction changes."""
+    write_translating_frames(tmp_path / "clips" / "a", count=30)
+    config = TrainConfig(model_name="IFRNet_T", dataset="frames", data_root=str(tmp_path / "clips"), crop_size=32, batch_size=2,
+                         num_workers=0, max_steps=3, epochs=50, val_samples=2, log_path=str(tmp_path / "runs"), run_name="d",
+                         log_interval=1)
+    Trainer(config, Dist()).run()
+    diagnostics = load_script("learning_diagnostics")
+    start = diagnostics.initial_model(config).state_dict()
+    torch.manual_seed(config.seed)  # the rebuilt initial model is the trainer's: same seed, same first draws
+    assert torch.equal(start["encoder.pyramid1.0.0.weight"], build_model("IFRNet_T", motion_prior="dis").state_dict()["encoder.pyramid1.0.0.weight"])
+    gradients = diagnostics.step0_gradients(config, batches=1)
+    assert gradients["decoder1"] == 0.0 and gradients["decoder1.out"] > 0 and gradients["encoder"] > 0  # zero output layer: nothing upstream of it
+    movement = diagnostics.weight_movement(config, tmp_path / "runs" / "d" / "latest.pt")
+    assert all(moved > 0 for moved, _ in movement.values()) and 0 < movement["encoder"][1] < 0.5  # 3 steps: a small move
+    shares = diagnostics.loss_shares(config, tmp_path / "runs" / "d")
+    assert shares[0]["steps"].startswith("first tenth") and "charbonnier" in shares[0] and "%" in shares[0]["census"]
+    changes = diagnostics.prediction_changes(tmp_path / "runs" / "d" / "latest.pt", "frames", tmp_path / "clips", samples=2)
+    assert changes["prior |flow| (px)"] > 1.0 and changes["flow correction (px)"] < changes["prior |flow| (px)"]
+    assert 0.0 < changes["older frame weight"] < 0.2  # 3 steps from its start at 0.119
+    assert diagnostics.main([str(tmp_path / "runs" / "d"), "--batches", "1"]) == 0
+    assert "grad norm, step 0" in capsys.readouterr().out
+
+
+def test_motion_headroom_on_a_translation(tmp_path, capsys):
+    """Uniform translation: the prior is near exact, sampling it at the source changes nothing, crops see the same motion."""
+    write_translating_frames(tmp_path / "clip", count=12, dx=3)
+    headroom = load_script("motion_headroom")
+    result = headroom.clip_headroom(str(tmp_path / "clip"), crop=40, rng=np.random.default_rng(0))
+    assert result["windows"] == 4
+    assert abs(result["fixed point prior"] - result["prior"]) < 0.5
+    assert result["oracle flow"] > 25 and result["prior"] > 25
+    assert result["crop: mean |flow| full frame (px)"] == pytest.approx(3.0, abs=0.5)
+    assert headroom.main([str(tmp_path / "clip"), "--crop", "40"]) == 0 and "oracle flow" in capsys.readouterr().out
