@@ -78,7 +78,7 @@ def test_outputs_chain_through_files(tiny_workbook):
     for name in ("best.pt", "latest.pt", "log.jsonl", "config.json", "summary.json"):
         assert (run_dir / name).is_file(), name
     results = json.loads((tiny_workbook.reports_dir / "evaluation" / "results.json").read_text())
-    assert list(results) == ["meta", "model", "copy_last", "dis_extrapolation"]
+    assert list(results) == ["meta", "model", "copy_last", "dis_extrapolation", "prior_only"]
     assert list(results["model"]) == ["t+1", "t+2", "t+3", "t+1..t+1", "t+1..t+2", "t+1..t+3"]
     assert 5 < results["model"]["t+1"]["psnr"] < 60 and results["model"]["t+1"]["lpips"] is None  # no offline AlexNet weights
     meta = results["meta"]
@@ -133,7 +133,9 @@ def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbo
     assert saved["meta"]["steps"] == 3 and list(saved["results"]["copy_last"])[-1] == "t+1..t+3"
     names = [row["variant"] for row in saved["rows"]]
     assert names[: len(ABLATION_VARIANTS)] == [n + (" (training default)" if n == DEFAULT_VARIANT else "") for n in ABLATION_VARIANTS]
-    assert names[-2:] == ["copy_last", "dis_extrapolation"]  # the baselines on the same windows
+    assert names[-3:] == ["copy_last", "dis_extrapolation", "prior_only"]  # the baselines on the same windows
+    prior_row = saved["rows"][-1]
+    assert isinstance(prior_row["psnr frame t+1"], float)  # what every variant's training added is read against it
     default = saved["rows"][list(ABLATION_VARIANTS).index(DEFAULT_VARIANT)]
     for key in ("psnr frame t+1", "ssim frame t+3", "ms_ssim frame t+1", "EPE t+1 (px)", "train time (s)"):
         assert isinstance(default[key], float), key

@@ -88,7 +88,7 @@ def train_variants(variants: dict, data_root, runs_dir, base: dict, progress: bo
 
 
 def step_functions(runs: list[VariantRun]) -> dict:
-    """{variant: its final checkpoint as a step function, then copy_last and dis_extrapolation}."""
+    """{variant: its final checkpoint as a step function, then the baselines copy_last, dis_extrapolation, prior_only}."""
     methods = {run.name: model_step_fn(load_model(run.checkpoint)) for run in runs}
     methods.update(standard_methods(model=None))
     return methods
