@@ -256,19 +256,8 @@ def _loader(dataset, batch_size: int, num_workers: int, max_samples: int | None)
         raise ValueError("the dataset has no samples")
     indices = list(range(total if max_samples is None else min(total, int(max_samples))))
     subset = dataset if len(indices) == total else Subset(dataset, indices)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate_same_size)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     return loader, indices
-
-
-def _collate_same_size(samples: list[dict]) -> dict:
-    """`ifrvp_core.data.collate`, after a clear error for samples of different sizes."""
-    for key, value in samples[0].items():
-        if isinstance(value, torch.Tensor):
-            shapes = {tuple(sample[key].shape) for sample in samples}
-            if len(shapes) > 1:
-                names = [s.get("name", "?") for s in samples]
-                raise ValueError(f"samples {names} differ in {key!r} shape {sorted(shapes)}; use batch_size=1 for mixed frame sizes")
-    return collate(samples)
 
 
 def _lpips_reason(metrics: tuple[str, ...], lpips_weights) -> str | None:

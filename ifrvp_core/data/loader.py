@@ -26,11 +26,18 @@ def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
 
 
 def collate(samples: list[dict]) -> dict:
-    """Stack tensors; keep names as a list."""
+    """Stack tensors; keep names as a list. Samples of different sizes: a `ValueError` naming them."""
     batch = {}
     for key in samples[0]:
         values = [sample[key] for sample in samples]
-        batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+        if isinstance(values[0], torch.Tensor):
+            shapes = {tuple(value.shape) for value in values}
+            if len(shapes) > 1:
+                names = [sample.get("name", "?") for sample in samples]
+                raise ValueError(f"samples {names} differ in {key!r} shape {sorted(shapes)}; use batch_size=1 for mixed frame sizes")
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = values
     return batch
 
 
