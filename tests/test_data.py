@@ -326,3 +326,12 @@ def test_make_synthetic_and_video_to_frames_tools(tmp_path):
     assert data_prep_main(["video_to_frames", str(video), str(tmp_path / "out"), "--every", "2"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00000.png", "00001.png", "00002.png"]
     assert data_prep_main(["video_to_frames", str(tmp_path / "missing.mp4"), str(tmp_path / "o2")]) == 2
+
+
+def test_collate_names_the_samples_whose_sizes_differ():
+    from ifrvp_core.data import collate
+
+    same = collate([{"context": torch.zeros(2, 3, 4, 4), "name": "a"}, {"context": torch.ones(2, 3, 4, 4), "name": "b"}])
+    assert same["context"].shape == (2, 2, 3, 4, 4) and same["name"] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"samples \['a', 'b'\] differ in 'context' shape.*batch_size=1"):
+        collate([{"context": torch.zeros(2, 3, 4, 4), "name": "a"}, {"context": torch.zeros(2, 3, 4, 6), "name": "b"}])
