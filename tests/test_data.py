@@ -10,7 +10,7 @@ import torch
 
 from data_prep import compute_teacher_flow, verify_dataset
 from data_prep.__main__ import main as data_prep_main
-from ifrvp_core.data import DataError, build_dataset, make_loader, read_image, set_loader_epoch
+from ifrvp_core.data import DataError, build_dataset, collate, make_loader, read_image, set_loader_epoch
 from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.warp import backward_warp
 
@@ -329,8 +329,6 @@ def test_make_synthetic_and_video_to_frames_tools(tmp_path):
 
 
 def test_collate_names_the_samples_whose_sizes_differ():
-    from ifrvp_core.data import collate
-
     same = collate([{"context": torch.zeros(2, 3, 4, 4), "name": "a"}, {"context": torch.ones(2, 3, 4, 4), "name": "b"}])
     assert same["context"].shape == (2, 2, 3, 4, 4) and same["name"] == ["a", "b"]
     with pytest.raises(ValueError, match=r"samples \['a', 'b'\] differ in 'context' shape.*batch_size=1"):
