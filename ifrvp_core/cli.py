@@ -16,15 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ifrvp_core import train
-from ifrvp_core.checkpoint import CheckpointError, load_model
-from ifrvp_core.data.io import DataError
-from ifrvp_core.evaluate import evaluate_model
-from ifrvp_core.metrics import MetricUnavailableError
-from ifrvp_core.predict import interpolate_files, iter_source_frames, predict_video
-from ifrvp_core.protocols import get_protocol
-from ifrvp_core.results import format_table, save_results
-from ifrvp_core.rollout import resolve_device
+# The package's modules import torch (seconds): they are imported inside the commands that need
+# them, so that `ifrvp --help` and a mistyped command answer at once.
 
 __all__ = ["build_parser", "main"]
 
@@ -33,8 +26,13 @@ class UserError(Exception):
     """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
-# Printed as one line with exit code 2, never a traceback.
-USER_ERRORS = (UserError, CheckpointError, DataError, MetricUnavailableError, FileNotFoundError, NotADirectoryError, ValueError)
+def user_errors() -> tuple:
+    """The exceptions printed as one line with exit code 2, never a traceback."""
+    from ifrvp_core.checkpoint import CheckpointError  # heavy (torch): see the note above
+    from ifrvp_core.data.io import DataError  # heavy (torch)
+    from ifrvp_core.metrics import MetricUnavailableError  # heavy (torch)
+
+    return (UserError, CheckpointError, DataError, MetricUnavailableError, FileNotFoundError, NotADirectoryError, ValueError)
 
 
 def _positive_int(text: str) -> int:
@@ -119,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(checkpoint: str, device):
+    from ifrvp_core.checkpoint import load_model  # heavy (torch)
+    from ifrvp_core.rollout import resolve_device  # heavy (torch)
+
     path = Path(checkpoint)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
@@ -126,6 +127,10 @@ def _load(checkpoint: str, device):
 
 
 def _evaluate(args) -> int:
+    from ifrvp_core.evaluate import evaluate_model  # heavy (torch)
+    from ifrvp_core.protocols import get_protocol  # heavy (torch)
+    from ifrvp_core.results import format_table, save_results  # heavy (torch)
+
     model = None
     if args.checkpoint.lower() != "none":
         model = _load(args.checkpoint, args.device)
@@ -152,6 +157,8 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
+    from ifrvp_core.predict import iter_source_frames, predict_video  # heavy (torch)
+
     iter_source_frames(args.source)  # fail on a bad source before loading the model
     model = _load(args.checkpoint, args.device)
     info = predict_video(
@@ -164,6 +171,8 @@ def _predict(args) -> int:
 
 
 def _interpolate(args) -> int:
+    from ifrvp_core.predict import interpolate_files  # heavy (torch)
+
     for path in (args.frame_a, args.frame_b):
         if not Path(path).is_file():
             raise UserError(f"image not found: {path}")
@@ -178,13 +187,15 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         # Everything after `train` belongs to the training parser (its own --help and errors).
-        code = train.main(argv[1:])
+        from ifrvp_core.train import main as train_main  # heavy (torch)
+
+        code = train_main(argv[1:])
         return int(code or 0)
     args = build_parser().parse_args(argv)
     handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate}
     try:
         return handlers[args.command](args)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"ifrvp {args.command}: error: {message}", file=sys.stderr)
         return 2

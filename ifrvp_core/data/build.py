@@ -80,6 +80,8 @@ def resolve_resize(key: str, resize):
 def layout_windows(key: str, root: Path, split: str, span: int, order, context_frames: int, stride: int,
                    window_step: int | None, test_fraction: float, variant: str | None, motion_strides: int = 1) -> list[Window]:
     """The windows of dataset `key` (any name of `DATASETS` but "shards") under `root`."""
+    if int(motion_strides) < 1:
+        raise ValueError(f"motion_strides must be >= 1, got {motion_strides!r}")
     if key == "vimeo90k":
         return vimeo90k_windows(root, split, span, order, variant)
     if key == "gopro":
@@ -93,7 +95,7 @@ def layout_windows(key: str, root: Path, split: str, span: int, order, context_f
     if key == "ucf101":
         return ucf101_windows(root, split, span, order)
     if key == "frames":
-        return frames_windows(root, split, span, order, stride, window_step, test_fraction, motion_strides)
+        return frames_windows(root, split, span, order, stride, window_step, test_fraction, int(motion_strides))
     return synthetic_windows(root, split, span, order, window_step)
 
 
@@ -132,8 +134,7 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
         on_bad_sample: "fail" raises `DataError` naming an unreadable file; "skip" replaces the
             sample by the next in the epoch's shuffled order and reports the file in the sample's
             `skipped_files` (training's default; evaluation always fails).
-        motion_strides: `frames` training windows at frame strides 1..N x `frame_stride` (N times
-            the clip's motion; other splits and datasets: 1).
+        motion_strides: `frames` training windows at frame strides 1..N x `frame_stride` (N x the motion).
     """
     key = str(name).lower()
     if key not in DATASETS:
@@ -152,10 +153,7 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
     if root is None:
         raise ValueError(f"dataset {key!r} needs a data root")
     root = Path(root).expanduser()
-    if int(motion_strides) < 1:
-        raise ValueError(f"motion_strides must be >= 1, got {motion_strides!r}")
-    windows = layout_windows(key, root, split, span, order, context_frames, stride, window_step, test_fraction, variant,
-                             int(motion_strides))
+    windows = layout_windows(key, root, split, span, order, context_frames, stride, window_step, test_fraction, variant, motion_strides)
     resize = resolve_resize(key, resize)
     random_stride = key == "ucf101" and split == "train"
     return WindowDataset(windows, context_frames, target_times, root=root, augment=augmenting, seed=seed, teacher_flow=teacher_flow,
