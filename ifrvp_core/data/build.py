@@ -102,8 +102,8 @@ def layout_windows(key: str, root: Path, split: str, span: int, order, context_f
 def build_dataset(name: str, root=None, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                   frame_stride: int | None = None, crop_size=None, augment: bool | AugmentConfig = False, seed: int = 0,
                   teacher_flow: bool | str = DEFAULT_TEACHER_MODE, window_step: int | None = None, test_fraction: float = 0.1,
-                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail",
-                  motion_strides: int = 1) -> WindowDataset:
+                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail", motion_strides: int = 1
+                  ) -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
     Args:
@@ -154,10 +154,9 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
         raise ValueError(f"dataset {key!r} needs a data root")
     root = Path(root).expanduser()
     windows = layout_windows(key, root, split, span, order, context_frames, stride, window_step, test_fraction, variant, motion_strides)
-    resize = resolve_resize(key, resize)
     random_stride = key == "ucf101" and split == "train"
     return WindowDataset(windows, context_frames, target_times, root=root, augment=augmenting, seed=seed, teacher_flow=teacher_flow,
-                         synthetic=key == "synthetic", source=key, resize=resize, cache_root=cache_root,
+                         synthetic=key == "synthetic", source=key, resize=resolve_resize(key, resize), cache_root=cache_root,
                          max_stride=UCF101_MAX_STRIDE if random_stride else 0, clip_length=UCF101_CLIP if random_stride else 0,
                          on_bad_sample=on_bad_sample)
 
