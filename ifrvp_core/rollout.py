@@ -69,6 +69,12 @@ def _check_context(context: torch.Tensor, needed: int = 1, who: str = "context")
         raise ValueError(f"{who} has {context.shape[1]} frames but {needed} are needed")
 
 
+def _newest_frames(context: torch.Tensor, count: int, who: str) -> torch.Tensor:
+    """The newest `count` frames of a checked (B, K>=count, 3, H, W) context."""
+    _check_context(context, count, who=who)
+    return context[:, -count:]
+
+
 def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
     """Predict `steps` frames recursively, yielding them one at a time.
 
@@ -131,8 +137,7 @@ class ModelStep:
         self.context_frames = int(getattr(model, "context_frames", 2))
 
     def _window(self, context: torch.Tensor) -> torch.Tensor:
-        _check_context(context, self.context_frames, who=f"context for {getattr(self.model, 'model_name', 'model')}")
-        return context[:, -self.context_frames :]
+        return _newest_frames(context, self.context_frames, f"context for {getattr(self.model, 'model_name', 'model')}")
 
     def to(self, device) -> "ModelStep":
         self.model.to(device)
@@ -224,8 +229,7 @@ class PriorOnly:
         self.target_time = float(target_time)
 
     def _window(self, context: torch.Tensor) -> torch.Tensor:
-        _check_context(context, self.context_frames, who="context for the prior_only baseline")
-        return context[:, -self.context_frames :]
+        return _newest_frames(context, self.context_frames, "context for the prior_only baseline")
 
     def __call__(self, context: torch.Tensor) -> torch.Tensor:
         """(B, K>=context_frames, 3, H, W) -> (B, 3, H, W) the untrained prior model's next frame."""
