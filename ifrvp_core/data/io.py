@@ -1,12 +1,20 @@
 """Image, video and flow file IO with errors that name the file; atomic writes (`ifrvp_core.atomic`)."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ifrvp_core.atomic import write_atomic, write_bytes_atomic
+
+# FFmpeg inside OpenCV prints demuxer and decoder complaints ("moov atom not found") straight to
+# stderr; a broken video is reported here as one DataError naming the file instead. OpenCV reads
+# this once, when it first opens a video, hence at import; a level the user set wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
@@ -115,55 +123,142 @@ def write_flow(path, flow: np.ndarray) -> Path:
     return path
 
 
+# How far the open decoder decodes forward to reach a later frame before `VideoReader.read` seeks instead.
+FORWARD_DECODE_LIMIT = 32
+
+
 class VideoReader:
-    """Random access to a video's frames without loading the whole file (OpenCV)."""
+    """Frame-exact random access to a video's frames without loading the whole file (OpenCV).
+
+    Frame `i` is the i-th frame that sequential decoding gives, and `num_frames` counts the frames
+    that decode: container headers are not trusted (an MP4 said 456 frames and decoded 455, an AVI
+    said 444 and decoded 68). The first use of `num_frames` or `read` decodes the file once and
+    keeps a digest of every frame (16 bytes a frame, cached per file in the process). `read` then
+    decodes forward from where the open decoder is, or seeks with OpenCV (not frame-exact for every
+    codec) and keeps the frame only if its digest is the one sequential decoding gave at that index;
+    otherwise it decodes sequentially from the start. `iter_frames` streams without that pass.
+    """
 
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.is_file():
-            raise DataError(f"video not found: {self.path}")
-        capture = cv2.VideoCapture(str(self.path))
-        if not capture.isOpened():
-            raise DataError(f"cannot open video (unsupported or corrupt): {self.path}")
-        self.num_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            raise DataError(f"video not found: {self.path}", self.path)
+        capture = self._open()
         self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
         self.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         capture.release()
-        if self.num_frames <= 0:
-            self.num_frames = sum(1 for _ in self.iter_frames())
+        self._digests: tuple[bytes, ...] | None = None
         self._capture = None
-        self._position = None
+        self._position = None  # index of the frame the open decoder gives next (believed; every frame read is checked)
 
-    def iter_frames(self, start: int = 0):
-        """Yield uint8 RGB frames from `start` on, streaming."""
+    def _open(self):
         capture = cv2.VideoCapture(str(self.path))
-        if start:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+        if not capture.isOpened():
+            capture.release()
+            raise DataError(f"cannot open video (unsupported or corrupt): {self.path}", self.path)
+        return capture
+
+    @property
+    def frame_digests(self) -> tuple[bytes, ...]:
+        """A digest of every frame that decodes, in order (one decode pass on first use)."""
+        if self._digests is None:
+            stat = self.path.stat()
+            self._digests = _decoded_digests(str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return self._digests
+
+    @property
+    def num_frames(self) -> int:
+        """The number of frames that actually decode (not the container's header)."""
+        return len(self.frame_digests)
+
+    def _decode(self, start: int = 0):
+        """BGR frames of sequential decoding from `start` on (frames before it decoded, not converted)."""
+        capture = self._open()
         try:
+            for _ in range(start):
+                if not capture.grab():
+                    return
             while True:
                 ok, frame = capture.read()
                 if not ok:
                     return
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                yield frame
         finally:
             capture.release()
 
+    def iter_frames(self, start: int = 0):
+        """Yield uint8 RGB frames from `start` on (those sequential decoding gives), streaming."""
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        for frame in self._decode(start):
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
     def read(self, index: int) -> np.ndarray:
-        """Frame `index` as uint8 RGB; sequential reads reuse the open decoder."""
-        if not 0 <= index < self.num_frames:
-            raise DataError(f"frame {index} out of range 0..{self.num_frames - 1} in {self.path}")
-        if self._capture is None or self._position != index:
-            if self._capture is None:
-                self._capture = cv2.VideoCapture(str(self.path))
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = self._capture.read()
-        if not ok:
-            raise DataError(f"cannot decode frame {index} of {self.path}", f"{self.path}#{index}")
-        self._position = index + 1
+        """Frame `index` as uint8 RGB, the frame sequential decoding gives; sequential reads reuse the open decoder."""
+        digests = self.frame_digests
+        if not 0 <= index < len(digests):
+            raise DataError(f"frame {index} out of range 0..{len(digests) - 1} in {self.path}", f"{self.path}#{index}")
+        ahead = None if self._capture is None else index - self._position
+        frame = None
+        if ahead is not None and 0 <= ahead <= FORWARD_DECODE_LIMIT:
+            frame = self._forward_to(index, digests)
+        elif index > FORWARD_DECODE_LIMIT:
+            frame = self._seek_to(index, digests)
+        if frame is None:  # no open decoder near, or the seek or a seeked decoder gave another frame
+            self._restart()
+            frame = self._forward_to(index, digests)
+        if frame is None:
+            raise DataError(f"cannot decode frame {index} of {self.path} as the first decode did (has the file changed?)",
+                            f"{self.path}#{index}")
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def _restart(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+        self._capture, self._position = self._open(), 0
+
+    def _seek_to(self, index: int, digests) -> np.ndarray | None:
+        if self._capture is None:
+            self._capture = self._open()
+        self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self._position = index
+        return self._forward_to(index, digests)
+
+    def _forward_to(self, index: int, digests) -> np.ndarray | None:
+        """Decode from the open decoder's position to `index`; the frame, or None if its digest is not frame `index`'s."""
+        while self._position < index:
+            if not self._capture.grab():
+                return None
+            self._position += 1
+        ok, frame = self._capture.read()
+        self._position += 1
+        if not ok or _digest(frame) != digests[index]:
+            self._capture.release()
+            self._capture = self._position = None
+            return None
+        return frame
+
+    def close(self) -> None:
+        """Release the open decoder (reads reopen it)."""
+        if self._capture is not None:
+            self._capture.release()
+        self._capture = self._position = None
 
     def __getstate__(self):  # DataLoader workers reopen the decoder
         state = dict(self.__dict__)
         state["_capture"], state["_position"] = None, None
         return state
+
+
+def _digest(frame: np.ndarray) -> bytes:
+    # A strong hash of every byte: equal digests mean equal frames, so a seek that lands on a frame
+    # identical to the one asked for still returns exactly the pixels sequential decoding gives.
+    return hashlib.sha256(np.ascontiguousarray(frame).data).digest()[:16]
+
+
+@functools.lru_cache(maxsize=256)
+def _decoded_digests(path: str, size: int, mtime_ns: int) -> tuple[bytes, ...]:
+    """Digests of every frame of sequential decoding; cached per (file, size, modification time)."""
+    reader = VideoReader(path)
+    return tuple(_digest(frame) for frame in reader._decode())
