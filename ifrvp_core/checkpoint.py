@@ -177,3 +177,38 @@ def model_checkpoint(model: nn.Module, **extra) -> dict:
         "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         **extra,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# packaged weights: `ifrvp predict` without --checkpoint
+
+PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_PACKAGED_MODEL = "ifrvp-s-real"
+
+
+def packaged_models() -> list[str]:
+    """Names of the packaged models installed (`ifrvp_core/weights/<name>.pt`), sorted."""
+    return sorted(path.stem for path in PACKAGED_WEIGHTS_DIR.glob("*.pt")) if PACKAGED_WEIGHTS_DIR.is_dir() else []
+
+
+def packaged_checkpoint_path(name: str = DEFAULT_PACKAGED_MODEL) -> Path:
+    """The packaged checkpoint `name`: `ifrvp_core/weights/<name>.pt` inside the installed package.
+
+    Raises CheckpointError saying which models are installed, and to pass a checkpoint file
+    instead, when that file is not there.
+    """
+    if not name or Path(name).name != name:
+        raise CheckpointError(f"a packaged model name is a plain name like {DEFAULT_PACKAGED_MODEL!r}, got {name!r}")
+    path = PACKAGED_WEIGHTS_DIR / f"{name}.pt"
+    if not path.is_file():
+        installed = ", ".join(packaged_models()) or "none"
+        raise CheckpointError(
+            f"no packaged model {name!r} is installed (looked for {path}; installed: {installed}); "
+            "pass a checkpoint file with --checkpoint"
+        )
+    return path
+
+
+def load_packaged_model(name: str = DEFAULT_PACKAGED_MODEL, device="cpu") -> nn.Module:
+    """`load_model` on the packaged checkpoint `name` (`packaged_checkpoint_path`)."""
+    return load_model(packaged_checkpoint_path(name), device=device)

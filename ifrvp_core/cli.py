@@ -55,6 +55,16 @@ def _scale(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _times(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
@@ -91,19 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
     ev.add_argument("--no-progress", dest="progress", action="store_false")
 
-    pr = sub.add_parser("predict", help="predict future frames of a video or frames folder")
+    pr = sub.add_parser("predict", help="predict the frames after the end of a video or frames folder",
+                        description="Predict the --steps frames after the source's last frame (by default), or after "
+                        "a context window starting at --context-start.")
     pr.add_argument("source", help="video file or folder of frames")
-    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--checkpoint", default=None,
+                    help="checkpoint file (default: the packaged model ifrvp-s-real, where installed)")
     pr.add_argument("--steps", type=_positive_int, default=5, help="frames to predict")
-    pr.add_argument("--out", required=True, help="OUT.mp4 or an output folder for PNGs")
-    pr.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's)")
-    pr.add_argument("--context-start", "--context_start", dest="context_start", type=int, default=0,
-                    help="index of the first context frame")
+    pr.add_argument("--output", "--out", dest="output", required=True,
+                    help="OUT.mp4, OUT.avi, OUT.gif, or an output folder for PNGs")
+    pr.add_argument("--fps", type=_positive_float, default=None, help="output frame rate (default: the source's, 25 for folders)")
+    pr.add_argument("--context-start", "--context_start", dest="context_start", type=int, default=None,
+                    help="index of the first context frame; negative counts from the end (-3: the third-last frame); "
+                    "default: the last K frames (K = the model's context frames), predicting past the end")
+    pr.add_argument("--with-context", "--with_context", dest="with_context", action="store_true",
+                    help="write the K context frames before the predictions")
     pr.add_argument("--side-by-side", "--side_by_side", dest="side_by_side", action="store_true",
-                    help="write context | prediction | truth | error panels")
+                    help="write context | prediction | truth | error panels (truth where the source has it)")
     pr.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
     pr.add_argument("--device", default=None)
-    pr.add_argument("--no-progress", dest="progress", action="store_false")
+    pr.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
 
     it = sub.add_parser("interpolate", help="frames between two images")
     it.add_argument("frame_a")
@@ -157,16 +174,25 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
+    from ifrvp_core.checkpoint import load_packaged_model  # heavy (torch)
     from ifrvp_core.predict import iter_source_frames, predict_video  # heavy (torch)
+    from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
     iter_source_frames(args.source)  # fail on a bad source before loading the model
-    model = _load(args.checkpoint, args.device)
+    if args.checkpoint is None:
+        model = load_packaged_model(device=resolve_device(args.device))
+    else:
+        model = _load(args.checkpoint, args.device)
     info = predict_video(
-        model, args.source, args.steps, args.out, context_start=args.context_start, fps=args.fps,
-        side_by_side=args.side_by_side, scale_factor=args.scale_factor, device=args.device, progress=args.progress,
+        model, args.source, args.steps, args.output, context_start=args.context_start, fps=args.fps,
+        side_by_side=args.side_by_side, with_context=args.with_context, scale_factor=args.scale_factor,
+        device=args.device, progress=args.progress,
     )
     truth = f", {info['truth_frames']} with truth" if args.side_by_side else ""
-    print(f"wrote {info['frames']} frames ({info['width']}x{info['height']}{truth}) to {info['out']}")
+    first, last = info["first_predicted"], info["first_predicted"] + args.steps - 1
+    context = f"{info['context_frames']} context + " if info["context_frames"] else ""
+    print(f"wrote {info['frames']} frames ({info['width']}x{info['height']}{truth}) to {info['out']}: "
+          f"{context}predicted frames {first}..{last} of {args.source}")
     return 0
 
 

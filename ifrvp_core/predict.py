@@ -1,26 +1,33 @@
 """Predict the future of a video or a frames folder, and interpolate between two images.
 
-`predict_video` reads K context frames (and the real frames after them, when they exist, for
-side-by-side comparisons) *streaming*: a video is decoded frame by frame from the context start
-and decoding stops after the last frame needed, so a two-hour file costs the same as a clip.
+By default `predict_video` predicts the future: the context is the source's last K frames (K =
+the model's context frames) and the output holds the `steps` frames after the source's end.
+A context start counts from the first frame, or from the end when negative (Python style); from
+a start inside the source, the real frames after the context (where they exist) feed the
+side-by-side comparison. Frames are read *streaming*: a video is decoded frame by frame, and from
+a start counted from the first frame decoding stops after the last frame needed; from the end,
+only the frames from the start on are kept while the file is decoded once.
 Predictions are made recursively (`ifrvp_core.rollout.iter_rollout`: each prediction becomes the
-newest context frame) and written one by one as an H.264 MP4 (yuv420p, even sides, via
-imageio-ffmpeg) or a folder of PNGs, through a temporary file/folder renamed into place at the end.
+newest context frame) and written one by one as an MP4 (H.264, yuv420p, even sides), an AVI
+(MJPEG), a GIF (one palette for the whole animation, looping), all via imageio-ffmpeg, or a
+folder of PNGs, through a temporary file/folder renamed into place at the end.
 
     >>> model = load_model("runs/x/best.pt")
-    >>> predict_video(model, "clip.mp4", steps=10, out="future.mp4", side_by_side=True)
+    >>> predict_video(model, "clip.mp4", steps=10, out="future.gif")  # the 10 frames after the clip
+    >>> predict_video(model, "clip.mp4", steps=10, out="check.mp4", context_start=20, side_by_side=True)
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections import deque
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
-import imageio.v2 as imageio
+import imageio_ffmpeg
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -32,6 +39,8 @@ from ifrvp_core.quantise import to_uint8
 from ifrvp_core.rollout import ModelStep, iter_rollout, resolve_device
 
 __all__ = [
+    "VIDEO_OUTPUTS",
+    "compose_context_panels",
     "compose_side_by_side",
     "interpolate_files",
     "interpolate_pair",
@@ -45,6 +54,15 @@ __all__ = [
 ]
 
 DEFAULT_FPS = 25.0
+
+# Encoders by output suffix (imageio_ffmpeg.write_frames arguments). MP4 and AVI take even sides
+# (yuv420p / yuvj420p); the GIF gets one palette made from all its frames (no flicker between frames).
+VIDEO_OUTPUTS = {
+    ".mp4": dict(codec="libx264", pix_fmt_out="yuv420p", quality=8),
+    ".avi": dict(codec="mjpeg", pix_fmt_out="yuvj420p", quality=9),
+    ".gif": dict(codec="gif", pix_fmt_out="pal8", quality=None, output_params=[
+        "-filter_complex", "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"]),
+}
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -62,7 +80,10 @@ def iter_source_frames(source, start: int = 0) -> tuple[Iterator[np.ndarray], fl
     Returns:
         (iterator of uint8 RGB (H, W, 3), frames per second of a video or None for folders).
         Raises DataError naming the path when it is missing, unreadable or not a video/folder.
+        `predict_video` handles starts counted from the end.
     """
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     source = Path(source)
     if source.is_dir():
         images = list_images(source)
@@ -90,31 +111,38 @@ def _even(image: np.ndarray) -> np.ndarray:
 
 
 def write_video(frames: Iterable[np.ndarray], path, fps: float = DEFAULT_FPS) -> tuple[Path, int]:
-    """Write uint8 RGB frames as a playable H.264 MP4 (yuv420p), atomically.
+    """Write uint8 RGB frames as a playable `.mp4` (H.264), `.avi` (MJPEG) or `.gif`, atomically.
 
-    Odd sides are made even by repeating the last row/column (never resized). Frames must all
-    have the size of the first. Returns (path, number of frames written).
+    For MP4 and AVI odd sides are made even by repeating the last row/column (never resized).
+    Frames must all have the size of the first. Returns (path, number of frames written).
     """
+    path = Path(path)
+    options = VIDEO_OUTPUTS.get(path.suffix.lower())
+    if options is None:
+        raise ValueError(f"cannot write {path}: a video output ends in {', '.join(VIDEO_OUTPUTS)}")
+    even = path.suffix.lower() != ".gif"
     count = 0
 
     def encode(tmp_path: Path) -> None:
         nonlocal count
-        size = None
-        writer = imageio.get_writer(
-            tmp_path, format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
-            macro_block_size=1, quality=8, ffmpeg_log_level="error",
-        )
+        writer = size = None
         try:
             for frame in frames:
-                frame = _even(np.ascontiguousarray(frame, dtype=np.uint8))
+                frame = np.ascontiguousarray(frame, dtype=np.uint8)
+                frame = _even(frame) if even else frame
                 if size is None:
                     size = frame.shape
+                    writer = imageio_ffmpeg.write_frames(
+                        str(tmp_path), (size[1], size[0]), fps=float(fps), macro_block_size=1, ffmpeg_log_level="error", **options
+                    )
+                    writer.send(None)  # start ffmpeg
                 elif frame.shape != size:
                     raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, the video is {size[1]}x{size[0]}")
-                writer.append_data(frame)
+                writer.send(frame)
                 count += 1
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
         if count == 0:
             raise ValueError(f"no frames to write to {path}")
 
@@ -183,6 +211,17 @@ def compose_side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.
     return np.concatenate(panels, axis=1)
 
 
+def compose_context_panels(newest: np.ndarray, frame: np.ndarray, age: int) -> np.ndarray:
+    """The side-by-side row of a context frame `age` frames before the newest: newest | frame | frame | gray.
+
+    The second and third columns then run on into the predictions and the truths.
+    """
+    label = "t" if age == 0 else f"t-{age}"
+    panels = [_label(newest, "context (newest)"), _label(frame, f"context {label}"), _label(frame, f"truth {label}"),
+              _label(np.full_like(frame, 96), "context")]
+    return np.concatenate(panels, axis=1)
+
+
 # --------------------------------------------------------------------------------------------
 # prediction
 
@@ -192,9 +231,10 @@ def predict_video(
     source,
     steps: int,
     out,
-    context_start: int = 0,
+    context_start: int | None = None,
     fps: float | None = None,
     side_by_side: bool = False,
+    with_context: bool = False,
     scale_factor: float = 1.0,
     device=None,
     progress: bool = True,
@@ -205,44 +245,71 @@ def predict_video(
         model: IFRNet-family model (`predict(frames, t, scale_factor)`, `context_frames`).
         source: video file or folder of frames (sorted by name).
         steps: number of frames to predict (recursively).
-        out: `.mp4` file, or a folder for PNGs (any other path).
-        context_start: index of the first context frame in the source.
+        out: `.mp4`, `.avi` or `.gif` file, or a folder for PNGs (a path without a suffix).
+        context_start: index of the first context frame in the source; negative counts from
+            the end (-3: the third-last frame). None (default): the last K frames, so the
+            predictions are the `steps` frames after the source's end.
         fps: output frame rate (default: the video's, 25 for folders).
         side_by_side: write context | prediction | truth | error panels; the truth is the real
             frame at that time when the source has it.
+        with_context: write the K context frames before the predictions.
         scale_factor: run the model on frames resized by this factor (large inputs).
         device: where the model runs (None: CUDA when available).
         progress: tqdm bar over the predicted frames.
 
     Returns:
-        {"out": Path, "frames": int, "width": int, "height": int, "truth_frames": int}
+        {"out": Path, "frames": int (written), "width": int, "height": int, "truth_frames": int,
+        "context_frames": int (written), "first_predicted": int (source index of the first prediction)}
     """
-    out = _checked_output(out, steps, context_start)
+    out = _checked_output(out, steps)
     device = resolve_device(device)
     step_fn = ModelStep(model.to(device).eval(), scale_factor)
-    frames, source_fps = iter_source_frames(source, context_start)
-    context_images = _read_context(frames, step_fn.context_frames, source, context_start)
+    k = step_fn.context_frames
+    start = -k if context_start is None else int(context_start)
+    if -k < start < 0:
+        raise ValueError(f"context start {start} leaves {-start} frame(s) before the end; the model needs {k} context frames")
+    frames, source_fps = iter_source_frames(source, max(start, 0))
+    if start < 0:
+        frames, first = _from_end(frames, -start, source, k if context_start is None else None)
+    else:
+        first = start
+    context_images = _read_context(frames, k, source, start)
     height, width = context_images[0].shape[:2]
     context = torch.stack([to_tensor(image) for image in context_images]).unsqueeze(0).to(device)
-    output = _OutputFrames(step_fn, context, steps, context_images[-1], frames if side_by_side else None, progress)
-    if out.suffix.lower() == ".mp4":
+    output = _OutputFrames(step_fn, context, steps, context_images, frames if side_by_side else None, with_context, progress)
+    if out.suffix.lower() in VIDEO_OUTPUTS:
         path, count = write_video(output, out, fps or source_fps or DEFAULT_FPS)
     else:
         path, count = write_frames(output, out, prefix="pred")
     panel_width = width * (4 if side_by_side else 1)
-    return {"out": path, "frames": count, "width": panel_width, "height": height, "truth_frames": output.truth_frames}
+    return {"out": path, "frames": count, "width": panel_width, "height": height, "truth_frames": output.truth_frames,
+            "context_frames": k if with_context else 0, "first_predicted": first + k}
 
 
-def _checked_output(out, steps: int, context_start: int) -> Path:
-    """`out` as a Path, after refusing bad steps, context start or output kinds (ValueError)."""
+def _checked_output(out, steps: int) -> Path:
+    """`out` as a Path, after refusing bad steps or output kinds (ValueError)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if context_start < 0:
-        raise ValueError(f"context_start must be >= 0, got {context_start}")
     out = Path(out)
-    if out.suffix.lower() in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES, ".gif") and out.suffix.lower() != ".mp4":
-        raise ValueError(f"output {out} must be an .mp4 file or a folder for PNG frames")
+    suffix = out.suffix.lower()
+    if suffix not in VIDEO_OUTPUTS and suffix in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
+        raise ValueError(f"output {out} must be an .mp4, .avi or .gif file, or a folder for PNG frames")
     return out
+
+
+def _from_end(frames: Iterator[np.ndarray], count: int, source, context_frames: int | None) -> tuple[Iterator[np.ndarray], int]:
+    """The last `count` frames (decoding all, keeping only those) and the source index of the first.
+
+    DataError naming the source when it has fewer; `context_frames` phrases it for the default context.
+    """
+    tail: deque = deque(maxlen=count)
+    total = 0
+    for total, frame in enumerate(frames, start=1):
+        tail.append(frame)
+    if total < count:
+        need = f"the model needs {context_frames} context frames" if context_frames else f"context start {-count} needs at least {count}"
+        raise DataError(f"{source} has {total} frame(s); {need}")
+    return iter(tail), total - count
 
 
 def _read_context(frames: Iterator[np.ndarray], count: int, source, context_start: int) -> list[np.ndarray]:
@@ -261,18 +328,27 @@ def _read_context(frames: Iterator[np.ndarray], count: int, source, context_star
 class _OutputFrames:
     """The frames `predict_video` writes, made one at a time while they are written.
 
-    Without `truths`, the predictions (uint8 RGB); with the source's frames after the context
-    as `truths`, context | prediction | truth | error panels, each true frame read only when
-    its prediction is made (streaming). `truth_frames` counts the panels that had a truth.
+    Without `truths`, the predictions (uint8 RGB), after the context frames with `with_context`;
+    with the source's frames after the context as `truths`, context | prediction | truth | error
+    panels, each true frame read only when its prediction is made (streaming). `truth_frames`
+    counts the prediction panels that had a truth.
     """
 
-    def __init__(self, step_fn, context: torch.Tensor, steps: int, newest: np.ndarray, truths: Iterator[np.ndarray] | None,
-                 progress: bool):
-        self.step_fn, self.context, self.steps, self.newest, self.truths = step_fn, context, steps, newest, truths
-        self.progress = progress
+    def __init__(self, step_fn, context: torch.Tensor, steps: int, context_images: list[np.ndarray],
+                 truths: Iterator[np.ndarray] | None, with_context: bool, progress: bool):
+        self.step_fn, self.context, self.steps, self.truths = step_fn, context, steps, truths
+        self.context_images, self.newest = context_images, context_images[-1]
+        self.with_context, self.progress = with_context, progress
         self.truth_frames = 0
 
+    def _context_frames(self) -> Iterator[np.ndarray]:
+        if not self.with_context:
+            return
+        for age, image in zip(range(len(self.context_images) - 1, -1, -1), self.context_images):
+            yield compose_context_panels(self.newest, image, age) if self.truths is not None else image
+
     def __iter__(self) -> Iterator[np.ndarray]:
+        yield from self._context_frames()
         bar = tqdm(total=self.steps, desc="predict", unit="frame", disable=not self.progress, leave=False)
         for step, prediction in enumerate(iter_rollout(self.step_fn, self.context, self.steps), start=1):
             predicted = to_uint8(prediction[0])

@@ -96,8 +96,8 @@ def test_predict_and_checkpoint_errors_exit_2_naming_the_path(video, checkpoint,
     imageio.imwrite(short / "0000.png", np.zeros((20, 20, 3), np.uint8))
     assert main(["predict", str(short), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.mp4")]) == 2
     assert "needs 2 context frames" in capsys.readouterr().err
-    assert main(["predict", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.avi")]) == 2
-    assert "must be an .mp4 file or a folder" in capsys.readouterr().err
+    assert main(["predict", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.mov")]) == 2
+    assert "o.mov must be an .mp4, .avi or .gif file, or a folder for PNG frames" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
 
 
