@@ -59,7 +59,7 @@ DEFAULT_FPS = 25.0
 # (yuv420p / yuvj420p); the GIF gets one palette made from all its frames (no flicker between frames).
 VIDEO_OUTPUTS = {
     ".mp4": dict(codec="libx264", pix_fmt_out="yuv420p", quality=8),
-    ".avi": dict(codec="mjpeg", pix_fmt_out="yuvj420p", quality=9),
+    ".avi": dict(codec="mjpeg", pix_fmt_out="yuvj420p", quality=10),
     ".gif": dict(codec="gif", pix_fmt_out="pal8", quality=None, output_params=[
         "-filter_complex", "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"]),
 }
@@ -306,6 +306,8 @@ def _from_end(frames: Iterator[np.ndarray], count: int, source, context_frames: 
     total = 0
     for total, frame in enumerate(frames, start=1):
         tail.append(frame)
+    if total == 0:
+        raise DataError(f"no frame of {source} decodes (truncated or corrupt)")
     if total < count:
         need = f"the model needs {context_frames} context frames" if context_frames else f"context start {-count} needs at least {count}"
         raise DataError(f"{source} has {total} frame(s); {need}")
@@ -315,6 +317,8 @@ def _from_end(frames: Iterator[np.ndarray], count: int, source, context_frames: 
 def _read_context(frames: Iterator[np.ndarray], count: int, source, context_start: int) -> list[np.ndarray]:
     """The next `count` frames of the source, all of one size; DataError naming the source otherwise."""
     context_images = list(islice(frames, count))
+    if not context_images and context_start == 0:
+        raise DataError(f"no frame of {source} decodes (truncated or corrupt)")
     if len(context_images) < count:
         raise DataError(
             f"{source} has {len(context_images)} frame(s) from index {context_start}; the model needs {count} context frames"
