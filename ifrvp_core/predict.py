@@ -56,7 +56,10 @@ __all__ = [
 DEFAULT_FPS = 25.0
 
 # Encoders by output suffix (imageio_ffmpeg.write_frames arguments). MP4 and AVI take even sides
-# (yuv420p / yuvj420p); the GIF gets one palette made from all its frames (no flicker between frames).
+# (yuv420p / yuvj420p). The GIF gets one palette made from all its frames (no flicker between
+# frames; ffmpeg holds the frames until the end, as any GIF writer does) and keeps every frame:
+# Pillow's GIF writer merges identical consecutive frames, which a still scene predicts.
+# GIF delays are in 1/100 s, so a GIF plays 12 fps as 12.5.
 VIDEO_OUTPUTS = {
     ".mp4": dict(codec="libx264", pix_fmt_out="yuv420p", quality=8),
     ".avi": dict(codec="mjpeg", pix_fmt_out="yuvj420p", quality=10),

@@ -72,7 +72,7 @@ def test_num_frames_is_what_decodes_and_random_reads_equal_sequential_decoding(n
     truth = _sequential(path)
     assert 5 < len(truth) < _header_count(path)  # the header is wrong: the test means something
     reader = VideoReader(path)
-    assert reader.num_frames == len(truth)
+    assert reader.num_frames == len(truth) and reader.header_frames == _header_count(path)
     order = list(range(len(truth))) * 2
     random.Random(0).shuffle(order)
     for index in order:

@@ -147,6 +147,7 @@ class VideoReader:
         self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
         self.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.header_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # what the container says; may be wrong
         capture.release()
         self._digests: tuple[bytes, ...] | None = None
         self._capture = None
@@ -169,7 +170,7 @@ class VideoReader:
 
     @property
     def num_frames(self) -> int:
-        """The number of frames that actually decode (not the container's header)."""
+        """The number of frames that actually decode (not the container's `header_frames`)."""
         return len(self.frame_digests)
 
     def _decode(self, start: int = 0):
