@@ -230,11 +230,15 @@ class PredictionLoss(nn.Module):
 
     forward(output: model dict, target (B,3,H,W), teacher_flow (B,2K,H,W) | None)
         -> (total scalar, {term name: detached scalar})
+
+    `download_weights` lets the perceptual term fetch its VGG19 weights into the torch hub cache
+    when they are missing (as IFRVP_ALLOW_DOWNLOAD=1 does); they are loaded on first use.
     """
 
-    def __init__(self, config: LossConfig | None = None):
+    def __init__(self, config: LossConfig | None = None, download_weights: bool = False):
         super().__init__()
         self.config = config or LossConfig()
+        self.download_weights = download_weights
         self.perceptual_net = None
 
     def forward(self, output: dict, target: torch.Tensor, teacher_flow: torch.Tensor | None = None):
@@ -254,7 +258,7 @@ class PredictionLoss(nn.Module):
             terms["frequency"] = (config.frequency, frequency_loss(prediction, target))
         if config.perceptual:
             if self.perceptual_net is None:
-                self.perceptual_net = VGGPerceptual(config.perceptual_weights).to(prediction.device)
+                self.perceptual_net = VGGPerceptual(config.perceptual_weights, download=self.download_weights).to(prediction.device)
             terms["perceptual"] = (config.perceptual, self.perceptual_net(prediction, target))
         total = sum(weight * value for weight, value in terms.values())
         return total, {name: value.detach() for name, (_, value) in terms.items()}

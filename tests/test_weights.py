@@ -166,3 +166,17 @@ def test_evaluate_download_weights_flag_fetches_lpips_weights(empty_hub, monkeyp
     data = json.loads(output.read_text())
     assert "lpips" not in data["meta"].get("unavailable", {}) and data["copy_last"]["t+1"]["lpips"] > 0
     capsys.readouterr()
+
+
+def test_prediction_loss_passes_its_download_permission_to_the_perceptual_term(empty_hub, monkeypatch):
+    from ifrvp_core.losses import LossConfig, PredictionLoss
+
+    torch.manual_seed(5)
+    fetch = FakeFetch(monkeypatch, state=_features_state(torchvision.models.vgg19(weights=None).features))
+    image = torch.rand(1, 3, 32, 32)
+    output = {"prediction": image}
+    config = LossConfig(charbonnier=0, census=0, geometry=0, distillation=0, perceptual=1.0)
+    with pytest.raises(FileNotFoundError, match="IFRVP_ALLOW_DOWNLOAD=1"):
+        PredictionLoss(config)(output, image)
+    total, terms = PredictionLoss(config, download_weights=True)(output, image)
+    assert len(fetch.calls) == 1 and set(terms) == {"perceptual"} and total.item() == 0
