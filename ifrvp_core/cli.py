@@ -97,15 +97,14 @@ class _VersionAction(argparse.Action):
 
 class _StoreLazyHelp(argparse.Action):
     """Stores a value like argparse's default action; its help text comes from `help_fn`, called
-    only when help is shown (the registries it lists import torch, which `ifrvp --help` must not)."""
+    only when help is shown (the registries it lists import torch, which `ifrvp --help` must not).
+    Set `help_fn` after `add_argument`: newer argparse versions check a help text when it is added."""
 
-    def __init__(self, option_strings, dest, help_fn=None, **kwargs):
-        self.help_fn = help_fn
-        super().__init__(option_strings, dest, **kwargs)
+    help_fn = None
 
     @property
     def help(self):
-        return self.help_fn()
+        return self.help_fn() if self.help_fn is not None else None
 
     @help.setter
     def help(self, value):
@@ -147,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a checkpoint and/or the baselines on a test protocol")
     add_flag(ev, "--checkpoint", required=True, help="checkpoint file, or 'none' with --baselines")
-    add_flag(ev, "--dataset", required=True, action=_StoreLazyHelp, help_fn=_dataset_help)
+    add_flag(ev, "--dataset", required=True, action=_StoreLazyHelp).help_fn = _dataset_help
     add_flag(ev, "--data_root", default=None, help="dataset root (synthetic: optional)")
-    add_flag(ev, "--protocol", default=None, action=_StoreLazyHelp, help_fn=_protocol_help)
+    add_flag(ev, "--protocol", default=None, action=_StoreLazyHelp).help_fn = _protocol_help
     add_flag(ev, "--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
     add_flag(ev, "--baselines", action="store_true", help="also score the baselines copy_last, dis_extrapolation and prior_only (the model's untrained twin: the motion prior alone)")
     add_flag(ev, "--max_samples", type=_positive_int, default=None)
