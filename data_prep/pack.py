@@ -33,10 +33,10 @@ def parse_size(text) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise ValueError(f"--shard-size {text!r} is not a size: use bytes or a number with B, KB, MB, GB, TB (or KiB, MiB, GiB)")
+        raise ValueError(f"--shard_size {text!r} is not a size: use bytes or a number with B, KB, MB, GB, TB (or KiB, MiB, GiB)")
     size = int(float(match.group(1)) * _UNITS[unit])
     if size <= 0:
-        raise ValueError(f"--shard-size {text!r} must be larger than 0 bytes")
+        raise ValueError(f"--shard_size {text!r} must be larger than 0 bytes")
     return size
 
 

@@ -18,17 +18,18 @@ from ifrvp_core.data.io import DataError, SplitNotFoundError, read_image, write_
 from ifrvp_core.data.sample import reverse_window
 from ifrvp_core.data.teacher import teacher_flow_path
 from ifrvp_core.motion_prior import dis_flow_uint8 as dis_flow  # (H, W, 3) uint8 RGB x2 -> (H, W, 2), the DIS call of the prior and the baseline
+from ifrvp_core.weights import RAFT_LARGE, load_pretrained_state
 
 
-def raft_flow_fn(weights_path, device="cpu"):
-    """A RAFT-large flow function from a local torchvision weights file (never downloaded)."""
+def raft_flow_fn(weights_path=None, device="cpu", download: bool = False):
+    """A RAFT-large flow function from torchvision's weights: `weights_path`, else the torch hub cache
+    (`raft_large_C_T_SKHT_V2-ff5fadd5.pth`), downloaded there only when `download` or
+    IFRVP_ALLOW_DOWNLOAD=1 allows it. A missing file is a FileNotFoundError naming the path."""
     from torchvision.models.optical_flow import raft_large  # only the RAFT method needs torchvision's flow models
 
-    path = Path(weights_path) if weights_path else None
-    if path is None or not path.is_file():
-        raise FileNotFoundError(f"RAFT weights not found at {path}: put torchvision's raft_large weights file there or use --method dis")
+    state = load_pretrained_state(RAFT_LARGE, weights_path or None, download, path_source="--raft_weights")
     model = raft_large(weights=None)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(state)
     model = model.eval().to(device)
 
     @torch.inference_mode()
@@ -57,13 +58,20 @@ def teacher_pairs(dataset, both_directions: bool = True) -> list[tuple[Path, Pat
 
 def compute_teacher_flow(dataset_name: str, root, splits=("train", "test"), method: str = "dis", both_directions: bool = True,
                          context_frames: int = 2, raft_weights=None, fmt: str = "flo", workers: int = 2, progress: bool = True,
-                         **dataset_options) -> int:
+                         download_weights: bool = False, **dataset_options) -> int:
     """Compute missing teacher flows for a dataset; returns how many files were written.
+
+    `method="raft"` loads RAFT-large from `raft_weights` or the torch hub cache (`raft_flow_fn`;
+    `download_weights` allows fetching it there), before any flow is computed.
 
     A split the dataset does not have here (no folder or list file, no such split, no samples:
     `SplitNotFoundError`) is skipped with a message; every other error is raised, and a
     `DataError` when none of `splits` exists (a wrong root or dataset name).
     """
+    if method not in ("dis", "raft"):
+        raise ValueError(f"method must be one of dis, raft; got {method!r}")
+    # RAFT's weights first: a missing file fails before any frame is listed or read.
+    flow_fn = dis_flow if method == "dis" else raft_flow_fn(raft_weights, download=download_weights)
     root = Path(root)
     pairs = set()
     load_frame = read_image
@@ -83,7 +91,6 @@ def compute_teacher_flow(dataset_name: str, root, splits=("train", "test"), meth
         raise DataError(f"no split of {dataset_name} found under {root}: " + "; ".join(not_found))
     suffix = ".flo" if fmt == "flo" else ".npy"
     todo = [(t, c) for t, c in sorted(pairs) if not teacher_flow_path(root, t, c, suffix).exists()]
-    flow_fn = dis_flow if method == "dis" else raft_flow_fn(raft_weights)
 
     def run(pair):
         target, context = pair

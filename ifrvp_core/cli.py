@@ -1,11 +1,15 @@
-"""The `ifrvp` command: train, evaluate, predict, interpolate.
+"""The `ifrvp` command: train, prep, evaluate, predict, interpolate.
 
+    ifrvp --version
     ifrvp train --model_name IFRNet_T ...                   (arguments go to ifrvp_core.train)
+    ifrvp prep verify --dataset vimeo90k --data_root data/vimeo_triplet   (arguments go to data_prep)
     ifrvp evaluate --checkpoint best.pt --dataset cityscapes --data_root data/cityscapes \
         --steps 5 --baselines --output reports/cityscapes.json
     ifrvp evaluate --checkpoint none --baselines --dataset synthetic --output baselines.json
     ifrvp predict clip.mp4 --checkpoint best.pt --steps 10 --out future.mp4 --side-by-side
-    ifrvp interpolate a.png b.png --checkpoint IFRNet_Vimeo90K.pth --times 0.25,0.5,0.75 --out mid/
+    ifrvp interpolate a.png b.png --checkpoint IFRNet_Vimeo90K.pth --times 0.25,0.5,0.75 --output mid/
+
+Every flag of evaluate and interpolate takes both spellings, `--data_root` and `--data-root`.
 
 Exit codes: 0 success; 2 user error (missing/unreadable file, bad option value), reported as
 one line on stderr without a traceback.
@@ -15,6 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from ifrvp_core import __version__ as SOURCE_VERSION
+from ifrvp_core.flags import add_flag, choice_error
 
 # The package's modules import torch (seconds): they are imported inside the commands that need
 # them, so that `ifrvp --help` and a mistyped command answer at once.
@@ -31,8 +38,10 @@ def user_errors() -> tuple:
     from ifrvp_core.checkpoint import CheckpointError  # heavy (torch): see the note above
     from ifrvp_core.data.io import DataError  # heavy (torch)
     from ifrvp_core.metrics import MetricUnavailableError  # heavy (torch)
+    from ifrvp_core.weights import WeightsDownloadError  # heavy (torch)
 
-    return (UserError, CheckpointError, DataError, MetricUnavailableError, FileNotFoundError, NotADirectoryError, ValueError)
+    return (UserError, CheckpointError, DataError, MetricUnavailableError, WeightsDownloadError, FileNotFoundError, NotADirectoryError,
+            ValueError)
 
 
 def _positive_int(text: str) -> int:
@@ -75,31 +84,97 @@ def _times(text: str) -> list[float]:
     return values
 
 
+def package_version() -> str:
+    """The installed distribution's version (package metadata), else the source tree's."""
+    from importlib import metadata  # 30 ms: only for --version, so that `ifrvp --help` stays fast
+
+    try:
+        return metadata.version("ifrvp")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return SOURCE_VERSION
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: prints "ifrvp X.Y.Z" and exits; the metadata is read only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="print the version and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"ifrvp {package_version()}")  # stdout, like argparse's own version action
+        parser.exit()
+
+
+class _StoreLazyHelp(argparse.Action):
+    """Stores a value like argparse's default action; its help text comes from `help_fn`, called
+    only when help is shown (the registries it lists import torch, which `ifrvp --help` must not).
+    Set `help_fn` after `add_argument`: newer argparse versions check a help text when it is added."""
+
+    help_fn = None
+
+    @property
+    def help(self):
+        return self.help_fn() if self.help_fn is not None else None
+
+    @help.setter
+    def help(self, value):
+        pass  # the text is help_fn's
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+
+
+def evaluation_names() -> tuple[list[str], list[str]]:
+    """(datasets, protocols) `ifrvp evaluate` accepts: the data registry and the protocol registry."""
+    from ifrvp_core.data import DATASETS  # heavy (torch): only for help or an evaluation
+    from ifrvp_core.protocols import PROTOCOLS  # heavy (torch)
+
+    return list(DATASETS), list(PROTOCOLS)
+
+
+def _dataset_help() -> str:
+    datasets, protocols = evaluation_names()
+    without = [name for name in datasets if name not in protocols]
+    return (f"one of {', '.join(datasets)}; the protocol of the same name is the default --protocol "
+            f"({', '.join(without)}: none, give --protocol)")
+
+
+def _protocol_help() -> str:
+    return f"evaluation protocol, one of {', '.join(evaluation_names()[1])} (default: the dataset's own)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The `ifrvp` parser (train and prep only name themselves here: their own parsers take the rest)."""
     parser = argparse.ArgumentParser(prog="ifrvp", description="IFRNet for video prediction.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,predict,interpolate}")
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", metavar="{train,prep,evaluate,predict,interpolate}")
     sub.required = True
 
     sub.add_parser("train", help="train a model (all further arguments go to ifrvp_core.train)", add_help=False)
+    sub.add_parser("prep", help="dataset tools: verify, pack, teacher_flow, ... (all further arguments go to python -m data_prep)",
+                   add_help=False)
 
     ev = sub.add_parser("evaluate", help="score a checkpoint and/or the baselines on a test protocol")
-    ev.add_argument("--checkpoint", required=True, help="checkpoint file, or 'none' with --baselines")
-    ev.add_argument("--dataset", required=True, help="cityscapes, kitti, davis17, vimeo90k, gopro, frames or synthetic (its protocol is the default --protocol)")
-    ev.add_argument("--data_root", "--data-root", dest="data_root", default=None, help="dataset root (synthetic: optional)")
-    ev.add_argument("--protocol", default=None, help="evaluation protocol (default: the dataset's own)")
-    ev.add_argument("--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
-    ev.add_argument("--baselines", action="store_true", help="also score the baselines copy_last, dis_extrapolation and prior_only (the model's untrained twin: the motion prior alone)")
-    ev.add_argument("--max-samples", "--max_samples", dest="max_samples", type=_positive_int, default=None)
-    ev.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=4)
-    ev.add_argument("--num-workers", "--num_workers", dest="num_workers", type=int, default=0)
-    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
-    ev.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
-    ev.add_argument("--lpips-weights", dest="lpips_weights", default=None, help="AlexNet ImageNet weights for LPIPS")
-    ev.add_argument("--bgr-like-published", "--bgr_like_published", dest="bgr_like_published", action="store_true",
-                    help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
-                    "off by default, recorded in the results' meta)")
-    ev.add_argument("--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
-    ev.add_argument("--no-progress", dest="progress", action="store_false")
+    add_flag(ev, "--checkpoint", required=True, help="checkpoint file, or 'none' with --baselines")
+    add_flag(ev, "--dataset", required=True, action=_StoreLazyHelp).help_fn = _dataset_help
+    add_flag(ev, "--data_root", default=None, help="dataset root (synthetic: optional)")
+    add_flag(ev, "--protocol", default=None, action=_StoreLazyHelp).help_fn = _protocol_help
+    add_flag(ev, "--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
+    add_flag(ev, "--baselines", action="store_true", help="also score the baselines copy_last, dis_extrapolation and prior_only (the model's untrained twin: the motion prior alone)")
+    add_flag(ev, "--max_samples", type=_positive_int, default=None)
+    add_flag(ev, "--batch_size", type=_positive_int, default=4)
+    add_flag(ev, "--num_workers", type=int, default=0)
+    add_flag(ev, "--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    add_flag(ev, "--scale_factor", type=_scale, default=1.0)
+    add_flag(ev, "--lpips_weights", default=None, help="AlexNet ImageNet weights file for LPIPS (default: the torch hub cache)")
+    add_flag(ev, "--download_weights", action="store_true",
+             help="download LPIPS's AlexNet ImageNet weights into the torch hub cache when they are missing "
+             "(same as IFRVP_ALLOW_DOWNLOAD=1); without them LPIPS is reported n/a")
+    add_flag(ev, "--bgr_like_published", action="store_true",
+             help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
+             "off by default, recorded in the results' meta)")
+    add_flag(ev, "--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
+    add_flag(ev, "--no_progress", dest="progress", action="store_false")
 
     pr = sub.add_parser("predict", help="predict the frames after the end of a video or frames folder",
                         description="Predict the --steps frames after the source's last frame (by default), or after "
@@ -125,11 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     it = sub.add_parser("interpolate", help="frames between two images")
     it.add_argument("frame_a")
     it.add_argument("frame_b")
-    it.add_argument("--checkpoint", required=True)
-    it.add_argument("--times", type=_times, default=[0.5], help="comma-separated times, e.g. 0.25,0.5,0.75")
-    it.add_argument("--out", default="interpolated", help="output folder")
-    it.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
-    it.add_argument("--device", default=None)
+    add_flag(it, "--checkpoint", required=True)
+    add_flag(it, "--times", type=_times, default=[0.5], help="comma-separated times, e.g. 0.25,0.5,0.75")
+    add_flag(it, "--output", "--out", default="interpolated", help="output folder (--out: its old name)")
+    add_flag(it, "--scale_factor", type=_scale, default=1.0)
+    add_flag(it, "--device", default=None)
     return parser
 
 
@@ -143,22 +218,39 @@ def _load(checkpoint: str, device):
     return load_model(path, device=resolve_device(device))
 
 
+def resolve_protocol(dataset: str, protocol: str | None):
+    """The Protocol of `--dataset` / `--protocol`; UserError naming the flag, the valid names and the closest."""
+    from ifrvp_core.protocols import get_protocol  # heavy (torch)
+
+    datasets, protocols = evaluation_names()
+    key = str(dataset).lower()
+    if key not in datasets:
+        raise UserError(choice_error("--dataset", dataset, datasets))
+    if protocol is None and key not in protocols:
+        raise UserError(f"--dataset {key} has no protocol of its own: give --protocol, one of {', '.join(protocols)}")
+    try:
+        return get_protocol(protocol or key).for_dataset(key)
+    except ValueError:
+        raise UserError(choice_error("--protocol", protocol, protocols)) from None
+
+
 def _evaluate(args) -> int:
     from ifrvp_core.evaluate import evaluate_model  # heavy (torch)
-    from ifrvp_core.protocols import get_protocol  # heavy (torch)
+    from ifrvp_core.metrics import fetch_lpips_weights  # heavy (torch)
     from ifrvp_core.results import format_table, save_results  # heavy (torch)
 
-    model = None
-    if args.checkpoint.lower() != "none":
-        model = _load(args.checkpoint, args.device)
-    elif not args.baselines:
+    # Every check of what was typed comes before loading anything.
+    protocol = resolve_protocol(args.dataset, args.protocol)
+    if args.checkpoint.lower() == "none" and not args.baselines:
         raise UserError("--checkpoint none evaluates nothing without --baselines")
-    protocol = get_protocol(args.protocol or args.dataset).for_dataset(args.dataset)
     if args.data_root is not None and not Path(args.data_root).exists():
-        raise UserError(f"data root not found: {args.data_root}")
+        raise UserError(f"--data_root not found: {args.data_root}")
     output = Path(args.output)
     if output.suffix.lower() != ".json":
         raise UserError(f"--output must be a .json file, got {output}")
+    model = None if args.checkpoint.lower() == "none" else _load(args.checkpoint, args.device)
+    if args.download_weights and "lpips" in protocol.metrics:
+        fetch_lpips_weights(args.lpips_weights)
     results = evaluate_model(
         model, protocol, checkpoint=None if model is None else Path(args.checkpoint).resolve(), baselines=args.baselines,
         scale_factor=args.scale_factor, written_by="ifrvp evaluate", steps=args.steps, batch_size=args.batch_size,
@@ -203,8 +295,8 @@ def _interpolate(args) -> int:
         if not Path(path).is_file():
             raise UserError(f"image not found: {path}")
     model = _load(args.checkpoint, args.device)
-    written = interpolate_files(model, args.frame_a, args.frame_b, args.times, args.out, args.scale_factor)
-    print(f"wrote {len(written)} frames to {args.out}")
+    written = interpolate_files(model, args.frame_a, args.frame_b, args.times, args.output, args.scale_factor)
+    print(f"wrote {len(written)} frames to {args.output}")
     return 0
 
 
@@ -217,6 +309,11 @@ def main(argv=None) -> int:
 
         code = train_main(argv[1:])
         return int(code or 0)
+    if argv and argv[0] == "prep":
+        # Everything after `prep` belongs to the data_prep parser, exactly as `python -m data_prep ...`.
+        from data_prep.__main__ import main as prep_main  # heavy (torch, OpenCV)
+
+        return int(prep_main(argv[1:], prog="ifrvp prep") or 0)
     args = build_parser().parse_args(argv)
     handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate}
     try:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models import vgg19
+
+from ifrvp_core.weights import VGG19, load_pretrained_state
 
 
 # ----------------------------------------------------------------------------- reconstruction
@@ -153,7 +154,7 @@ def frequency_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return (torch.view_as_real(a) - torch.view_as_real(b)).abs().mean()
 
 
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
+VGG19_FILE = VGG19.file_name  # vgg19-dcbb9e9d.pth
 # relu1_2, relu2_2, relu3_4, relu4_4, relu5_4 in torchvision's vgg19().features
 VGG19_LAYERS = (3, 8, 17, 26, 35)
 
@@ -161,21 +162,17 @@ VGG19_LAYERS = (3, 8, 17, 26, 35)
 class VGGPerceptual(nn.Module):
     """L1 between VGG19 features (relu1_2 ... relu5_4) of prediction and target.
 
-    ImageNet weights are never downloaded: they are read from `weights_path`, else from the torch
-    hub cache (`<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth`). Inputs (B, 3, H, W) in [0, 1].
+    ImageNet weights are read from `weights_path`, else from the torch hub cache
+    (`<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth`), downloaded there first only when
+    `download` or IFRVP_ALLOW_DOWNLOAD=1 allows it (`ifrvp_core.weights`); a missing file is a
+    FileNotFoundError naming the path. Inputs (B, 3, H, W) in [0, 1].
     """
 
-    def __init__(self, weights_path: str | None = None, layers=VGG19_LAYERS):
+    def __init__(self, weights_path: str | None = None, layers=VGG19_LAYERS, download: bool = False):
         super().__init__()
         features = vgg19(weights=None).features
-        path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"VGG19 ImageNet weights not found at {path}. The perceptual loss needs torchvision's "
-                f"'{VGG19_FILE}': copy it to {Path(torch.hub.get_dir()) / 'checkpoints'} or pass its path "
-                "as perceptual_weights (this machine cannot download it)."
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # The trainer has no download flag of its own (yet): its message names the variable only.
+        state = load_pretrained_state(VGG19, weights_path or None, download, flag=None, path_source="perceptual_weights")
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
         features.load_state_dict(state)
         self.layers = tuple(layers)
@@ -233,11 +230,15 @@ class PredictionLoss(nn.Module):
 
     forward(output: model dict, target (B,3,H,W), teacher_flow (B,2K,H,W) | None)
         -> (total scalar, {term name: detached scalar})
+
+    `download_weights` lets the perceptual term fetch its VGG19 weights into the torch hub cache
+    when they are missing (as IFRVP_ALLOW_DOWNLOAD=1 does); they are loaded on first use.
     """
 
-    def __init__(self, config: LossConfig | None = None):
+    def __init__(self, config: LossConfig | None = None, download_weights: bool = False):
         super().__init__()
         self.config = config or LossConfig()
+        self.download_weights = download_weights
         self.perceptual_net = None
 
     def forward(self, output: dict, target: torch.Tensor, teacher_flow: torch.Tensor | None = None):
@@ -257,7 +258,7 @@ class PredictionLoss(nn.Module):
             terms["frequency"] = (config.frequency, frequency_loss(prediction, target))
         if config.perceptual:
             if self.perceptual_net is None:
-                self.perceptual_net = VGGPerceptual(config.perceptual_weights).to(prediction.device)
+                self.perceptual_net = VGGPerceptual(config.perceptual_weights, download=self.download_weights).to(prediction.device)
             terms["perceptual"] = (config.perceptual, self.perceptual_net(prediction, target))
         total = sum(weight * value for weight, value in terms.values())
         return total, {name: value.detach() for name, (_, value) in terms.items()}

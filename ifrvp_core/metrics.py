@@ -23,11 +23,13 @@ Implementations (and what they are checked against in tests/test_metrics.py):
   many scales a size gets.
 - ``lpips``: the `lpips` package (v0.1, AlexNet trunk, its published linear calibration weights
   shipped inside the package). The AlexNet trunk needs torchvision's ImageNet weights
-  ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints/`` (or a given path). This
-  module never downloads: when the file is absent, ``lpips_status()`` returns a
-  `MetricUnavailable` with the reason and ``lpips()`` raises `MetricUnavailableError`; the
-  evaluation then reports "n/a (reason)", never a number. Both weight files are read with
-  ``torch.load(weights_only=True)``.
+  ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints/`` (or a given path). It is
+  downloaded there (torchvision's ``AlexNet_Weights.IMAGENET1K_V1``, `ifrvp_core.weights`) only
+  when allowed: ``IFRVP_ALLOW_DOWNLOAD=1``, ``download=True`` or ``ifrvp evaluate
+  --download_weights``. Otherwise, when the file is absent, ``lpips_status()`` returns a
+  `MetricUnavailable` with the reason (the path, the variable, the flag) and ``lpips()`` raises
+  `MetricUnavailableError`; the evaluation then reports "n/a (reason)", never a number. Both
+  weight files are read with ``torch.load(weights_only=True)``.
 - ``epe``: mean end-point error (Euclidean distance of flow vectors, in pixels) over valid pixels.
 
 Channel order (`to_published_channel_order`): DMVFN's published scripts read frames with OpenCV
@@ -57,6 +59,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ifrvp_core.metric_accumulator import MetricAccumulator
+from ifrvp_core.weights import (
+    ALEXNET, WeightsDownloadError, WeightsNotFoundError, download_allowed, fetch_state_dict, load_pretrained_state, missing_weights_message,
+)
 
 __all__ = [
     "ALEXNET_WEIGHTS_FILE",
@@ -67,7 +72,9 @@ __all__ = [
     "MetricAccumulator",
     "MetricUnavailable",
     "MetricUnavailableError",
+    "default_alexnet_weights",
     "epe",
+    "fetch_lpips_weights",
     "get_lpips_model",
     "lpips",
     "lpips_status",
@@ -84,7 +91,7 @@ IMAGE_METRICS = ("psnr", "ssim", "ms_ssim", "lpips")
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
-ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_WEIGHTS_FILE = ALEXNET.file_name  # alexnet-owt-7be5be79.pth
 # Values slightly outside [0, 1] come from bilinear resampling and float rounding; real range
 # mistakes (0..255 images, [-1, 1] normalisation) are far outside this.
 RANGE_TOLERANCE = 1e-3
@@ -314,24 +321,27 @@ class MetricUnavailableError(RuntimeError):
 
 def default_alexnet_weights() -> Path:
     """Where torchvision keeps the ImageNet AlexNet weights: torch.hub.get_dir()/checkpoints/."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+    return ALEXNET.cache_path()
 
 
-def _resolve_alexnet_weights(weights_path=None) -> Path:
-    if weights_path is None:
-        weights_path = os.environ.get("IFRVP_ALEXNET_WEIGHTS") or default_alexnet_weights()
-    return Path(weights_path)
+def _resolve_alexnet_weights(weights_path=None) -> tuple[Path, str | None]:
+    """(the AlexNet file, where an explicit path came from; None for the hub cache default)."""
+    if weights_path is not None:
+        return Path(weights_path), "--lpips_weights"
+    if os.environ.get("IFRVP_ALEXNET_WEIGHTS"):
+        return Path(os.environ["IFRVP_ALEXNET_WEIGHTS"]), "IFRVP_ALEXNET_WEIGHTS"
+    return default_alexnet_weights(), None
 
 
-def lpips_status(weights_path=None) -> MetricUnavailable | None:
-    """None when LPIPS (alex) can be computed, else a MetricUnavailable naming the missing file."""
-    path = _resolve_alexnet_weights(weights_path)
+def lpips_status(weights_path=None, download: bool = False) -> MetricUnavailable | None:
+    """None when LPIPS (alex) can be computed (or its hub-cache file may be downloaded: `download`
+    or IFRVP_ALLOW_DOWNLOAD=1), else a MetricUnavailable naming the missing file and how to get it."""
+    path, source = _resolve_alexnet_weights(weights_path)
     if not path.is_file():
-        return MetricUnavailable(
-            "lpips",
-            f"AlexNet ImageNet weights not found at {path}; put torchvision's {ALEXNET_WEIGHTS_FILE} there "
-            "(or set IFRVP_ALEXNET_WEIGHTS)",
-        )
+        if source is not None:
+            return MetricUnavailable("lpips", f"AlexNet ImageNet weights not found at {path} (given by {source})")
+        if not download_allowed(download):
+            return MetricUnavailable("lpips", missing_weights_message(ALEXNET, path) + " (or set IFRVP_ALEXNET_WEIGHTS to the file)")
     try:
         import lpips as _lpips  # noqa: F401  (optional: without the package LPIPS is n/a, not an import error)
     except ImportError as error:
@@ -339,23 +349,36 @@ def lpips_status(weights_path=None) -> MetricUnavailable | None:
     return None
 
 
+def fetch_lpips_weights(weights_path=None) -> Path:
+    """Download the AlexNet weights into the hub cache unless they are there (`--download_weights`); their path.
+
+    An explicit `weights_path` (or IFRVP_ALEXNET_WEIGHTS) is used as it is: nothing is downloaded in its place.
+    """
+    path, source = _resolve_alexnet_weights(weights_path)
+    if source is None and not path.is_file():
+        fetch_state_dict(ALEXNET)
+    return path
+
+
 _LPIPS_CACHE: dict[tuple, nn.Module] = {}
 
 
-def get_lpips_model(device="cpu", weights_path=None) -> nn.Module:
-    """The lpips.LPIPS(net='alex', version='0.1') module, built without any download.
+def get_lpips_model(device="cpu", weights_path=None, download: bool = False) -> nn.Module:
+    """The lpips.LPIPS(net='alex', version='0.1') module.
 
     The trunk is constructed with random weights (``pnet_rand=True``) and the AlexNet ImageNet
-    ``features`` weights are loaded from `weights_path` (default: the torch hub cache); the
-    linear calibration weights come from the file shipped in the lpips package. Cached per
-    (device, weights file). Raises MetricUnavailableError when the AlexNet file is missing.
+    ``features`` weights are loaded from `weights_path` (default: the torch hub cache, downloaded
+    there first only when `download` or IFRVP_ALLOW_DOWNLOAD=1 allows it); the linear
+    calibration weights come from the file shipped in the lpips package. Cached per (device,
+    weights file). Raises MetricUnavailableError when the AlexNet file is missing.
     """
-    status = lpips_status(weights_path)
+    status = lpips_status(weights_path, download)
     if status is not None:
         raise MetricUnavailableError(status)
-    path = _resolve_alexnet_weights(weights_path).resolve()
+    path, source = _resolve_alexnet_weights(weights_path)
+    path = path.resolve()
     device = torch.device(device)
-    key = (str(device), str(path), path.stat().st_mtime_ns)
+    key = (str(device), str(path), path.stat().st_mtime_ns if path.is_file() else None)
     model = _LPIPS_CACHE.get(key)
     if model is not None:
         return model
@@ -373,7 +396,9 @@ def get_lpips_model(device="cpu", weights_path=None) -> nn.Module:
         raise MetricUnavailableError(MetricUnavailable("lpips", f"unexpected LPIPS linear weights in {linear_file}"))
 
     try:
-        alexnet_state = torch.load(path, map_location="cpu", weights_only=True)
+        alexnet_state = load_pretrained_state(ALEXNET, path if source else None, download, path_source=str(source))
+    except (WeightsNotFoundError, WeightsDownloadError) as error:  # no file, no permission / a failed download
+        raise MetricUnavailableError(MetricUnavailable("lpips", str(error))) from error
     except Exception as error:
         raise MetricUnavailableError(
             MetricUnavailable("lpips", f"cannot read AlexNet weights {path}: {type(error).__name__}: {error}")

@@ -56,3 +56,9 @@ def seeded_vgg19_weights(tmp_path, monkeypatch):
     """
     torch.manual_seed(0)
     return seed_hub_weights(tmp_path, monkeypatch, torchvision.models.vgg19(weights=None).features, losses.VGG19_FILE)
+
+
+@pytest.fixture(autouse=True)
+def no_weight_downloads(monkeypatch):
+    """Tests stay offline: a developer's IFRVP_ALLOW_DOWNLOAD=1 must not let any test download weights."""
+    monkeypatch.delenv("IFRVP_ALLOW_DOWNLOAD", raising=False)

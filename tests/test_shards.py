@@ -169,10 +169,10 @@ def test_bad_shard_size_partial_pack_and_mismatch_give_clear_errors(synthetic_ro
     assert parse_size("1GB") == 10**9 and parse_size("500MB") == 5 * 10**8 and parse_size("64KiB") == 65536
     assert parse_size("1.5GB") == 1_500_000_000 and parse_size(123) == 123
     for bad in ("lots", "1XB", "0", "-5MB"):
-        with pytest.raises(ValueError, match=f"--shard-size '{bad}'"):
+        with pytest.raises(ValueError, match=f"--shard_size '{bad}'"):
             parse_size(bad)
     code = data_prep_main(["pack", "--dataset", "synthetic", "--root", str(synthetic_root), "--out", str(tmp_path / "x"), "--shard-size", "1XB"])
-    assert code == 2 and "--shard-size '1XB' is not a size" in capsys.readouterr().err
+    assert code == 2 and "--shard_size '1XB' is not a size" in capsys.readouterr().err
 
     out = tmp_path / "s"
     pack("synthetic", synthetic_root, out)
