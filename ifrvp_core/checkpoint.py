@@ -144,8 +144,11 @@ def load_model(path, model_name: str | None = None, device="cpu", eval_mode: boo
     """Build the right variant for a checkpoint file and load its weights.
 
     Project checkpoints carry their model name, context frames and options; for an official
-    state_dict the variant is inferred from its shapes unless `model_name` is given.
+    state_dict the variant is inferred from its shapes unless `model_name` is given. `path` may
+    also name a packaged model (`packaged_models()`, e.g. "ifrvp-s-real").
     """
+    if is_packaged_name(path):
+        path = packaged_checkpoint_path(str(path))
     obj = load_file(path)
     if is_project_checkpoint(obj):
         name = model_name or obj["model_name"]
@@ -189,6 +192,12 @@ DEFAULT_PACKAGED_MODEL = "ifrvp-s-real"
 def packaged_models() -> list[str]:
     """Names of the packaged models installed (`ifrvp_core/weights/<name>.pt`), sorted."""
     return sorted(path.stem for path in PACKAGED_WEIGHTS_DIR.glob("*.pt")) if PACKAGED_WEIGHTS_DIR.is_dir() else []
+
+
+def is_packaged_name(path) -> bool:
+    """True when `path` is no existing file but a plain name without a suffix: a packaged model's name."""
+    text = str(path)
+    return not Path(text).exists() and Path(text).name == text and not Path(text).suffix
 
 
 def packaged_checkpoint_path(name: str = DEFAULT_PACKAGED_MODEL) -> Path:

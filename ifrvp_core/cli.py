@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
 
     ev = sub.add_parser("evaluate", help="score a checkpoint and/or the baselines on a test protocol")
-    add_flag(ev, "--checkpoint", required=True, help="checkpoint file, or 'none' with --baselines")
+    add_flag(ev, "--checkpoint", required=True, help="checkpoint file, a packaged model (ifrvp-s-real), or 'none' with --baselines")
     add_flag(ev, "--dataset", required=True, action=_StoreLazyHelp).help_fn = _dataset_help
     add_flag(ev, "--data_root", default=None, help="dataset root (synthetic: optional)")
     add_flag(ev, "--protocol", default=None, action=_StoreLazyHelp).help_fn = _protocol_help
@@ -212,10 +212,12 @@ def _load(checkpoint: str, device):
     from ifrvp_core.checkpoint import load_model  # heavy (torch)
     from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
+    from ifrvp_core.checkpoint import is_packaged_name  # heavy (torch)
+
     path = Path(checkpoint)
-    if not path.is_file():
+    if not path.is_file() and not is_packaged_name(checkpoint):
         raise UserError(f"checkpoint not found: {path}")
-    return load_model(path, device=resolve_device(device))
+    return load_model(checkpoint if is_packaged_name(checkpoint) else path, device=resolve_device(device))
 
 
 def resolve_protocol(dataset: str, protocol: str | None):
