@@ -126,8 +126,10 @@ def test_no_prior_asked_no_key_and_no_dis(tiny_data, monkeypatch):
     calls = count_dis_calls(monkeypatch)
     batch = first_batch(build_dataset("synthetic", tiny_data, "train", augment=True, crop_size=32))
     assert "prior_flow" not in batch and calls == []  # synthetic: the teacher is the exact flow, no DIS either
-    assert "prior_flow" in first_batch(build_dataset("synthetic", tiny_data, "train", prior_flow=True)) and len(calls) == 4  # one per sample
-    for extra, wanted in ((dict(motion_prior="none"), False), (dict(task="interpolate"), False), ({}, True), (dict(motion_prior="dis"), True)):
+    with_prior = first_batch(build_dataset("synthetic", tiny_data, "train", prior_flow=True))
+    assert "prior_flow" in with_prior and len(calls) == 4  # one DIS call per sample: the counter counts
+    cases = ((dict(motion_prior="none"), False), (dict(task="interpolate"), False), ({}, True), (dict(motion_prior="dis"), True))
+    for extra, wanted in cases:
         assert TrainConfig(**extra).train_data_options()["prior_flow"] is wanted, extra
     assert "prior_flow" not in TrainConfig().val_data_options()  # validation: the model computes it on the full frame
     with pytest.raises(ValueError, match="flow_region must be one of"):
@@ -145,10 +147,12 @@ def crop_offset(full: torch.Tensor, crop: torch.Tensor) -> tuple[int, int]:
 
 
 def test_frame_region_prior_and_teacher_are_crops_of_the_full_frame_flows(frames_root):
-    crop_only = AugmentConfig(crop_size=(24, 24), channel_reverse=0, vertical_flip=0, horizontal_flip=0, transpose=0, time_reverse=0, resize_2x=0)
-    full = build_dataset("frames", frames_root, "train", prior_flow=True, teacher_flow="dis")  # no augmentation: whole frames
-    frame = build_dataset("frames", frames_root, "train", augment=crop_only, prior_flow=True, teacher_flow="dis", flow_region="frame", seed=2)
-    crop = build_dataset("frames", frames_root, "train", augment=crop_only, prior_flow=True, teacher_flow="dis", seed=2)
+    crop_only = AugmentConfig(crop_size=(24, 24), channel_reverse=0, vertical_flip=0, horizontal_flip=0, transpose=0, time_reverse=0,
+                              resize_2x=0)
+    options = dict(prior_flow=True, teacher_flow="dis")
+    full = build_dataset("frames", frames_root, "train", **options)  # no augmentation: whole frames
+    frame = build_dataset("frames", frames_root, "train", augment=crop_only, flow_region="frame", seed=2, **options)
+    crop = build_dataset("frames", frames_root, "train", augment=crop_only, seed=2, **options)
     assert frame.teacher_source == FRAME_DIS_TEACHER_SOURCE and "training crop" in crop.teacher_source
     differs = 0
     for index in range(len(full)):

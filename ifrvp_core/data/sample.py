@@ -222,7 +222,7 @@ def finish_sample(sample: dict, augment: AugmentConfig | None, rng: np.random.Ge
 
 
 __all__ = [
-    "CACHE_DIR", "FLOW_REGIONS", "FRAME_DIS_TEACHER_SOURCE", "FrameReader", "add_dis_flows", "cached_frame_path", "check_flow_region", "draw_time_reverse",
-    "finish_sample", "flows_to_tensor", "make_sample", "resize_frame", "reverse_window", "sample_prior_flow", "sample_rng",
-    "stored_teacher_flow", "synthetic_window_flow", "window_target_times",
+    "CACHE_DIR", "FLOW_REGIONS", "FRAME_DIS_TEACHER_SOURCE", "FrameReader", "add_dis_flows", "cached_frame_path", "check_flow_region",
+    "draw_time_reverse", "finish_sample", "flows_to_tensor", "make_sample", "resize_frame", "reverse_window", "sample_prior_flow",
+    "sample_rng", "stored_teacher_flow", "synthetic_window_flow", "window_target_times",
 ]
