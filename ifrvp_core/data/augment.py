@@ -1,7 +1,8 @@
 """Paired augmentations: every frame of a sample, its flows and masks change together.
 
-Keys: images `context` (K,3,H,W) and `target` (n,3,H,W); flows `teacher_flow` / `gt_flow`
-(2K,H,W) with x on even and y on odd channels; masks `gt_valid` (K,H,W). Flow signs and axes
+Keys: images `context` (K,3,H,W) and `target` (n,3,H,W); flows `teacher_flow` / `gt_flow` /
+`prior_flow` (2K,H,W) with x on even and y on odd channels (`prior_flow` is here only when it was
+computed on the full frame, `flow_region="frame"`); masks `gt_valid` (K,H,W). Flow signs and axes
 follow each transform. Time reversal is not here: it changes which frames are context and
 target, so the dataset applies it to the frame window before loading (flows are then read for
 the actual pairs).
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 IMAGE_KEYS = ("context", "target")
-FLOW_KEYS = ("teacher_flow", "gt_flow")
+FLOW_KEYS = ("teacher_flow", "gt_flow", "prior_flow")
 MASK_KEYS = ("gt_valid",)
 
 

@@ -102,8 +102,8 @@ def layout_windows(key: str, root: Path, split: str, span: int, order, context_f
 def build_dataset(name: str, root=None, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                   frame_stride: int | None = None, crop_size=None, augment: bool | AugmentConfig = False, seed: int = 0,
                   teacher_flow: bool | str = DEFAULT_TEACHER_MODE, window_step: int | None = None, test_fraction: float = 0.1,
-                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail", motion_strides: int = 1
-                  ) -> WindowDataset:
+                  variant: str | None = None, resize="auto", cache_root=None, on_bad_sample: str = "fail", motion_strides: int = 1,
+                  prior_flow: bool = False, flow_region: str = "crop") -> WindowDataset:
     """Build a dataset of prediction (or interpolation) samples.
 
     Args:
@@ -135,6 +135,12 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
             sample by the next in the epoch's shuffled order and reports the file in the sample's
             `skipped_files` (training's default; evaluation always fails).
         motion_strides: `frames` training windows at frame strides 1..N x `frame_stride` (N x the motion).
+        prior_flow: add the motion prior `prior_flow` (2K,H,W) at `target_times[0]` to every sample,
+            `constant_velocity_prior` of the sample's context (what training passes to a
+            `motion_prior="dis"` model, so its DIS runs in the loader workers).
+        flow_region: where the DIS prior and on-the-fly teacher are computed: "crop" (the default)
+            on the final (augmented) sample; "frame" on the full (resized) frames before
+            augmentation, then cropped, flipped, transposed and resized with them.
     """
     key = str(name).lower()
     if key not in DATASETS:
@@ -146,7 +152,8 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
     if key == "shards":
         if root is None:
             raise ValueError("dataset 'shards' needs a data root: 'SHARDS/train-{000000..000123}.tar', the folder or its manifest")
-        return ShardDataset(root, split, context_frames, future_frames, task, frame_stride, augmenting, seed, teacher_flow)
+        return ShardDataset(root, split, context_frames, future_frames, task, frame_stride, augmenting, seed, teacher_flow,
+                            prior_flow=prior_flow, flow_region=flow_region)
     stride = frame_stride or DEFAULT_STRIDE.get(key, 1)
     if key == "synthetic" and root is None:
         root = ensure_synthetic()
@@ -158,7 +165,7 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
     return WindowDataset(windows, context_frames, target_times, root=root, augment=augmenting, seed=seed, teacher_flow=teacher_flow,
                          synthetic=key == "synthetic", source=key, resize=resolve_resize(key, resize), cache_root=cache_root,
                          max_stride=UCF101_MAX_STRIDE if random_stride else 0, clip_length=UCF101_CLIP if random_stride else 0,
-                         on_bad_sample=on_bad_sample)
+                         on_bad_sample=on_bad_sample, prior_flow=prior_flow, flow_region=flow_region)
 
 
 __all__ = ["DATASETS", "DEFAULT_RESIZE", "DEFAULT_STRIDE", "SYNTHETIC_DEFAULTS", "augment_config", "build_dataset", "ensure_synthetic",

@@ -20,7 +20,9 @@ from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, epoch_order, sampled_loader
 from ifrvp_core.data.sample import (
+    FRAME_DIS_TEACHER_SOURCE,
     FrameReader,
+    check_flow_region,
     draw_time_reverse,
     finish_sample,
     make_sample,
@@ -75,7 +77,9 @@ class WindowDataset(Dataset):
 
     `resize=(W, H)` resizes every frame at load (`resize_frame`), reading the prepared cache
     `<cache_root>/<W>x<H>/...` where it exists (`FrameReader`); windows with a `video` (UCF101
-    training) draw their frames per sample (`draw_frames`).
+    training) draw their frames per sample (`draw_frames`). `prior_flow=True` adds the motion
+    prior `prior_flow` (2K,H,W) at `target_times[0]` to every sample; `flow_region` ("crop" or
+    "frame") is where it and the on-the-fly DIS teacher are computed (`sample.finish_sample`).
     """
 
     def __init__(
@@ -94,6 +98,8 @@ class WindowDataset(Dataset):
         max_stride: int = 0,
         clip_length: int = 0,
         on_bad_sample: str = "fail",
+        prior_flow: bool = False,
+        flow_region: str = "crop",
     ):
         if not windows:
             raise SplitNotFoundError(f"no samples found for {source} under {root} (check the root, split and window sizes)")
@@ -113,6 +119,8 @@ class WindowDataset(Dataset):
         if on_bad_sample not in BAD_SAMPLE_MODES:
             raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_MODES}, got {on_bad_sample!r}")
         self.on_bad_sample = on_bad_sample
+        self.prior_flow = bool(prior_flow)  # samples carry `prior_flow` (DIS in the loader workers, not the training step)
+        self.flow_region = check_flow_region(flow_region)
         self._order: tuple | None = None  # (epoch, epoch_order, position of each index in it): a cache of a pure function
         self._find_teacher_flow(teacher_flow)
 
@@ -132,6 +140,8 @@ class WindowDataset(Dataset):
     @property
     def teacher_source(self) -> str:
         """Where `teacher_flow` comes from: ground truth, prepared files, DIS on the fly, or none."""
+        if self.teacher_on_the_fly and self.flow_region == "frame":
+            return FRAME_DIS_TEACHER_SOURCE
         stored = f"{self.root / TEACHER_DIR}/**/*{self.teacher_suffix}" if self.teacher_suffix is not None else None
         return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly)
 
@@ -258,5 +268,5 @@ class WindowDataset(Dataset):
     def _load(self, index: int) -> dict:
         rng = sample_rng(self.seed, self.epoch, index)
         reverse = draw_time_reverse(self.augment, rng)
-        return finish_sample(self.raw_sample(index, reverse), self.augment, rng, self.teacher_on_the_fly)
+        return finish_sample(self.raw_sample(index, reverse), self.augment, rng, self.teacher_on_the_fly, self.prior_flow, self.flow_region)
 

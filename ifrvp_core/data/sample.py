@@ -9,6 +9,13 @@ time, given its flows and augmented by the same code whatever the storage:
 
 Shapes: frames uint8 (N, H, W, 3) RGB with N = K + n; `context` (K,3,H,W), `target` (n,3,H,W),
 `target_times` (n,), flows (2K,H,W) with x on even and y on odd channels, `gt_valid` (K,H,W).
+
+`finish_sample` also computes the OpenCV DIS flows asked for: the teacher flow and the motion
+prior `prior_flow` (2K,H,W) at the first target time, the flow a `motion_prior="dis"` model takes
+(so training runs DIS in the data-loader workers, not in the training step). `flow_region` says
+where: "crop" on the final (augmented) sample, exactly what the model would compute from the
+batch; "frame" on the whole (resized) frames before augmentation, the flows then cropped, flipped
+and resized with the frames, as evaluation sees the full frame.
 """
 from __future__ import annotations
 
@@ -23,9 +30,13 @@ from ifrvp_core.data.io import DataError, VideoReader, read_flow, read_image
 from ifrvp_core.data.synthetic import synthetic_flow
 from ifrvp_core.data.teacher import teacher_flow_path
 from ifrvp_core.data.windows import frame_label
-from ifrvp_core.motion_prior import dis_teacher_flow
+from ifrvp_core.motion_prior import constant_velocity_prior, dis_teacher_flow
 
 CACHE_DIR = "ifrvp_cache"
+# Where `finish_sample` computes the DIS teacher flow and prior: the final crop, or the full frame before augmentation.
+FLOW_REGIONS = ("crop", "frame")
+# A reader's `teacher_source` with flow_region "frame" (`teacher.describe_teacher_source` says "on the training crop").
+FRAME_DIS_TEACHER_SOURCE = "DIS on the fly (target -> each context frame, on the full frame before augmentation)"
 
 
 # ----------------------------------------------------------------------------- reading frames
@@ -165,16 +176,53 @@ def make_sample(images: np.ndarray, context_frames: int, target_times, name: str
     return sample
 
 
-def finish_sample(sample: dict, augment: AugmentConfig | None, rng: np.random.Generator, teacher_on_the_fly: bool) -> dict:
-    """Paired augmentations (drawn from `rng`, after the time-reversal draw), then DIS teacher flow on the fly."""
+def check_flow_region(flow_region: str) -> str:
+    """`flow_region` itself when it is one of `FLOW_REGIONS`; a `ValueError` naming them otherwise."""
+    if flow_region not in FLOW_REGIONS:
+        raise ValueError(f"flow_region must be one of {FLOW_REGIONS} (crop: DIS on the final crop; frame: on the full frame "
+                         f"before augmentation), got {flow_region!r}")
+    return flow_region
+
+
+def sample_prior_flow(context: torch.Tensor, target_times: torch.Tensor) -> torch.Tensor:
+    """The motion prior of one sample at its first target time: context (K,3,H,W), target_times (n,) -> (2K,H,W).
+
+    `constant_velocity_prior` of the one-sample batch, so it equals what a `motion_prior="dis"`
+    model computes from a batch of these samples at `target_times[:, 0]`, bit for bit.
+    """
+    return constant_velocity_prior(context.unsqueeze(0), target_times[:1])[0]
+
+
+def add_dis_flows(sample: dict, teacher: bool, prior: bool) -> dict:
+    """The sample with OpenCV DIS `teacher_flow` (target[0] -> each context frame) and/or `prior_flow`, both (2K,H,W)."""
+    if teacher:
+        sample["teacher_flow"] = dis_teacher_flow(sample["context"], sample["target"][0])
+    if prior:
+        sample["prior_flow"] = sample_prior_flow(sample["context"], sample["target_times"])
+    return sample
+
+
+def finish_sample(sample: dict, augment: AugmentConfig | None, rng: np.random.Generator, teacher_on_the_fly: bool,
+                  prior_flow: bool = False, flow_region: str = "crop") -> dict:
+    """Paired augmentations (drawn from `rng`, after the time-reversal draw) and the DIS flows asked for.
+
+    `teacher_on_the_fly`: DIS `teacher_flow`; `prior_flow`: the motion prior `prior_flow` at
+    `target_times[0]` (`sample_prior_flow`). `flow_region` "crop" computes them on the final
+    (augmented) sample; "frame" on the full frames before augmenting, which then crops, flips,
+    transposes and resizes them with the frames (`augment.FLOW_KEYS`).
+    """
+    dis_now = check_flow_region(flow_region) == "frame"
+    if dis_now:
+        sample = add_dis_flows(sample, teacher_on_the_fly, prior_flow)
     if augment is not None:
         sample = apply_augment(sample, augment, rng)
-    if teacher_on_the_fly:
-        sample["teacher_flow"] = dis_teacher_flow(sample["context"], sample["target"][0])
+    if not dis_now:
+        sample = add_dis_flows(sample, teacher_on_the_fly, prior_flow)
     return sample
 
 
 __all__ = [
-    "CACHE_DIR", "FrameReader", "cached_frame_path", "draw_time_reverse", "finish_sample", "flows_to_tensor", "make_sample",
-    "resize_frame", "reverse_window", "sample_rng", "stored_teacher_flow", "synthetic_window_flow", "window_target_times",
+    "CACHE_DIR", "FLOW_REGIONS", "FRAME_DIS_TEACHER_SOURCE", "FrameReader", "add_dis_flows", "cached_frame_path", "check_flow_region",
+    "draw_time_reverse", "finish_sample", "flows_to_tensor", "make_sample", "resize_frame", "reverse_window", "sample_prior_flow",
+    "sample_rng", "stored_teacher_flow", "synthetic_window_flow", "window_target_times",
 ]

@@ -44,7 +44,16 @@ from torch.utils.data import IterableDataset
 from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, collate, epoch_order, seed_worker
-from ifrvp_core.data.sample import draw_time_reverse, finish_sample, make_sample, reverse_window, sample_rng, window_target_times
+from ifrvp_core.data.sample import (
+    FRAME_DIS_TEACHER_SOURCE,
+    check_flow_region,
+    draw_time_reverse,
+    finish_sample,
+    make_sample,
+    reverse_window,
+    sample_rng,
+    window_target_times,
+)
 from ifrvp_core.data.teacher import DEFAULT_TEACHER_MODE, describe_teacher_source, teacher_mode
 
 MANIFEST_FORMAT = "ifrvp-shards/1"
@@ -180,11 +189,14 @@ class ShardDataset(IterableDataset):
     Iterating yields collated batches for one rank (`configure` sets batch size, rank and world
     size; `make_loader` does it); `samples()` yields single samples of one reader's shards;
     `dataset[i]` reads the i-th packed sample (sequential access is cheap: validation).
+    `prior_flow` and `flow_region` are `WindowDataset`'s: the motion prior in every sample, and
+    where the DIS flows are computed.
     """
 
     def __init__(self, root, split: str = "train", context_frames: int = 2, future_frames: int = 1, task: str = "extrapolate",
                  frame_stride: int | None = None, augment: AugmentConfig | None = None, seed: int = 0,
-                 teacher_flow: bool | str = DEFAULT_TEACHER_MODE, shuffle_buffer: int = 100):
+                 teacher_flow: bool | str = DEFAULT_TEACHER_MODE, shuffle_buffer: int = 100, prior_flow: bool = False,
+                 flow_region: str = "crop"):
         self.root = str(root)
         self.urls, self.manifest = locate_shards(root, split)
         manifest = self.manifest
@@ -207,6 +219,8 @@ class ShardDataset(IterableDataset):
             raise DataError(f"teacher flow requested but the shards {self.root} hold none; prepare it with data_prep teacher_flow "
                             "before packing, or use teacher_flow='dis'")
         self.teacher_on_the_fly = not self.synthetic and not self.stored_teacher and mode.dis
+        self.prior_flow = bool(prior_flow)  # samples carry `prior_flow` (DIS in the loader workers, not the training step)
+        self.flow_region = check_flow_region(flow_region)
         self.shuffle_buffer = shuffle_buffer
         self.batch_size, self.shuffle, self.rank, self.world_size, self.skip_batches = 1, True, 0, 1, 0
         self._cursor = None  # (shard, next position in it, raw sample iterator) for dataset[i]
@@ -214,6 +228,8 @@ class ShardDataset(IterableDataset):
     # -------------------------------------------------------------- description
     @property
     def teacher_source(self) -> str:
+        if self.teacher_on_the_fly and self.flow_region == "frame":
+            return FRAME_DIS_TEACHER_SOURCE
         stored = f"stored in the shards {self.root}" if self.stored_teacher else None
         return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly)
 
@@ -313,7 +329,7 @@ class ShardDataset(IterableDataset):
                                 "prepare teacher flow for both directions (data_prep teacher_flow) and pack again")
             flows[flow_name] = decode_npy(raw[member], f"{where} member {member}")
         sample = make_sample(np.stack(images), k, window_target_times(self.target_times, reverse), meta["name"], flows)
-        return finish_sample(sample, self.augment, rng, self.teacher_on_the_fly)
+        return finish_sample(sample, self.augment, rng, self.teacher_on_the_fly, self.prior_flow, self.flow_region)
 
     def samples(self, epoch: int | None = None, rank: int = 0, world_size: int = 1, worker: int = 0, workers: int = 1):
         """Decoded samples of one reader's shards, one pass, in stream order (no batching, no repetition)."""

@@ -51,6 +51,7 @@ class TrainConfig:
     context_frames: int = 2
     motion_prior: str = "auto"  # none | dis | auto (dis for extrapolation, none for interpolation)
     teacher_flow: str = "auto"  # auto (prepared files, else DIS on the fly) | disk | dis | none
+    flow_region: str = "crop"  # crop | frame: DIS prior and teacher on the training crop, or on the full frame before augmentation
     future_frames: int = 1  # targets per sample; training uses the first (t+1), evaluation tools the rest
     frame_stride: int | None = None
     # `frames` training windows at frame strides 1..N x frame_stride: N times the footage's motion
@@ -123,7 +124,8 @@ class TrainConfig:
     def train_data_options(self) -> dict:
         """`build_dataset(dataset, data_root, "train", **options)` keywords: augmentation, teacher flow, bad samples."""
         return dict(augment=self.augment, crop_size=self.crop_size, teacher_flow=TEACHER_FLOW_MODES[self.teacher_flow],
-                    on_bad_sample=self.on_bad_sample, motion_strides=self.motion_strides, **self.data_options())
+                    on_bad_sample=self.on_bad_sample, motion_strides=self.motion_strides, flow_region=self.flow_region,
+                    prior_flow=self.resolved_motion_prior() != "none", **self.data_options())
 
     @property
     def val_split(self) -> str:

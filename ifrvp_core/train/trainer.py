@@ -98,7 +98,8 @@ class Trainer:
 
         Args:
             batch: `context` (B,K,3,H,W), `target` (B,n,3,H,W), `target_times` (B,n), optional
-                `teacher_flow` (B,2K,H,W) for the distillation term.
+                `teacher_flow` (B,2K,H,W) for the distillation term and `prior_flow` (B,2K,H,W), the
+                motion prior at `target_times[:, 0]` (the model computes it when it is absent).
         Returns:
             (lr used, {"loss": total, **terms, "grad_norm": norm} as detached scalars of this rank,
             whether the step was taken).
@@ -108,11 +109,13 @@ class Trainer:
         target = batch["target"][:, 0].to(device, non_blocking=True)
         times = batch["target_times"][:, 0].to(device)
         teacher = batch["teacher_flow"].to(device) if "teacher_flow" in batch else None
+        # the motion prior, computed in the loader workers: no OpenCV in the training step
+        prior = batch["prior_flow"].to(device, non_blocking=True) if "prior_flow" in batch else None
         lr = cosine_lr(self.iteration, self.total_steps, self.config.lr_start, self.config.lr_end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            output = self.ddp(frames, times, target=target)
+            output = self.ddp(frames, times, target=target, prior_flow=prior)
             loss, terms = self.loss_fn(output, target, teacher)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
