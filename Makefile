@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ifrvp-installed
 PROFILE ?= quick
+# Passed to the workbook runner as they are, e.g. ARGS="-p dataset=cityscapes -p data_root=/data/cityscapes"
+# (`-p NAME=VALUE` sets a notebook parameter; --only, --work_dir, --timeout work too).
+ARGS ?=
 
 .PHONY: workbook ablations test install kernel lab bench clean-reports
 
@@ -21,10 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 kernel: $(STAMP)
 
 workbook: $(STAMP)
-	$(PY) -m ifrvp_core.workbook --profile $(PROFILE)
+	$(PY) -m ifrvp_core.workbook --profile $(PROFILE) $(ARGS)
 
 ablations: $(STAMP)
-	$(PY) -m ifrvp_core.workbook --profile $(PROFILE) --only 06
+	$(PY) -m ifrvp_core.workbook --profile $(PROFILE) --only 06 $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

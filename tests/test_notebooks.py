@@ -34,10 +34,18 @@ def test_output_check_flags_executed_notebooks(tmp_path):
     assert "dirty.ipynb" in problem and "[1]" in problem
 
 
+# Training from a config file (profile < config < parameters), scored on other data than it trained on.
+TINY_RECIPE = {"dataset": "synthetic", "loss_distillation_beta": 0.25, "run_name": "tiny_from_config"}
+
+
 @pytest.fixture(scope="module")
-def tiny_workbook(tmp_path_factory):
+def tiny_workbook(tmp_path_factory, tiny_data):
     root = tmp_path_factory.mktemp("workbook")
-    result = run_workbook("tiny", reports_dir=root / "reports", work_dir=root / "work", echo=False)
+    recipe = root / "tiny_recipe.yaml"
+    recipe.write_text("".join(f"{key}: {value}\n" for key, value in TINY_RECIPE.items()))
+    result = run_workbook("tiny", reports_dir=root / "reports", work_dir=root / "work", echo=False,
+                          parameters={"config": str(recipe), "eval_dataset": "synthetic", "eval_data_root": str(tiny_data)})
+    result.recipe, result.eval_data_root = recipe, tiny_data
     return result
 
 
@@ -77,6 +85,10 @@ def test_outputs_chain_through_files(tiny_workbook):
     assert training["summary"]["world_size"] == 2 and training["summary"]["iterations"] == 4  # DDP from the cell
     for name in ("best.pt", "latest.pt", "log.jsonl", "config.json", "summary.json"):
         assert (run_dir / name).is_file(), name
+    # the config file's values over the profile's, the profile's where the file is silent
+    config = json.loads((run_dir / "config.json").read_text())
+    assert training["config"] == str(tiny_workbook.recipe.resolve()) and run_dir.name == "tiny_from_config"
+    assert (config["loss_distillation_beta"], config["batch_size"], config["crop_size"]) == (0.25, 2, 32)
     results = json.loads((tiny_workbook.reports_dir / "evaluation" / "results.json").read_text())
     assert list(results) == ["meta", "model", "copy_last", "dis_extrapolation", "prior_only"]
     assert list(results["model"]) == ["t+1", "t+2", "t+3", "t+1..t+1", "t+1..t+2", "t+1..t+3"]
@@ -85,6 +97,8 @@ def test_outputs_chain_through_files(tiny_workbook):
     assert (meta["written_by"], meta["checkpoint"], meta["protocol"], meta["steps"]) == (
         "notebook 05_evaluation", str(Path(training["checkpoint"]).resolve()), "synthetic", 3)
     assert meta["variant"] == training["summary"]["model_name"] and meta["bgr_like_published"] is False
+    # scored on eval_data_root, not on the data notebook 01 prepared and 03 trained on
+    assert meta["data_root"] == str(tiny_workbook.eval_data_root) != dataset["data_root"] == config["data_root"]
     assert (tiny_workbook.reports_dir / "evaluation" / "results.csv").is_file()
     html = (tiny_workbook.reports_dir / "05_evaluation.html").read_text()
     assert "psnr frame t+3" in html and "psnr mean t+1..t+3" in html  # both forms in the headline tables
@@ -149,11 +163,12 @@ def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbo
 
 
 def test_failing_notebook_is_named_with_its_cell(tmp_path):
+    (tmp_path / "empty").mkdir()  # passes the runner's checks (it exists); notebook 01 finds no Vimeo90K in it
     with pytest.raises(WorkbookError) as caught:
         run_workbook("tiny", reports_dir=tmp_path / "reports", work_dir=tmp_path / "work", only=["01"],
-                     parameters={"dataset": "no_such_dataset"}, echo=False)
+                     parameters={"dataset": "vimeo90k", "data_root": str(tmp_path / "empty")}, echo=False)
     message = str(caught.value)
-    assert "notebook 01_data_preparation failed in cell" in message and "no_such_dataset" in message
+    assert "notebook 01_data_preparation failed in cell" in message and "vimeo90k at" in message and "has problems" in message
     index = (tmp_path / "reports" / "index.html").read_text()
     assert "failed" in index and (tmp_path / "reports" / "01_data_preparation.html").is_file()
 

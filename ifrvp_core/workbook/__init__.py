@@ -4,6 +4,7 @@ One module per notebook holds what that notebook computes and draws, so the note
 (tests/test_notebooks.py runs them all through papermill with the `tiny` profile):
 
     profiles            PROFILES, profile_settings, the work folder and the files notebooks hand on
+    recipes             which recipe 03 trains and which data 05 scores (profile < config file < parameters)
     display             HTML tables, the run's parameters, inlined animations
     verdicts            whether the model beats a baseline, in the reports' words
     samples             one dataset sample batched, and through a model
@@ -63,19 +64,39 @@ from ifrvp_core.workbook.profiles import (
     trained_checkpoint,
     write_json,
 )
+from ifrvp_core.workbook.recipes import (
+    CONFIGS_DIR,
+    DEFAULT_RUN_NAME,
+    TRAINING_KEYS,
+    config_path,
+    dataset_config,
+    evaluation_data,
+    evaluation_protocol,
+    missing_eval_root,
+    read_recipe,
+    recipe_dataset,
+    trained_protocol,
+    training_recipe,
+    training_values,
+)
 from ifrvp_core.workbook.runner import (
     FIGURES_VARY_NOTE,
     KERNEL_NAME,
     NOTEBOOKS_DIR,
+    PATH_PARAMETERS,
+    RUNNER_OPTIONS,
     SEPARATE_NOTEBOOKS,
     NotebookRun,
     WorkbookError,
     WorkbookResult,
     check_kernel,
+    check_parameters,
+    command_with,
     cpu_name,
     encrypted_kernel_manager_class,
     list_notebooks,
     main,
+    missing_parameter,
     notebook_parameters,
     notebooks_with_outputs,
     render_html,
@@ -100,6 +121,10 @@ __all__ = [
     # display and verdicts
     "animation_html", "html_table", "show_settings", "show_table", "step_column",
     "BASELINE_LABELS", "beats_baseline", "beats_on_every_metric", "verdict_cell", "verdict_verb",
+    # recipes: what 03 trains, what 05 scores
+    "CONFIGS_DIR", "DEFAULT_RUN_NAME", "TRAINING_KEYS", "config_path", "dataset_config", "evaluation_data",
+    "evaluation_protocol", "missing_eval_root", "read_recipe", "recipe_dataset", "trained_protocol", "training_recipe",
+    "training_values",
     # the notebooks' views
     "as_batch", "forward_sample",
     "frame_statistics", "motion_histogram_figure", "prepare_dataset", "sample_grid_figure", "split_sizes",
@@ -110,8 +135,8 @@ __all__ = [
     "EXPLORER_LAYERS", "explorer_figure", "flow_explorer", "level_grid_figure", "rollout_animation",
     "best_worst_figure", "evaluation_headline", "metric_curves_figure", "results_rows", "run_evaluation",
     # the runner
-    "FIGURES_VARY_NOTE", "KERNEL_NAME", "NOTEBOOKS_DIR", "SEPARATE_NOTEBOOKS", "NotebookRun", "WorkbookError",
-    "WorkbookResult", "check_kernel", "cpu_name", "encrypted_kernel_manager_class", "list_notebooks", "main",
-    "notebook_parameters", "notebooks_with_outputs", "render_html", "run_notebook", "run_workbook", "select_notebooks",
+    "FIGURES_VARY_NOTE", "KERNEL_NAME", "NOTEBOOKS_DIR", "PATH_PARAMETERS", "RUNNER_OPTIONS", "SEPARATE_NOTEBOOKS",
+    "NotebookRun", "WorkbookError", "WorkbookResult", "check_kernel", "check_parameters", "command_with", "cpu_name",
+    "encrypted_kernel_manager_class", "list_notebooks", "main", "missing_parameter", "notebook_parameters", "notebooks_with_outputs", "render_html", "run_notebook", "run_workbook", "select_notebooks",
     "write_index",
 ]

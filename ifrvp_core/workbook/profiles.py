@@ -4,8 +4,10 @@ Profiles (the notebooks' `profile` parameter; any knob can still be overridden o
 - `tiny`: seconds per notebook, for the tests.
 - `quick`: the default; minutes on a 2-core CPU with the built-in synthetic data, including a
   real 2-process DDP training run whose model beats copy-last-frame.
-- `full`: the real datasets and the published recipe (IFRNet, 300 epochs, batch 12 per
-  process, lr 1e-4 -> 1e-5) on every GPU of the machine.
+- `full`: the real datasets (`data_root` required) on every GPU of the machine, with the
+  dataset's recipe `configs/<dataset>.yaml` when one ships (cityscapes, gopro, kitti, ucf101),
+  else IFRNet's schedule (300 epochs, batch 12 per process, lr 1e-4 -> 1e-5). The order of
+  precedence is in `ifrvp_core.workbook.recipes`: profile < config file < explicit parameters.
 
 Every notebook reads and writes one work folder (`work_dir`, default
 `<repo>/workbook_runs/<profile>`): notebook 01 writes `dataset.json`, notebook 03 `training.json`,
@@ -33,6 +35,7 @@ PROFILES: dict[str, dict] = {
         lr_start=5e-4, lr_end=1e-5, val_samples=4, log_interval=1, eval_steps=3, eval_max_samples=4,
         latency_sizes=[(48, 64), (96, 128)], latency_repeats=1, show_samples=2, rollout_steps=3,
         ablation=dict(max_steps=3, batch_size=2, crop_size=32, val_samples=2, eval_steps=3, eval_max_samples=4),
+        use_dataset_config=False,
     ),
     "quick": dict(
         dataset="synthetic", synthetic=dict(train_clips=48, test_clips=24, num_frames=12, height=128, width=192),
@@ -41,12 +44,15 @@ PROFILES: dict[str, dict] = {
         latency_sizes=[(128, 192), (256, 448)], latency_repeats=3, show_samples=3, rollout_steps=5,
         # notebook 06: every variant gets the same single-process budget on notebook 01's data
         ablation=dict(max_steps=300, batch_size=4, crop_size=96, val_samples=8, eval_steps=5, eval_max_samples=None),
+        # a CPU budget: a dataset's configs/ recipe (256 crops, 300 epochs) is used only when named by `config`
+        use_dataset_config=False,
     ),
     "full": dict(
         dataset="vimeo90k", synthetic=dict(), model_name="IFRNet", nproc=None, max_steps=0, epochs=300, batch_size=12,
         crop_size=224, num_workers=4, lr_start=1e-4, lr_end=1e-5, val_samples=1000, log_interval=100, eval_steps=5,
         eval_max_samples=None, latency_sizes=[(256, 448), (1024, 2048)], latency_repeats=5, show_samples=4,
         rollout_steps=5, ablation=dict(max_steps=20000, batch_size=12, crop_size=224, val_samples=200, eval_steps=5, eval_max_samples=None),
+        use_dataset_config=True,  # configs/<dataset>.yaml when it ships (recipes.training_recipe)
     ),
 }
 

@@ -1,9 +1,16 @@
 """Run the numbered notebooks headless (papermill) and render them into reports.
 
     python -m ifrvp_core.workbook                      # `make workbook`: the quick profile, 01 -> 05
-    python -m ifrvp_core.workbook --profile full -p data_root=/data/vimeo_triplet -p nproc=8
+    python -m ifrvp_core.workbook --profile full -p dataset=cityscapes -p data_root=/data/cityscapes -p nproc=8
     python -m ifrvp_core.workbook --only 04 05         # re-render from the outputs already on disk
     python -m ifrvp_core.workbook --only 06            # `make ablations`: the recipe ablations (own budget)
+
+`-p NAME=VALUE` (`make workbook ARGS="-p NAME=VALUE ..."`) sets a parameter in every notebook
+whose parameters cell has NAME; VALUE is JSON when it parses (8, null, [1, 2]), else a string.
+Paths (config, data_root, eval_data_root, video, checkpoint) are taken relative to the current
+folder. Before any notebook runs, the parameters are checked: a name no notebook declares, an
+unknown dataset or a profile's missing parameter (the full profile's data_root) stop the run with
+the command that gives it. Training takes profile < config file < `-p` (`ifrvp_core.workbook.recipes`).
 
 Each notebook runs with the `ifrvp` kernel and its `parameters` cell overridden (profile,
 work_dir, interactive=False and the paths of the earlier notebooks' outputs), then is written to
@@ -35,8 +42,17 @@ from nbconvert import HTMLExporter
 import traitlets
 
 from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.data import list_datasets
 from ifrvp_core.workbook.display import html_table
-from ifrvp_core.workbook.profiles import PROFILES, REPO, default_work_dir
+from ifrvp_core.workbook.profiles import PROFILES, REPO, default_work_dir, profile_settings, read_json
+from ifrvp_core.workbook.recipes import (
+    config_path,
+    evaluation_protocol,
+    missing_eval_root,
+    recipe_dataset,
+    trained_protocol,
+    training_recipe,
+)
 from ifrvp_core.workbook.verdicts import BASELINE_LABELS, verdict_verb
 
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -183,15 +199,15 @@ def run_workbook(
     """
     if profile not in PROFILES:
         raise WorkbookError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
-    check_kernel(kernel_name)
     started = time.perf_counter()
     reports_dir = Path(reports_dir).resolve()
     work_dir = Path(work_dir).resolve() if work_dir else default_work_dir(profile)
+    notebooks = select_notebooks(notebooks_dir, only)
+    extra = check_parameters(profile, dict(parameters or {}), notebooks, work_dir, notebooks_dir, echo=echo)
+    check_kernel(kernel_name)
     (reports_dir / "executed").mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
-    notebooks = select_notebooks(notebooks_dir, only)
     result = WorkbookResult(profile, reports_dir, work_dir)
-    extra = dict(parameters or {})
     for path in notebooks:
         name = path.stem
         accepted = _accepted_parameters(path)
@@ -210,6 +226,84 @@ def run_workbook(
     result.seconds = time.perf_counter() - started
     result.index = write_index(result)
     return result
+
+
+# Set by the runner's own options; a `-p` for them would contradict the option.
+RUNNER_OPTIONS = {"profile": "--profile", "work_dir": "--work_dir"}
+# Parameters that name files or folders: made absolute, since the notebooks run in notebooks/.
+PATH_PARAMETERS = ("config", "data_root", "eval_data_root", "video", "checkpoint")
+
+
+def command_with(profile: str, parameters: dict, name: str, value: str) -> str:
+    """The make and python commands of this run with `-p name=value` added (for error messages)."""
+    given = [f"-p {key}={json.dumps(v) if not isinstance(v, str) else v}" for key, v in parameters.items() if key != name]
+    args = " ".join([*given, f"-p {name}={value}"])
+    return f'make workbook PROFILE={profile} ARGS="{args}"  (or: python -m ifrvp_core.workbook --profile {profile} {args})'
+
+
+def missing_parameter(profile: str, parameters: dict, numbers: set[str], work_dir: Path) -> str | None:
+    """Why this run cannot start, naming the parameter and the command that gives it; None when it can.
+
+    Checks, without running anything: the training dataset is known, notebook 01 has the
+    `data_root` a real dataset needs (the full profile's), and notebook 05 has `eval_data_root`
+    when its protocol scores other data than the training data (a recipe such as ucf101's).
+    """
+    settings = profile_settings(profile)
+    config = parameters.get("config")
+    prepared = Path(work_dir) / "dataset.json"
+    on_disk = read_json(prepared, "dataset.json")["dataset"] if "01" not in numbers and prepared.is_file() else None
+    dataset = parameters.get("dataset") or recipe_dataset(config) or on_disk or settings["dataset"]
+    if parameters.get("video"):  # notebook 01 decodes it into a frames dataset
+        dataset = "frames"
+    if dataset not in list_datasets():
+        return f"dataset parameter: unknown dataset {dataset!r}; choose from {', '.join(list_datasets())}"
+    data_root = parameters.get("data_root")
+    if "01" in numbers and dataset != "synthetic" and not parameters.get("video"):  # synthetic data is generated
+        if data_root is None:
+            return (f"profile {profile!r} trains on dataset {dataset!r}, which needs the data_root parameter (the folder in "
+                    f"its published layout); give it: {command_with(profile, parameters, 'data_root', f'/path/to/{dataset}')}")
+        if not Path(data_root).exists():
+            return f"data_root parameter: folder not found: {data_root}"
+    if "05" in numbers and parameters.get("eval_data_root") is None:
+        recipe = training_recipe(settings, dataset, config)[1] if "03" in numbers else {}
+        trained = recipe.get("protocol") if "03" in numbers else trained_protocol(work_dir)
+        protocol = evaluation_protocol(parameters.get("protocol"), parameters.get("eval_dataset"), trained, dataset)
+        if protocol.dataset != dataset:
+            command = command_with(profile, parameters, "eval_data_root", f"/path/to/{protocol.dataset}")
+            return f"{missing_eval_root(protocol, dataset)}; give it: {command}"
+    return None
+
+
+def check_parameters(profile: str, parameters: dict, notebooks: list[Path], work_dir: Path, notebooks_dir=NOTEBOOKS_DIR,
+                     echo: bool = True) -> dict:
+    """The `-p` parameters checked before any notebook runs, with their paths made absolute.
+
+    Raises:
+        WorkbookError: a runner option given as `-p`, a name no notebook's parameters cell has (with
+            the valid names), a missing file, or `missing_parameter`'s reason.
+    """
+    for name, option in RUNNER_OPTIONS.items():
+        if name in parameters:
+            raise WorkbookError(f"{name} is set with {option}, not with -p {name}=...")
+    declared = set().union(*(_accepted_parameters(path) for path in list_notebooks(notebooks_dir))) - set(RUNNER_OPTIONS)
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise WorkbookError(f"unknown parameter(s) {unknown}: no notebook's parameters cell has them; valid: {', '.join(sorted(declared))}")
+    running = set().union(*(_accepted_parameters(path) for path in notebooks))
+    unused = sorted(set(parameters) - running)
+    if unused and echo:
+        print(f"note: {', '.join(unused)} not used by {', '.join(p.stem for p in notebooks)}", flush=True)
+    checked = dict(parameters)
+    try:
+        for name in PATH_PARAMETERS:
+            if isinstance(checked.get(name), str):
+                checked[name] = str(config_path(checked[name]) if name == "config" else Path(checked[name]).expanduser().resolve())
+        problem = missing_parameter(profile, checked, {path.stem[:2] for path in notebooks}, work_dir)
+    except (ValueError, FileNotFoundError) as error:
+        raise WorkbookError(str(error)) from None
+    if problem:
+        raise WorkbookError(problem)
+    return checked
 
 
 def select_notebooks(notebooks_dir, only: list[str] | None = None) -> list[Path]:
@@ -360,7 +454,7 @@ def notebooks_with_outputs(paths) -> list[str]:
 
 def _parse_parameter(text: str) -> tuple[str, object]:
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. -p data_root=/data/cityscapes), got {text!r}")
     key, value = text.split("=", 1)
     try:
         return key, json.loads(value)
@@ -376,7 +470,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work_dir", default=None, help="data and runs (default <repo>/workbook_runs/<profile>)")
     parser.add_argument("--only", nargs="+", help="notebook numbers or names to run, e.g. 04 05")
     parser.add_argument("-p", "--parameter", action="append", type=_parse_parameter, default=[],
-                        help="KEY=VALUE passed to every notebook whose parameters cell has KEY (JSON values allowed)")
+                        help="NAME=VALUE passed to every notebook whose parameters cell has NAME (JSON values allowed); repeat it")
     parser.add_argument("--kernel", default=KERNEL_NAME)
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     parser.add_argument("--check-clean", nargs="*", metavar="NOTEBOOK",
