@@ -16,7 +16,7 @@ from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, 
 from ifrvp_core.data.build import SYNTHETIC_DEFAULTS
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.models import build_model
-from ifrvp_core.train.config import TrainConfig
+from ifrvp_core.train.config import ConfigError, TrainConfig
 from ifrvp_core.train.distributed import Dist, StopFlag, all_reduce_sum, wrap_ddp
 from ifrvp_core.train.guard import BadInputGuard
 from ifrvp_core.train.runlog import RunLog, StepTimer, baseline_warnings, clear_run, existing_run_files, run_summary
@@ -56,13 +56,13 @@ def claim_run_folder(config: TrainConfig, env: Dist) -> list[str]:
 
 
 def check_crop(crop: int, height: int, width: int, where: str, by_default: bool = False) -> None:
-    """A `DataError` naming `--crop_size` when a `crop` x `crop` training crop does not fit `height` x `width` frames.
+    """A `ConfigError` naming `--crop_size` when a `crop` x `crop` training crop does not fit `height` x `width` frames.
 
     by_default: the crop is `--crop_size auto`'s (the message says so, since the user typed none).
     """
     if crop > height or crop > width:
         which = f"the default --crop_size (auto: {crop} for data on disk)" if by_default else f"--crop_size {crop}"
-        raise DataError(f"{which} is larger than the training frames ({height}x{width}, {where}); "
+        raise ConfigError(f"{which} is larger than the training frames ({height}x{width}, {where}); "
                         f"pass --crop_size {min(height, width)} or smaller")
 
 
