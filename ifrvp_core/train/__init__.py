@@ -36,8 +36,13 @@ every rank together (`--max_bad_steps` in a row at most). A skipped step still c
 iteration (its batch is consumed and the LR schedule moves on), so the data order and resume
 stay exact. Checkpoints with non-finite weights are never written.
 
+A run folder that already holds a run (`config.RUN_FILES`) is refused before any work unless the
+run continues it (`--resume auto` / `--resume PATH`) or `--overwrite` starts afresh (deleting that
+run's logs and checkpoints). `--help` lists every flag with its meaning, default and valid values
+(from `TrainConfig`'s field metadata); a bad value stops at once, naming the flag.
+
 Exit codes: 0 finished; 1 failed (the failing rank prints its error and exits at once, so torchrun
-stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
+stops the others); 2 a bad flag or config value; 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
 was finished and `latest.pt` saved - rerun with `--resume auto` to continue.
 
 The package, one concept a module: `config` (TrainConfig, its checks, flags and files), `trainer`

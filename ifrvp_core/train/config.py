@@ -140,6 +140,10 @@ class TrainConfig:
     max_bad_samples: int = option(100, "distinct bad files tolerated; one more stops the run with the list")
     max_bad_steps: int = option(20, "consecutive non-finite steps (loss or gradient norm) that stop the run")
 
+    def __post_init__(self):
+        if self.crop_size == "auto":  # a config file's `crop_size: auto` is the default
+            self.crop_size = None
+
     @property
     def run_dir(self) -> Path:
         """`<log_path>/<run_name>`; without a run name, `<model_name>_<dataset>_<task>`."""
