@@ -217,3 +217,14 @@ def test_no_tensorboard_line_when_it_is_on(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runlog, "open_tensorboard", lambda run_dir: Writer())
     runlog.RunLog(tmp_path, True).start({})
     assert "TensorBoard" not in capsys.readouterr().out
+
+
+def test_the_workbooks_second_run_into_its_folder_still_trains(tiny_data, tmp_path):
+    """Notebook 03 (and so `make workbook` run twice) sets the previous run aside before training into `run_name`."""
+    from ifrvp_core.workbook.profiles import set_aside_old_run
+
+    args = tiny_args(tiny_data, tmp_path, "workbook", max_steps=1, val_samples=0)
+    assert main(args) == 0
+    set_aside_old_run(tmp_path, "workbook", None)
+    assert main(args) == 0
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("workbook")]) == 2  # the old run kept aside

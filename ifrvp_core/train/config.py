@@ -159,8 +159,6 @@ class TrainConfig:
             ConfigError (a ValueError): naming the field, the bad value and the valid values (an
                 unknown `protocol` too, so it fails here, not after training).
         """
-        from ifrvp_core.protocols import PROTOCOLS, get_protocol  # heavy (torch): see the module docstring
-
         labels = labels or {}
         name = lambda key: labels.get(key, key)  # noqa: E731 - a one-line lookup
         for item in dataclasses.fields(self):
@@ -187,6 +185,8 @@ class TrainConfig:
             raise ConfigError(f"{name('max_bad_samples')} must be >= 0 and {name('max_bad_steps')} >= 1, "
                               f"got {self.max_bad_samples} and {self.max_bad_steps}")
         if self.protocol is not None:
+            from ifrvp_core.protocols import PROTOCOLS, get_protocol  # heavy (torch): only when a protocol is named
+
             try:
                 get_protocol(self.protocol)
             except ValueError:
