@@ -39,14 +39,18 @@ def test_two_process_job_returns_summary_and_streams_lines(tiny_data, tmp_path, 
 
 @pytest.mark.slow
 def test_failing_job_raises_with_log_tail(tiny_data, tmp_path):
-    with pytest.raises(TrainingFailed, match="unknown dataset 'vimeo9000'") as caught:
-        launch_training(nproc=2, config=tiny_config(tiny_data, tmp_path), dataset="vimeo9000", echo=False, env=THREADS)
+    # the crop is only found too large inside the job, on the first training frame
+    with pytest.raises(TrainingFailed, match=r"training failed: ConfigError: --crop_size 512 is larger than the training frames") as caught:
+        launch_training(nproc=2, config=tiny_config(tiny_data, tmp_path), crop_size=512, echo=False, env=THREADS)
     assert caught.value.returncode != 0 and caught.value.log_tail.count("\n") >= 5
 
 
 def test_unknown_option_is_rejected_before_starting(tmp_path):
     with pytest.raises(ValueError, match="batch_sise"):
         launch_training(nproc=1, batch_sise=4)
+    with pytest.raises(ValueError, match="dataset must be one of .*; got 'vimeo9000'"):
+        launch_training(nproc=1, dataset="vimeo9000", log_path=str(tmp_path))
+    assert not any(tmp_path.iterdir())
     with pytest.raises(TypeError, match="config must be"):
         launch_training(nproc=1, config=["--epochs", "1"])
     with pytest.raises(ValueError, match="nproc"):

@@ -52,7 +52,7 @@ def test_robustness_flags_parse_and_bad_values_are_named(tiny_data, tmp_path):
     assert (defaults.on_bad_sample, defaults.max_bad_samples, defaults.max_bad_steps) == ("skip", 100, 20)
     config = TrainConfig.from_args(["--on_bad_sample", "fail", "--max_bad_samples", "5", "--max_bad_steps", "3"])
     assert (config.on_bad_sample, config.max_bad_samples, config.max_bad_steps) == ("fail", 5, 3)
-    with pytest.raises(ValueError, match="on_bad_sample must be 'fail' or 'skip', got 'sometimes'"):
+    with pytest.raises(ValueError, match="--on_bad_sample must be one of skip, fail; got 'sometimes'"):
         Trainer(TrainConfig.from_args(tiny_args(tiny_data, tmp_path, "r", on_bad_sample="sometimes")), Dist())
     with pytest.raises(ValueError, match="max_bad_steps >= 1, got 100 and 0"):
         Trainer(TrainConfig.from_args(tiny_args(tiny_data, tmp_path, "r", max_bad_steps=0)), Dist())

@@ -36,8 +36,13 @@ every rank together (`--max_bad_steps` in a row at most). A skipped step still c
 iteration (its batch is consumed and the LR schedule moves on), so the data order and resume
 stay exact. Checkpoints with non-finite weights are never written.
 
+A run folder that already holds a run (`config.RUN_FILES`) is refused before any work unless the
+run continues it (`--resume auto` / `--resume PATH`) or `--overwrite` starts afresh (deleting that
+run's logs and checkpoints). `--help` lists every flag with its meaning, default and valid values
+(from `TrainConfig`'s field metadata); a bad value stops at once, naming the flag.
+
 Exit codes: 0 finished; 1 failed (the failing rank prints its error and exits at once, so torchrun
-stops the others); 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
+stops the others); 2 a bad flag or config value; 128 + signal (143 SIGTERM, 130 SIGINT) after the current step
 was finished and `latest.pt` saved - rerun with `--resume auto` to continue.
 
 The package, one concept a module: `config` (TrainConfig, its checks, flags and files), `trainer`
@@ -46,16 +51,22 @@ The package, one concept a module: `config` (TrainConfig, its checks, flags and 
 `state` (checkpoints and RNG state), `distributed` (ranks, collectives, signals, teardown),
 `entry` (`main`) and `launch` (training in fresh processes from a notebook cell).
 """
-from ifrvp_core.train.config import LOSS_FIELDS, TEACHER_FLOW_MODES, VAL_SPLITS, TrainConfig
-from ifrvp_core.train.distributed import Dist, StopFlag, all_reduce_sum, setup_distributed
-from ifrvp_core.train.entry import main
-from ifrvp_core.train.guard import TrainingAborted
-from ifrvp_core.train.runlog import open_tensorboard
-from ifrvp_core.train.state import library_versions, nonfinite_weights, rng_state, set_rng_state
-from ifrvp_core.train.trainer import Trainer, cosine_lr
+from importlib import import_module
 
-__all__ = [
-    "Dist", "LOSS_FIELDS", "StopFlag", "TEACHER_FLOW_MODES", "TrainConfig", "Trainer", "TrainingAborted", "VAL_SPLITS",
-    "all_reduce_sum", "cosine_lr", "library_versions", "main", "nonfinite_weights", "open_tensorboard", "rng_state",
-    "set_rng_state", "setup_distributed",
-]
+# The names are imported lazily (as in `ifrvp_core`): `python -m ifrvp_core.train --help` and
+# `ifrvp train --help` import this package, and the trainer imports torch (seconds).
+_PUBLIC = {
+    "LOSS_FIELDS": "config", "TEACHER_FLOW_MODES": "config", "VAL_SPLITS": "config", "TrainConfig": "config",
+    "Dist": "distributed", "StopFlag": "distributed", "all_reduce_sum": "distributed", "setup_distributed": "distributed",
+    "main": "entry", "TrainingAborted": "guard", "open_tensorboard": "runlog",
+    "library_versions": "state", "nonfinite_weights": "state", "rng_state": "state", "set_rng_state": "state",
+    "Trainer": "trainer", "cosine_lr": "trainer",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(import_module(f"ifrvp_core.train.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'ifrvp_core.train' has no attribute {name!r}")

@@ -4,112 +4,217 @@
     config.check()                                   # ValueError naming a bad value
     build_model(config.model_name, **config.model_options())
 
-The other parts of the project each get their slice of the config from one method here
-(`model_options`, `train_data_options` / `val_data_options`, `loss_config`), so no caller picks
-fields by hand.
+Every field carries its help text (and, where the values are a fixed set, its choices) as dataclass
+field metadata: `argument_parser` builds `--help` from it, `check` validates against it, and the
+YAML/JSON config keys are the field names. The other parts of the project each get their slice of
+the config from one method here (`model_options`, `train_data_options` / `val_data_options`,
+`loss_config`), so no caller picks fields by hand.
+
+This module imports no torch, torchvision or OpenCV at module level, so that `ifrvp train --help`
+and a mistyped flag answer at once; the few methods that need the heavy modules (`check`,
+`loss_config`, `resolved_crop_size`) import them when called.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
-
-from ifrvp_core.data.datasets import BAD_SAMPLE_MODES
-from ifrvp_core.evaluate import get_protocol
-from ifrvp_core.losses import LossConfig
 
 TEACHER_FLOW_MODES = {"auto": "auto_dis", "disk": "disk", "dis": "dis", "none": False}
 VAL_SPLITS = {"cityscapes": "val", "davis17": "val"}  # validation split per dataset (default "test")
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --amp values that autocast (on a GPU); "none": float32
+AMP_MODES = ("none", "bf16", "fp16")  # the trainer maps bf16 / fp16 to autocast dtypes (on a GPU); "none": float32
 LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency")
+# The registries these mirror live in modules that import torch (`ifrvp_core.models`, `ifrvp_core.data`):
+# the lists are repeated here so that `--help` can show them without importing torch, and
+# tests/test_train_cli.py checks that they equal the registries.
+MODEL_NAMES = ("IFRNet", "IFRNet_L", "IFRNet_S", "IFRNet_T", "IFRNet_ELAN")
+DATASET_NAMES = ("synthetic", "vimeo90k", "gopro", "cityscapes", "kitti", "davis17", "ucf101", "frames", "shards")
+BAD_SAMPLE_CHOICES = ("skip", "fail")
+TASKS = ("extrapolate", "interpolate")
+MOTION_PRIORS = ("auto", "none", "dis")
+FLOW_REGIONS = ("crop", "frame")  # ifrvp_core.data.sample.FLOW_REGIONS
+IFRNET_CROP = 224  # IFRNet's training crop: the default for datasets on disk
+# What a run folder holds once a run has started in it (written by `RunLog` and the checkpoints).
+RUN_FILES = ("config.json", "log.jsonl", "log.csv", "summary.json", "latest.pt", "best.pt", "tensorboard")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the flag (or the config file's key) and the valid values."""
+
+
+def option(default, help: str, choices=None, parse=None, metavar=None):
+    """A `TrainConfig` field with its `--help` text, its valid values and (optionally) its own argument parser."""
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if parse is not None:
+        metadata["parse"] = parse
+    if metavar is not None:
+        metadata["metavar"] = metavar
+    return field(default=default, metadata=metadata)
+
+
+def parse_crop_size(text: str):
+    """`--crop_size`: a positive integer, or "auto" / "none" for the per-dataset default (None)."""
+    if text.lower() in ("auto", "none", ""):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
+def choice_error(label: str, value, choices) -> str:
+    """"<label> must be one of a, b, c; got 'x'", with a "did you mean" for a near miss."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{label} must be one of {', '.join(str(c) for c in choices)}; got {value!r}{hint}"
 
 
 @dataclass
 class TrainConfig:
+    """Every training option; the field names are the flags (`--name`, also `--na-me`) and the config file's keys."""
+
     # the seed project's flags
-    model_name: str = "IFRNet"
-    epochs: int = 300
-    batch_size: int = 12  # per process
-    lr_start: float = 1e-4
-    lr_end: float = 1e-5
-    log_path: str = "checkpoint"
-    resume_epoch: int = 0
-    resume_path: str | None = None
+    model_name: str = option("IFRNet", "the network (case does not matter)", choices=MODEL_NAMES)
+    epochs: int = option(300, "passes over the training set (the run also stops at --max_steps)")
+    batch_size: int = option(12, "samples per step and per process")
+    lr_start: float = option(1e-4, "learning rate at step 0 (cosine decay per step to --lr_end)")
+    lr_end: float = option(1e-5, "learning rate at the last step")
+    log_path: str = option("checkpoint", "folder that holds the run folders (<log_path>/<run_name>)")
+    resume_epoch: int = option(0, "epoch to start at when --resume_path holds weights only (the seed project's flag)")
+    resume_path: str | None = option(None, "checkpoint to start from: a training checkpoint continues its run, "
+                                           "a weights-only file (e.g. an official IFRNet one) starts at --resume_epoch")
     # additions
-    resume: str | None = None  # "auto": the run folder's latest.pt if it exists
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    # the evaluation protocol the recipe's checkpoint is scored with (`ifrvp evaluate --protocol`); it may
-    # be another dataset's (ucf101 trains the davis17 / vimeo90k model). Checked at start, kept in summary.json.
-    protocol: str | None = None
-    task: str = "extrapolate"
-    context_frames: int = 2
-    motion_prior: str = "auto"  # none | dis | auto (dis for extrapolation, none for interpolation)
-    teacher_flow: str = "auto"  # auto (prepared files, else DIS on the fly) | disk | dis | none
-    flow_region: str = "crop"  # crop | frame: DIS prior and teacher on the training crop, or on the full frame before augmentation
-    future_frames: int = 1  # targets per sample; training uses the first (t+1), evaluation tools the rest
-    frame_stride: int | None = None
-    # `frames` training windows at frame strides 1..N x frame_stride: N times the footage's motion
-    motion_strides: int = 1
-    crop_size: int = 224
-    augment: bool = True
-    num_workers: int = 2
-    seed: int = 0
-    amp: str = "none"  # none | bf16 | fp16 (GPU only)
-    grad_clip: float = 0.0
-    eval_interval: int = 1  # epochs
-    max_steps: int = 0  # 0: epochs * steps per epoch
-    val_samples: int = 64
-    val_batch_size: int = 4
-    run_name: str | None = None
-    save_interval_steps: int = 0
-    log_interval: int = 10
-    dist_timeout_min: float = 30.0
-    loss_charbonnier: float = 1.0
-    loss_census: float = 1.0
-    loss_geometry: float = 0.01
-    loss_distillation: float = 0.01
-    loss_distillation_beta: float = 0.3  # IFRNet's robust weighting; 0 = plain Charbonnier (06_ablations: a tie)
-    loss_laplacian: float = 0.0
-    loss_perceptual: float = 0.0
-    loss_frequency: float = 0.0
-    perceptual_weights: str | None = None
+    resume: str | None = option(None, "continue the run in the run folder: 'auto' (its latest.pt, or a fresh start "
+                                      "when there is none yet) or the path of a training checkpoint", metavar="auto|PATH")
+    overwrite: bool = option(False, "start afresh in a run folder that already holds a run, deleting that run's "
+                                    "logs and checkpoints (without it, or --resume, such a folder is refused)")
+    dataset: str = option("synthetic", "training data layout; synthetic is generated on first use", choices=DATASET_NAMES)
+    data_root: str | None = option(None, "dataset folder (synthetic: optional, default a generated cache folder)")
+    protocol: str | None = option(None, "the evaluation protocol the checkpoint is scored with (ifrvp evaluate "
+                                        "--protocol); may be another dataset's; checked at start, kept in summary.json")
+    task: str = option("extrapolate", "predict the next frames, or interpolate between the context frames", choices=TASKS)
+    context_frames: int = option(2, "input frames per sample")
+    motion_prior: str = option("auto", "flow the decoders refine: dis (constant-velocity DIS flow), none, or auto "
+                                       "(dis for extrapolation, none for interpolation)", choices=MOTION_PRIORS)
+    teacher_flow: str = option("auto", "teacher flow for the distillation loss: auto (prepared files, else DIS on the fly), "
+                                       "disk (prepared files only), dis (on the fly), none", choices=tuple(TEACHER_FLOW_MODES))
+    flow_region: str = option("crop", "where the training DIS prior and on-the-fly teacher flow are computed: crop (on "
+                                      "the final training crop) or frame (on the whole frame, before the augmentations, "
+                                      "as evaluation computes the prior)", choices=FLOW_REGIONS)
+    future_frames: int = option(1, "targets per sample; training uses the first (t+1), evaluation tools the rest")
+    frame_stride: int | None = option(None, "frames between consecutive frames of a sample (none: the dataset's default)")
+    motion_strides: int = option(1, "frames training windows at frame strides 1..N x frame_stride: N times the footage's motion")
+    crop_size: int | None = option(
+        None, "square random training crop in pixels; auto: IFRNet's 224 for data on disk, and for the generated "
+              "synthetic set its frame height (128), so the default always fits; the first training frame is checked "
+              "before any work", parse=parse_crop_size, metavar="N|auto")
+    augment: bool = option(True, "the published IFRNet augmentations (crop, flips, channel and time reversal)")
+    num_workers: int = option(2, "DataLoader worker processes per training process")
+    seed: int = option(0, "seed of the weights, the sample order and the augmentations")
+    amp: str = option("none", "mixed precision on a GPU (on a CPU it trains in float32 and says so)", choices=AMP_MODES)
+    grad_clip: float = option(0.0, "clip the gradient norm to this (0: no clipping)")
+    eval_interval: int = option(1, "validate every N epochs (and at the end)")
+    max_steps: int = option(0, "stop after this many steps (0: epochs x steps per epoch)")
+    val_samples: int = option(64, "validation samples (0: no validation)")
+    val_batch_size: int = option(4, "validation batch size")
+    run_name: str | None = option(None, "run folder name under --log_path (none: <model_name>_<dataset>_<task>)")
+    save_interval_steps: int = option(0, "also save latest.pt every N steps (0: at each epoch end only)")
+    log_interval: int = option(10, "write a train record every N steps")
+    dist_timeout_min: float = option(30.0, "minutes a collective may wait for the other ranks (torchrun)")
+    loss_charbonnier: float = option(1.0, "weight of the Charbonnier reconstruction loss")
+    loss_census: float = option(1.0, "weight of the census loss")
+    loss_geometry: float = option(0.01, "weight of IFRNet's feature geometry loss")
+    loss_distillation: float = option(0.01, "weight of the flow distillation loss (needs a teacher flow)")
+    loss_distillation_beta: float = option(0.3, "IFRNet's robust weighting of the distillation; 0: plain Charbonnier "
+                                                "(06_ablations: a tie)")
+    loss_laplacian: float = option(0.0, "weight of the Laplacian pyramid loss")
+    loss_perceptual: float = option(0.0, "weight of the VGG perceptual loss (needs --perceptual_weights)")
+    loss_frequency: float = option(0.0, "weight of the frequency (FFT) loss")
+    perceptual_weights: str | None = option(None, "VGG weights file for the perceptual loss")
     # robustness for long runs
-    on_bad_sample: str = "skip"  # skip: replace an unreadable training sample (logged, counted) | fail: stop at once
-    max_bad_samples: int = 100  # distinct bad files tolerated; one more stops the run with the list
-    max_bad_steps: int = 20  # consecutive non-finite steps (loss or gradient norm) that stop the run
+    on_bad_sample: str = option("skip", "an unreadable training sample: skip (replace it; logged, counted) or fail "
+                                        "(stop at once)", choices=BAD_SAMPLE_CHOICES)
+    max_bad_samples: int = option(100, "distinct bad files tolerated; one more stops the run with the list")
+    max_bad_steps: int = option(20, "consecutive non-finite steps (loss or gradient norm) that stop the run")
+
+    def __post_init__(self):
+        if self.crop_size == "auto":  # a config file's `crop_size: auto` is the default
+            self.crop_size = None
 
     @property
     def run_dir(self) -> Path:
         """`<log_path>/<run_name>`; without a run name, `<model_name>_<dataset>_<task>`."""
         return Path(self.log_path) / (self.run_name or f"{self.model_name}_{self.dataset}_{self.task}")
 
-    def check(self) -> None:
+    def check(self, labels: dict | None = None) -> None:
         """Refuse values the trainer cannot run with, before anything is built.
 
+        Args:
+            labels: how to name each field in a message (`from_args` passes "--amp" for a flag and
+                "'amp' in FILE" for a config file's key); a field not in it is named as itself.
         Raises:
-            ValueError: naming the field and the bad value (an unknown `protocol` too, so it fails
-                here, not after training).
+            ConfigError (a ValueError): naming the field, the bad value and the valid values (an
+                unknown `protocol` too, so it fails here, not after training).
         """
-        if self.teacher_flow not in TEACHER_FLOW_MODES:
-            raise ValueError(f"teacher_flow must be one of {sorted(TEACHER_FLOW_MODES)}, got {self.teacher_flow!r}")
-        if self.on_bad_sample not in BAD_SAMPLE_MODES:
-            raise ValueError(f"on_bad_sample must be 'fail' or 'skip', got {self.on_bad_sample!r}")
+        labels = labels or {}
+        name = lambda key: labels.get(key, key)  # noqa: E731 - a one-line lookup
+        for item in dataclasses.fields(self):
+            choices = item.metadata.get("choices")
+            value = getattr(self, item.name)
+            if choices is None or value is None:
+                continue
+            fold = item.name in ("model_name", "dataset")  # looked up case-insensitively by build_model / build_dataset
+            known = [str(c).lower() for c in choices] if fold else list(choices)
+            if (str(value).lower() if fold else value) not in known:
+                raise ConfigError(choice_error(name(item.name), value, choices))
+        if self.resume is not None and self.resume != "auto" and not Path(self.resume).is_file():
+            close = difflib.get_close_matches(self.resume, ["auto"], n=1, cutoff=0.6)
+            hint = " (did you mean 'auto'?)" if close else ""
+            raise ConfigError(f"{name('resume')} must be 'auto' or an existing checkpoint file; got {self.resume!r}{hint}")
+        if self.resume_path is not None and not Path(self.resume_path).is_file():
+            raise ConfigError(f"{name('resume_path')}: checkpoint not found: {self.resume_path}")
+        if self.overwrite and (self.resume is not None or self.resume_path is not None):
+            which = name("resume") if self.resume is not None else name("resume_path")
+            raise ConfigError(f"{name('overwrite')} (start afresh) and {which} (continue) contradict each other; pass one")
+        if self.crop_size is not None and (not isinstance(self.crop_size, int) or self.crop_size < 1):
+            raise ConfigError(f"{name('crop_size')} must be a positive integer or 'auto'; got {self.crop_size!r}")
         if self.max_bad_samples < 0 or self.max_bad_steps < 1:
-            raise ValueError(f"max_bad_samples must be >= 0 and max_bad_steps >= 1, got {self.max_bad_samples} and {self.max_bad_steps}")
+            raise ConfigError(f"{name('max_bad_samples')} must be >= 0 and {name('max_bad_steps')} >= 1, "
+                              f"got {self.max_bad_samples} and {self.max_bad_steps}")
         if self.protocol is not None:
-            get_protocol(self.protocol)
+            from ifrvp_core.protocols import PROTOCOLS, get_protocol  # heavy (torch): only when a protocol is named
+
+            try:
+                get_protocol(self.protocol)
+            except ValueError:
+                raise ConfigError(choice_error(name("protocol"), self.protocol, list(PROTOCOLS))) from None
 
     # ------------------------------------------------------------------ the slices other parts take
     def resolved_motion_prior(self) -> str:
         if self.motion_prior == "auto":
             return "dis" if self.task == "extrapolate" else "none"
         return self.motion_prior
+
+    def resolved_crop_size(self) -> int:
+        """The training crop: `crop_size`, or by default IFRNet's 224, capped to the generated synthetic set's frames."""
+        if self.crop_size is not None:
+            return int(self.crop_size)
+        if self.dataset.lower() == "synthetic" and self.data_root is None:
+            from ifrvp_core.data.build import SYNTHETIC_DEFAULTS  # heavy (torch): see the module docstring
+
+            return min(IFRNET_CROP, SYNTHETIC_DEFAULTS["height"], SYNTHETIC_DEFAULTS["width"])
+        return IFRNET_CROP
+
+    def continues_run(self) -> bool:
+        """Whether this run continues one in its run folder (`--resume`, or the seed project's `--resume_path`)."""
+        return self.resume is not None or self.resume_path is not None
 
     def model_options(self) -> dict:
         """`build_model(model_name, **options)` keywords: context frames and, when one is used, the motion prior."""
@@ -123,7 +228,7 @@ class TrainConfig:
 
     def train_data_options(self) -> dict:
         """`build_dataset(dataset, data_root, "train", **options)` keywords: augmentation, teacher flow, bad samples."""
-        return dict(augment=self.augment, crop_size=self.crop_size, teacher_flow=TEACHER_FLOW_MODES[self.teacher_flow],
+        return dict(augment=self.augment, crop_size=self.resolved_crop_size(), teacher_flow=TEACHER_FLOW_MODES[self.teacher_flow],
                     on_bad_sample=self.on_bad_sample, motion_strides=self.motion_strides, flow_region=self.flow_region,
                     prior_flow=self.resolved_motion_prior() != "none", **self.data_options())
 
@@ -135,7 +240,10 @@ class TrainConfig:
         """`build_dataset(dataset, root, val_split, **options)` keywords: full frames, no teacher flow."""
         return dict(teacher_flow=False, **self.data_options())
 
-    def loss_config(self) -> LossConfig:
+    def loss_config(self):
+        """The `LossConfig` of the loss weights."""
+        from ifrvp_core.losses import LossConfig  # heavy (torch, torchvision): see the module docstring
+
         return LossConfig(**{name: getattr(self, f"loss_{name}") for name in LOSS_FIELDS},
                           distillation_beta=self.loss_distillation_beta, perceptual_weights=self.perceptual_weights)
 
@@ -151,16 +259,27 @@ class TrainConfig:
     # ------------------------------------------------------------------ reading
     @classmethod
     def from_args(cls, argv=None) -> "TrainConfig":
-        """Defaults < `--config` file (JSON or YAML) < command-line flags."""
+        """Defaults < `--config` file (JSON or YAML) < command-line flags, checked (`check`).
+
+        Raises:
+            SystemExit: `--help`, an unparsable flag, a missing config file or unknown keys in it.
+            ConfigError: a bad value, naming the flag as typed (`--amp`) or the file's key and the file.
+        """
         args = argument_parser(cls).parse_args(argv)
-        values = {}
+        values, labels = {}, {}
         if args.config:
-            values.update(read_config_file(args.config))
-        values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
+            from_file = read_config_file(args.config)
+            values.update(from_file)
+            labels.update({key: f"{key!r} in {args.config}" for key in from_file})
+        flags = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+        values.update(flags)
+        labels.update({key: f"--{key}" for key in flags})
         unknown = cls.unknown_keys(values)
         if unknown:
             raise SystemExit(f"unknown config keys in {args.config}: {unknown}")
-        return cls(**values)
+        config = cls(**values)
+        config.check(labels)
+        return config
 
     @classmethod
     def unknown_keys(cls, values) -> list[str]:
@@ -169,26 +288,63 @@ class TrainConfig:
         return sorted(set(values) - known)
 
 
+def field_help(item: dataclasses.Field) -> str:
+    """A field's `--help` text: its meaning, its valid values and its default (escaped for argparse's % formatting)."""
+    text = item.metadata.get("help", "")
+    choices = item.metadata.get("choices")
+    if choices is not None:
+        text += f"; one of {', '.join(str(c) for c in choices)}"
+    default = item.default
+    shown = "auto" if item.name == "crop_size" and default is None else ("none" if default is None else default)
+    text += f" (default: {str(shown).lower() if isinstance(shown, bool) else shown})"
+    return text.replace("%", "%%")
+
+
+class OneMetavarFormatter(argparse.HelpFormatter):
+    """Help lines such as `--data_root, --data-root DATA_ROOT` (argparse repeats the metavar after each spelling)."""
+
+    def _format_action_invocation(self, action):  # argparse's documented extension point for this line
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        return ", ".join(action.option_strings) + " " + self._format_args(action, self._get_default_metavar_for_optional(action))
+
+
 def argument_parser(config_class=TrainConfig) -> argparse.ArgumentParser:
-    """`--config FILE` and one flag per field of `config_class`, typed by the field (every default None: unset)."""
-    parser = argparse.ArgumentParser(prog="ifrvp train", description="Train an IFRNet-family model.")
-    parser.add_argument("--config", help="JSON or YAML file with any of the keys below")
+    """`--config FILE` and one flag per field of `config_class`, typed by the field (every default None: unset).
+
+    Each flag takes both spellings, `--data_root` (canonical, the config key) and `--data-root`;
+    its help text comes from the field's metadata. A bool flag alone means true (`--overwrite`).
+    """
+    parser = argparse.ArgumentParser(
+        prog="ifrvp train", formatter_class=OneMetavarFormatter, usage="ifrvp train [--config FILE] [--FLAG VALUE ...]",
+        description="Train an IFRNet-family model. Every flag is also a key of the --config file "
+                    "(flags win over the file); --flag_name and --flag-name are the same flag.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="JSON or YAML file with any of the keys below (default: none)")
     for item in dataclasses.fields(config_class):
         kind = item.type if isinstance(item.type, type) else str(item.type)
-        if kind in (bool, "bool"):
-            parser.add_argument(f"--{item.name}", type=_parse_bool, default=None, metavar="BOOL")
+        names = [f"--{item.name}"] + ([f"--{item.name.replace('_', '-')}"] if "_" in item.name else [])
+        common = dict(dest=item.name, default=None, help=field_help(item))
+        if "metavar" in item.metadata:
+            common["metavar"] = item.metadata["metavar"]
+        elif "choices" in item.metadata:
+            common["metavar"] = "{" + ",".join(str(c) for c in item.metadata["choices"]) + "}"
+        if "parse" in item.metadata:
+            parser.add_argument(*names, type=item.metadata["parse"], **common)
+        elif kind in (bool, "bool"):
+            parser.add_argument(*names, type=_parse_bool, nargs="?", const=True, **{"metavar": "BOOL", **common})
         elif kind in (int, "int"):
-            parser.add_argument(f"--{item.name}", type=int, default=None)
+            parser.add_argument(*names, type=int, **common)
         elif kind in (float, "float"):
-            parser.add_argument(f"--{item.name}", type=float, default=None)
+            parser.add_argument(*names, type=float, **common)
         elif "int" in kind:
-            parser.add_argument(f"--{item.name}", type=_optional(int), default=None)
+            parser.add_argument(*names, type=_optional(int), **common)
         elif "float" in kind:
-            parser.add_argument(f"--{item.name}", type=_optional(float), default=None)
+            parser.add_argument(*names, type=_optional(float), **common)
         elif kind in (str, "str"):  # a plain string: "none" is a value here (e.g. --motion_prior none)
-            parser.add_argument(f"--{item.name}", type=str, default=None)
+            parser.add_argument(*names, type=str, **common)
         else:
-            parser.add_argument(f"--{item.name}", type=_optional(str), default=None)
+            parser.add_argument(*names, type=_optional(str), **common)
     return parser
 
 

@@ -5,20 +5,24 @@ from __future__ import annotations
 import sys
 import traceback
 
-from ifrvp_core.checkpoint import CheckpointError
-from ifrvp_core.data import DataError
-from ifrvp_core.train.config import TrainConfig
-from ifrvp_core.train.distributed import end_process, setup_distributed
-from ifrvp_core.train.guard import TrainingAborted
-from ifrvp_core.train.runlog import print_summary
-from ifrvp_core.train.trainer import Trainer
+from ifrvp_core.train.config import ConfigError, TrainConfig
 
-# errors whose message says it all: no traceback
-EXPECTED_ERRORS = (CheckpointError, ValueError, FileNotFoundError, TrainingAborted, DataError)
+# torch, the data and the trainer are imported in `main` after the flags are parsed: importing
+# them takes seconds, and `--help` or a bad value must answer at once.
+
+
+def expected_errors() -> tuple:
+    """The errors whose message says it all: printed without a traceback."""
+    from ifrvp_core.checkpoint import CheckpointError  # heavy (torch): see the note above
+    from ifrvp_core.data import DataError  # heavy (torch)
+    from ifrvp_core.train.guard import TrainingAborted  # heavy (torch)
+
+    return (CheckpointError, ValueError, FileNotFoundError, TrainingAborted, DataError)
 
 
 def main(argv=None) -> int:
-    """Train; returns the exit code: 0 done, 1 failed (on any rank), 128 + signal when stopped by SIGTERM/SIGINT.
+    """Train; returns the exit code: 0 done, 1 failed (on any rank), 2 a bad flag or config value,
+    128 + signal when stopped by SIGTERM/SIGINT.
 
     A failing rank prints its error and exits non-zero at once, so torchrun tears the job down
     instead of leaving the other ranks blocked in a collective (they would otherwise time out
@@ -26,7 +30,15 @@ def main(argv=None) -> int:
     teardown: interpreter finalisation with live gloo/DDP objects can abort (SIGABRT) a rank that
     finished its work, which would turn a good run into a failed job.
     """
-    config = TrainConfig.from_args(argv)
+    try:
+        config = TrainConfig.from_args(argv)
+    except ConfigError as error:
+        print(f"ifrvp train: error: {error}", file=sys.stderr, flush=True)
+        return 2
+    from ifrvp_core.train.distributed import end_process, setup_distributed  # heavy (torch): see the note above
+    from ifrvp_core.train.runlog import print_summary  # heavy (torch)
+    from ifrvp_core.train.trainer import Trainer  # heavy (torch)
+
     env = setup_distributed(config)
     failed = False
     try:
@@ -41,7 +53,7 @@ def main(argv=None) -> int:
         del trainer
     except Exception as error:  # noqa: BLE001 - any failure must end this rank with a clear message
         print(f"[rank {env.rank}] training failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-        if not isinstance(error, EXPECTED_ERRORS):
+        if not isinstance(error, expected_errors()):
             traceback.print_exc()
         code, failed = 1, True
     return end_process(env, code, failed)

@@ -121,11 +121,15 @@ def launch_training(
         time), `log_path` (log.jsonl) and `returncode`.
 
     Raises:
+        ConfigError (a ValueError): a bad option value, before any process starts (without `cwd`).
         TrainingFailed: the job exited non-zero (its output tail is in the message).
         KeyboardInterrupt: re-raised after the job was stopped (it saves `latest.pt` first).
     """
     values = _config_dict(config, overrides)
-    run_dir = TrainConfig(**values).run_dir
+    checked = TrainConfig(**values)
+    if cwd is None:  # a bad value fails here, before any process starts (with `cwd` relative paths are the workers' to check)
+        checked.check()
+    run_dir = checked.run_dir
     if cwd is not None and not run_dir.is_absolute():
         run_dir = Path(cwd) / run_dir
     with tempfile.TemporaryDirectory(prefix="ifrvp_launch_") as folder:
@@ -189,7 +193,7 @@ def _follow_output(process: subprocess.Popen, grace_s: float, echo: bool, on_lin
 def _failure(command: list[str], returncode: int, output: list[str], tail_lines: int) -> TrainingFailed:
     text = "\n".join(deque(output, maxlen=tail_lines))
     # the ranks' own error lines first: torchrun's report at the end of the tail can bury them
-    errors = list(dict.fromkeys(line for line in output if "training failed:" in line))[:4]
+    errors = list(dict.fromkeys(line for line in output if "training failed:" in line or "ifrvp train: error:" in line))[:4]
     cause = ("\n".join(errors) + "\n") if errors else ""
     return TrainingFailed(
         f"training exited with code {returncode} ({' '.join(command[1:4])} ...)\n{cause}last output:\n{text}", returncode, text

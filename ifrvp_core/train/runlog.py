@@ -1,6 +1,6 @@
 """What a training run writes about itself, and how it is read back.
 
-A run folder holds `config.json`, `log.jsonl` (one JSON record per line: kind "train", "val",
+A run folder holds (`RUN_FILES`) `config.json`, `log.jsonl` (one JSON record per line: kind "train", "val",
 "bad_sample", "bad_step", "stopped"), `log.csv` (the "train" records, flat), `tensorboard/`
 (when tensorboard is installed) and `summary.json`. Rank 0 writes; the other ranks' `RunLog`
 writes nothing. The summary also goes to stdout as one `SUMMARY_PREFIX` line, which
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ifrvp_core.checkpoint import write_text_atomic
 from ifrvp_core.results import beats_baseline
+from ifrvp_core.train.config import RUN_FILES
 
 SUMMARY_PREFIX = "IFRVP_SUMMARY "  # the stdout line that carries summary.json to launch_training
 
@@ -29,6 +31,11 @@ def json_number(value: float):
     return value if math.isfinite(value) else str(value)
 
 
+# said once at the start of training when the optional tensorboard package is missing
+TENSORBOARD_OFF = ("TensorBoard logging is off: the tensorboard package is not installed "
+                   "(pip install tensorboard, or pip install -e '.[tensorboard]'); log.jsonl and log.csv hold the same curves")
+
+
 def open_tensorboard(run_dir: Path):
     """A SummaryWriter when tensorboard is installed, else None (it is optional)."""
     try:
@@ -36,6 +43,24 @@ def open_tensorboard(run_dir: Path):
     except ImportError:
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def existing_run_files(run_dir) -> list[str]:
+    """The names of `RUN_FILES` present in `run_dir`: what makes it a folder that already holds a run."""
+    run_dir = Path(run_dir)
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
+def clear_run(run_dir) -> list[str]:
+    """Delete the files of a previous run (`RUN_FILES`) from `run_dir` (anything else stays); returns their names."""
+    removed = existing_run_files(run_dir)
+    for name in removed:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
 
 
 class RunLog:
@@ -58,6 +83,8 @@ class RunLog:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.run_dir / "config.json", json.dumps(config, indent=1))
         self.tensorboard = open_tensorboard(self.run_dir)
+        if self.tensorboard is None:
+            self.text(TENSORBOARD_OFF)
 
     def open_progress(self, total: int, initial: int) -> None:
         """The training progress bar (on stderr; none off rank 0), through which text lines are written from now on."""

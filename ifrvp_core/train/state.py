@@ -91,10 +91,11 @@ class RunCheckpoints:
         return self.run_dir / "latest.pt"
 
     def resume_source(self, config) -> str | None:
-        """With `--resume auto`, the run folder's latest.pt when it exists; else `--resume_path` (None: a fresh start)."""
-        if config.resume == "auto" and self.latest.is_file():
-            return str(self.latest)
-        return config.resume_path
+        """With `--resume auto`, the run folder's latest.pt when it exists; `--resume PATH` that checkpoint;
+        else `--resume_path` (None: a fresh start)."""
+        if config.resume == "auto":
+            return str(self.latest) if self.latest.is_file() else config.resume_path
+        return config.resume or config.resume_path
 
     def load(self, path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict | None:
         """Load the weights of `path` into `model`; for a training checkpoint also the optimizer and the RNG states.

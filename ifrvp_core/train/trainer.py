@@ -12,15 +12,69 @@ import time
 import torch
 import torch.distributed as dist
 
-from ifrvp_core.data import build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
+from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
+from ifrvp_core.data.build import SYNTHETIC_DEFAULTS
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.models import build_model
-from ifrvp_core.train.config import AMP_DTYPES, TrainConfig
+from ifrvp_core.train.config import ConfigError, TrainConfig
 from ifrvp_core.train.distributed import Dist, StopFlag, all_reduce_sum, wrap_ddp
 from ifrvp_core.train.guard import BadInputGuard
-from ifrvp_core.train.runlog import RunLog, StepTimer, baseline_warnings, run_summary
+from ifrvp_core.train.runlog import RunLog, StepTimer, baseline_warnings, clear_run, existing_run_files, run_summary
 from ifrvp_core.train.state import RunCheckpoints, seed_everything, training_checkpoint
 from ifrvp_core.train.validation import Validation
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --amp values that autocast (on a GPU); "none": float32
+
+
+class RunFolderInUse(ValueError):
+    """The run folder already holds a run and neither `--resume` nor `--overwrite` was given."""
+
+
+def claim_run_folder(config: TrainConfig, env: Dist) -> list[str]:
+    """Refuse a run folder that already holds a run unless continuing (`--resume`) or `--overwrite`; returns the
+    files `--overwrite` removed.
+
+    Rank 0 (the only writer) decides and every rank learns its decision through one collective
+    before anyone writes, so all ranks stop together or go on together.
+
+    Raises:
+        RunFolderInUse: naming the folder, what it holds and the flags that would accept it.
+    """
+    present = existing_run_files(config.run_dir) if env.main else []
+    refuse = bool(present) and not config.continues_run() and not config.overwrite
+    decision = all_reduce_sum(torch.tensor([float(refuse)], device=env.device), env)
+    if decision.item() > 0:
+        held = f" (it has {', '.join(present)})" if present else " (rank 0 found it in use)"
+        raise RunFolderInUse(
+            f"run folder {config.run_dir} already holds a run{held}; continue it with --resume auto, "
+            "start afresh with --overwrite (deletes that run's logs and checkpoints), or pick another --run_name or --log_path"
+        )
+    if config.overwrite and env.main and present:
+        return clear_run(config.run_dir)
+    return []
+
+
+def check_crop(crop: int, height: int, width: int, where: str, by_default: bool = False) -> None:
+    """A `ConfigError` naming `--crop_size` when a `crop` x `crop` training crop does not fit `height` x `width` frames.
+
+    by_default: the crop is `--crop_size auto`'s (the message says so, since the user typed none).
+    """
+    if crop > height or crop > width:
+        which = f"the default --crop_size (auto: {crop} for data on disk)" if by_default else f"--crop_size {crop}"
+        raise ConfigError(f"{which} is larger than the training frames ({height}x{width}, {where}); "
+                        f"pass --crop_size {min(height, width)} or smaller")
+
+
+def first_frame_size(dataset) -> tuple[int, int] | None:
+    """(H, W) of the first training sample's first frame as the model sees it (one frame read); None when unknown."""
+    if not hasattr(dataset, "window_layout"):  # WebDataset shards: no random access to a first sample
+        return None
+    try:
+        frames, _, _ = dataset.window_layout(0)
+        return tuple(dataset.load_frame(frames[0]).shape[:2])
+    except (DataError, OSError, IndexError):  # an unreadable first sample: the bad-sample guard reports it
+        return None
 
 
 def cosine_lr(iteration: int, total: int, lr_start: float, lr_end: float) -> float:
@@ -39,14 +93,17 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, env: Dist):
         self.config, self.env = config, env
-        seed_everything(config.seed)
         config.check()
         self.run_dir = config.run_dir
         self.log = RunLog(self.run_dir, env.main)
+        removed = claim_run_folder(config, env)
+        if removed:
+            self.log.text(f"--overwrite: deleted the previous run's {', '.join(removed)} in {self.run_dir}")
+        self.train_set = self._training_data()
+        self.val_set = build_dataset(config.dataset, self.train_set.root, config.val_split, **config.val_data_options())
+        seed_everything(config.seed)  # right before the weights are drawn: the same weights as before the data was built
         self.model = build_model(config.model_name, **config.model_options()).to(env.device)
         self.ddp = wrap_ddp(self.model, env)
-        self.train_set = build_dataset(config.dataset, config.data_root, "train", **config.train_data_options())
-        self.val_set = build_dataset(config.dataset, self.train_set.root, config.val_split, **config.val_data_options())
         self.validation = Validation(self.val_set, config.val_samples, config.val_batch_size, config.task, env)
         self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
         self.steps_per_epoch = loader_batches_per_epoch(self.loader)
@@ -63,6 +120,20 @@ class Trainer:
             self.amp_dtype = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self._resume()
+
+    def _training_data(self):
+        """The training set, after checking that the crop fits its frames (before the synthetic set is generated,
+        and on the first sample's first frame before the model and the workers are built)."""
+        config, crop = self.config, self.config.resolved_crop_size()
+        if config.augment and config.dataset.lower() == "synthetic" and config.data_root is None:
+            check_crop(crop, SYNTHETIC_DEFAULTS["height"], SYNTHETIC_DEFAULTS["width"], "the generated synthetic set",
+                       config.crop_size is None)
+        seed_everything(config.seed)
+        train_set = build_dataset(config.dataset, config.data_root, "train", **config.train_data_options())
+        size = first_frame_size(train_set) if config.augment else None
+        if size is not None:
+            check_crop(crop, *size, f"first training sample of {config.dataset} under {train_set.root}", config.crop_size is None)
+        return train_set
 
     # ------------------------------------------------------------------ checkpoints
     def _resume(self) -> None:
