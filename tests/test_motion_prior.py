@@ -133,7 +133,7 @@ def test_teacher_flow_modes_of_a_frames_dataset(tmp_path):
     assert build_dataset("frames", tmp_path / "clip", "train", teacher_flow="files").teacher_source == "none"
     assert build_dataset("frames", tmp_path / "clip", "train", teacher_flow="auto").teacher_source == computed.teacher_source
     assert "teacher_flow" not in build_dataset("frames", tmp_path / "clip", "train")[0]
-    with pytest.raises(DataError, match="teacher flow requested but missing.*teacher_flow.*data_prep teacher_flow"):
+    with pytest.raises(DataError, match="teacher flow requested but missing.*teacher_flow.*ifrvp prep teacher_flow"):
         build_dataset("frames", tmp_path / "clip", "train", teacher_flow="disk")
     with pytest.raises(ValueError, match="teacher_flow must be one of"):
         build_dataset("frames", tmp_path / "clip", "train", teacher_flow="raft")

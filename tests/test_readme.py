@@ -41,7 +41,7 @@ COVERED = {
 TRAIN_TINY = ["--max_steps", "1", "--batch_size", "1", "--crop_size", "32", "--num_workers", "0", "--val_samples", "1",
               "--val_batch_size", "1", "--log_interval", "1"]
 EVALUATE_TINY = ["--max_samples", "1", "--batch_size", "1"]
-PACK_TINY = ["--shard_size", "24KiB"]
+PACK_TINY = ["--shard_size", "1KiB"]  # one sample per shard: enough shards for two nodes
 FAKE_DATA = {  # the README's dataset roots -> fake datasets of the same layout
     "/data/cityscapes": lambda root: fake.cityscapes(fake.cityscapes(root, "val", size=(16, 32)), "train",
                                                      snippets=(("aachen", "000000", 0, 4),), size=(16, 32)),
@@ -97,6 +97,7 @@ def workspace(tmp_path_factory):
     data = root / "datasets"
     for readme_root, make in FAKE_DATA.items():
         make(data / readme_root.strip("/").replace("/", "_"))
+    (root / "configs").symlink_to(REPO / "configs")  # the README's commands run from the repository's root
     moving_clip(root / "clip.mp4")
     model = build_model("IFRNet_T", motion_prior="dis")
     torch.save(model_checkpoint(model), root / "best.pt")
@@ -165,7 +166,8 @@ def test_readme_command_runs(index, workspace):
                                 stderr=subprocess.STDOUT, text=True) for argv in processes]
     outputs = [p.communicate(timeout=600)[0] for p in running]
     for process, output in zip(running, outputs):
-        assert process.returncode == 0, f"README command failed ({kind}): {command}\n{output[-3000:]}"
+        errors = "\n".join(line for line in output.splitlines() if "rror" in line)
+        assert process.returncode == 0, f"README command failed ({kind}): {command}\n{errors[-3000:]}\n{output[-2000:]}"
     root = workspace["root"]
     if command.startswith("ifrvp predict"):
         assert (root / "future.gif").is_file()

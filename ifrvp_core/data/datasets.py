@@ -133,7 +133,7 @@ class WindowDataset(Dataset):
         if mode.required and self.teacher_suffix is None and not self.synthetic:
             where = teacher_flow_path(self.root, first.frames[k], first.frames[0]) if on_disk else f"{self.root} (video files)"
             raise DataError(f"teacher flow requested but missing: {where}; prepare it with "
-                            f"`python -m data_prep teacher_flow --dataset {self.source} --root {self.root}` or use teacher_flow='dis'")
+                            f"`ifrvp prep teacher_flow --dataset {self.source} --data_root {self.root}` or use teacher_flow='dis'")
         # DIS on the fly, computed on the final (augmented) sample from its real target
         self.teacher_on_the_fly = not self.synthetic and self.teacher_suffix is None and mode.dis
 

@@ -170,7 +170,7 @@ def locate_shards(root, split: str = "train") -> tuple[list[str], dict]:
         found = [c for c in candidates if _is_url(c) or Path(c).is_file()]
         if not found:
             raise SplitNotFoundError(f"no {split} split next to the shards {text}: {candidates[0]} not found; pack it too "
-                            f"(python -m data_prep pack --split {split} --out {urls[0].rsplit('/', 1)[0] if '/' in urls[0] else '.'} ...): "
+                            f"(ifrvp prep pack --split {split} --output {urls[0].rsplit('/', 1)[0] if '/' in urls[0] else '.'} ...): "
                             "training validates on it")
         manifest = _read_manifest(found[0])
         return [_sibling(urls[0], shard["name"]) for shard in manifest["shards"]], manifest
@@ -247,7 +247,7 @@ class ShardDataset(IterableDataset):
         readers = world_size * max(1, num_workers)
         if len(self.urls) < readers:
             raise DataError(f"{len(self.urls)} shard(s) in {self.root} cannot feed {world_size} rank(s) x {max(1, num_workers)} "
-                            f"loader worker(s) (each reader needs its own shards): pack with a smaller --shard-size")
+                            f"loader worker(s) (each reader needs its own shards): pack with a smaller --shard_size")
         stream = copy.copy(self)
         stream.batch_size, stream.shuffle, stream.rank, stream.world_size = batch_size, shuffle, rank, world_size
         stream._cursor = None
