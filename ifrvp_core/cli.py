@@ -6,6 +6,7 @@
     ifrvp evaluate --checkpoint best.pt --dataset cityscapes --data_root data/cityscapes \
         --steps 5 --baselines --output reports/cityscapes.json
     ifrvp evaluate --checkpoint none --baselines --dataset synthetic --output baselines.json
+    torchrun --nproc_per_node=4 -m ifrvp_core.cli evaluate ...      (ranks split the samples; rank 0 writes)
     ifrvp predict clip.mp4 --checkpoint best.pt --steps 10 --out future.mp4 --side-by-side
     ifrvp interpolate a.png b.png --checkpoint IFRNet_Vimeo90K.pth --times 0.25,0.5,0.75 --output mid/
 
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
              help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
              "off by default, recorded in the results' meta)")
     add_flag(ev, "--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
+    add_flag(ev, "--save_images", default=None, metavar="DIR",
+             help="a new or empty folder: write every scored frame as PNG, DIR/<index>_<sample name>/t+k_<method>.png, "
+             "t+k_target.png, context_<i>.png, plus DIR/images.csv (docs/evaluation.md)")
     add_flag(ev, "--no_progress", dest="progress", action="store_false")
 
     pr = sub.add_parser("predict", help="predict the frames after the end of a video or frames folder",
@@ -209,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(checkpoint: str, device):
+    """The model of `checkpoint` (a file or a packaged name) on `device` (None: CUDA when available)."""
     from ifrvp_core.checkpoint import load_model  # heavy (torch)
     from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
@@ -237,9 +242,13 @@ def resolve_protocol(dataset: str, protocol: str | None):
 
 
 def _evaluate(args) -> int:
+    """`ifrvp evaluate`; under torchrun every rank scores its share of the samples and rank 0
+    prints the table and writes the files (`ifrvp_core.eval_ranks`)."""
+    from ifrvp_core.eval_ranks import join_torchrun, leave, local_device, synchronise  # heavy (torch)
     from ifrvp_core.evaluate import evaluate_model  # heavy (torch)
     from ifrvp_core.metrics import fetch_lpips_weights  # heavy (torch)
     from ifrvp_core.results import format_table, save_results  # heavy (torch)
+    from ifrvp_core.sample_images import folder_problem  # heavy (torch)
 
     # Every check of what was typed comes before loading anything.
     protocol = resolve_protocol(args.dataset, args.protocol)
@@ -250,20 +259,33 @@ def _evaluate(args) -> int:
     output = Path(args.output)
     if output.suffix.lower() != ".json":
         raise UserError(f"--output must be a .json file, got {output}")
-    model = None if args.checkpoint.lower() == "none" else _load(args.checkpoint, args.device)
+    problem = None if args.save_images is None else folder_problem(Path(args.save_images), "--save_images")
+    if problem is not None:
+        raise UserError(problem)
+    rank, world_size = join_torchrun()
+    device = local_device(args.device, world_size)
+    model = None if args.checkpoint.lower() == "none" else _load(args.checkpoint, device)
     if args.download_weights and "lpips" in protocol.metrics:
-        fetch_lpips_weights(args.lpips_weights)
+        if rank == 0:  # one download, then every rank finds the file
+            fetch_lpips_weights(args.lpips_weights)
+        synchronise(world_size)
     results = evaluate_model(
         model, protocol, checkpoint=None if model is None else Path(args.checkpoint).resolve(), baselines=args.baselines,
         scale_factor=args.scale_factor, written_by="ifrvp evaluate", steps=args.steps, batch_size=args.batch_size,
-        device=args.device, num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
+        device=device, num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
         root=args.data_root, lpips_weights=args.lpips_weights, bgr_like_published=args.bgr_like_published,
+        save_images=args.save_images,
     )
-    variant = f", model = {results.meta['variant']}" if model is not None else ""
-    print(f"protocol {protocol.name}: {len(results.sample_names)} samples, t+1..t+{results.steps}{variant}")
-    print(format_table(results))
-    written = save_results(results, output)
-    print("wrote " + ", ".join(str(path) for path in written.values()))
+    if rank == 0:
+        variant = f", model = {results.meta['variant']}" if model is not None else ""
+        ranks = f", {world_size} ranks" if world_size > 1 else ""
+        print(f"protocol {protocol.name}: {len(results.sample_names)} samples, t+1..t+{results.steps}{variant}{ranks}")
+        print(format_table(results))
+        written = save_results(results, output)
+        if args.save_images is not None:
+            written["images"] = Path(args.save_images)
+        print("wrote " + ", ".join(str(path) for path in written.values()))
+    leave(world_size)
     return 0
 
 

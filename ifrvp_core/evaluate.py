@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ifrvp_core import metrics as M
 from ifrvp_core.data import collate
 from ifrvp_core.data.io import DataError
+from ifrvp_core.eval_ranks import gather, rank_and_world, shard
 from ifrvp_core.metric_accumulator import MetricAccumulator
 from ifrvp_core.protocols import DEFAULT_METRICS, PROTOCOLS, PUBLISHED, Protocol, get_protocol, list_protocols, published_rows
 from ifrvp_core.results import (
@@ -65,6 +66,7 @@ from ifrvp_core.rollout import (
     rollout,
     standard_methods,
 )
+from ifrvp_core.sample_images import SampleImages
 
 __all__ = [
     "BASELINE_KEYS",
@@ -124,8 +126,15 @@ def evaluate(
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     lpips_weights=None,
     bgr_like_published: bool = False,
+    save_images=None,
+    distributed: bool | None = None,
 ) -> EvaluationResults:
     """Score step functions on a test set, each future step separately and as running means.
+
+    Under torchrun (an initialised process group) every rank scores every R-th sample
+    (`ifrvp_core.eval_ranks.shard`) and the per-sample scores are gathered, so every rank returns
+    the results of the whole set, equal to one process's: the means are summed over the
+    per-sample scores in sample order on every rank, whatever the ranks (docs/evaluation.md).
 
     Args:
         methods: {name: step function} (`ifrvp_core.rollout`).
@@ -145,6 +154,11 @@ def evaluate(
         bgr_like_published: score MS-SSIM and LPIPS on BGR frames, a quirk of DMVFN's published
             code (`ifrvp_core.metrics.to_published_channel_order`; in effect only LPIPS changes).
             Off by default; recorded in ``results.meta``.
+        save_images: a new or empty folder: write every scored frame as PNG, the target and the
+            context too (`ifrvp_core.sample_images` gives the layout); the scores do not change.
+            Under torchrun each rank writes its own samples and rank 0 the ``images.csv`` index.
+        distributed: None: shard over the initialised process group if there is one; False:
+            score every sample in this process; True: shard (a group must be initialised).
 
     Returns:
         EvaluationResults ``{method: {"t+1".."t+S", "t+1..t+1".."t+1..t+S": {metric: mean or
@@ -152,19 +166,25 @@ def evaluate(
         variant, checkpoint, scale_factor and written_by are None: `evaluate_model` fills them).
     """
     _check_arguments(methods, metrics, steps)
+    rank, world_size = rank_and_world(distributed)
     device = resolve_device(device)
     protocol, steps = _protocol_and_steps(dataset_or_protocol, steps)
     needed_context = max(int(getattr(fn, "context_frames", 2)) for fn in methods.values())
     dataset = _test_set(dataset_or_protocol, protocol, root, needed_context, steps)
-    loader, indices = _loader(dataset, batch_size, num_workers, max_samples)
+    indices = _sample_indices(dataset, max_samples)
+    own = shard(indices, rank, world_size)
+    images = None if save_images is None else SampleImages(save_images, methods, len(indices), world_size)
     for fn in methods.values():
         if hasattr(fn, "to"):
             fn.to(device)
     lpips_reason = _lpips_reason(metrics, lpips_weights)
     scoring = _FrameScoring(metrics, lpips_reason is None, lpips_weights, bgr_like_published)
-    scores = _score_batches(loader, methods, steps, protocol, device, scoring, progress)
-    results = scores.results()
-    results.sample_indices = indices
+    loader = _loader(dataset, own, batch_size, num_workers)
+    scores = _score_batches(loader, own, methods, steps, protocol, device, scoring, progress and rank == 0, images, rank,
+                            world_size)
+    results = scores.results(world_size)
+    if images is not None and rank == 0:
+        images.write_index(results.sample_indices, results.sample_names)
     if lpips_reason is not None:
         results.unavailable["lpips"] = lpips_reason
     results.protocol = protocol.name if protocol is not None else None
@@ -198,7 +218,7 @@ def evaluate_model(
         written_by: who ran it, for ``meta`` (e.g. "ifrvp evaluate").
         steps: future steps (None: the protocol's, 5 for a plain dataset).
         options: further `evaluate` keywords (root, batch_size, device, max_samples, metrics,
-            lpips_weights, bgr_like_published, progress, num_workers).
+            lpips_weights, bgr_like_published, progress, num_workers, save_images, distributed).
     """
     results = evaluate(standard_methods(model, baselines, scale_factor), dataset_or_protocol, steps=steps, **options)
     results.meta.update(
@@ -249,15 +269,18 @@ def _test_set(dataset_or_protocol, protocol: Protocol | None, root, context_fram
     return dataset_or_protocol
 
 
-def _loader(dataset, batch_size: int, num_workers: int, max_samples: int | None) -> tuple[DataLoader, list[int]]:
-    """A DataLoader over the first `max_samples` samples (all when None), in order, and their indices."""
+def _sample_indices(dataset, max_samples: int | None) -> list[int]:
+    """The indices of the samples an evaluation scores: the first `max_samples` (all when None)."""
     total = len(dataset)
     if total == 0:
         raise ValueError("the dataset has no samples")
-    indices = list(range(total if max_samples is None else min(total, int(max_samples))))
-    subset = dataset if len(indices) == total else Subset(dataset, indices)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
-    return loader, indices
+    return list(range(total if max_samples is None else min(total, int(max_samples))))
+
+
+def _loader(dataset, indices: list[int], batch_size: int, num_workers: int) -> DataLoader:
+    """A DataLoader over the samples `indices` of `dataset`, in that order."""
+    subset = dataset if indices == list(range(len(dataset))) else Subset(dataset, indices)
+    return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
 
 
 def _lpips_reason(metrics: tuple[str, ...], lpips_weights) -> str | None:
@@ -300,54 +323,106 @@ def _checked_steps(batch: dict, steps: int, protocol: Protocol | None) -> int:
     return used_steps
 
 
-def _score_batches(loader, methods: Mapping[str, StepFn], steps: int, protocol: Protocol | None, device,
-                   scoring: _FrameScoring, progress: bool) -> _Scores:
-    """Roll out and score every batch; the first one decides the steps the samples allow (`_checked_steps`)."""
+def _score_batches(loader, indices: list[int], methods: Mapping[str, StepFn], steps: int, protocol: Protocol | None, device,
+                   scoring: _FrameScoring, progress: bool, images: SampleImages | None, rank: int, world_size: int) -> _Scores:
+    """Roll out and score every batch of this rank (samples `indices`); the first batch decides the
+    steps the samples allow (`_checked_steps`), rank 0's for every rank (a rank past the sample
+    count has no batch; only rank 0 warns)."""
     with torch.inference_mode():
         batches = iter(tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False))
-        first = next(batches)  # the loader is not empty (`_loader`)
-        scores = _Scores(methods, _checked_steps(first, steps, protocol), device, scoring)
-        for batch in chain([first], batches):
-            scores.add(batch)
+        first = next(batches, None)  # None: no sample for this rank (never rank 0: `shard`)
+        with warnings.catch_warnings():
+            if rank > 0:
+                warnings.simplefilter("ignore")  # rank 0 has said it
+            own_steps = None if first is None else _checked_steps(first, steps, protocol)
+        used_steps = gather(own_steps, world_size)[0]
+        scores = _Scores(methods, used_steps, device, scoring, indices, images)
+        if first is not None:
+            for batch in chain([first], batches):
+                scores.add(batch)
     return scores
 
 
 class _Scores:
-    """Every method's per-sample scores over the batches of one evaluation, and their means.
+    """Every method's per-sample scores over the batches of one rank's samples, and the means of
+    all ranks' scores.
 
     Args:
         methods: {name: step function}.
         steps: future frames rolled out and scored per sample.
         device: where methods run and metrics are computed.
         scoring: what each predicted frame is scored with.
+        indices: the dataset indices of this rank's samples, in the loader's order.
+        images: where the scored frames go as PNGs (None: nowhere).
     """
 
-    def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: _FrameScoring):
+    def __init__(self, methods: Mapping[str, StepFn], steps: int, device, scoring: _FrameScoring, indices: list[int],
+                 images: SampleImages | None = None):
         self.methods, self.steps, self.device, self.scoring = methods, steps, device, scoring
-        self.accumulators = {name: MetricAccumulator() for name in methods}
+        self.indices, self.images = list(indices), images
         self.per_sample: dict = {name: {} for name in methods}
         self.names: list[str] = []
 
     def add(self, batch: dict) -> None:
-        """Roll out every method on one collated batch and add its scores."""
+        """Roll out every method on one collated batch (the next samples of `indices`), add its
+        scores and write its frames (`images`)."""
         _refuse_skipped_samples(batch)
         context = batch["context"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)
-        self.names.extend(batch.get("name", [f"sample{len(self.names) + i}" for i in range(context.shape[0])]))
+        indices = self.indices[len(self.names) : len(self.names) + context.shape[0]]
+        names = list(batch.get("name", [f"sample{index}" for index in indices]))
+        self.names.extend(names)
+        if self.images is not None:
+            for position, (index, name) in enumerate(zip(indices, names)):
+                self.images.write_inputs(index, name, context[position], target[position, : self.steps])
         for method, step_fn in self.methods.items():
             predictions = rollout(step_fn, context, self.steps)
+            if self.images is not None:
+                for position, (index, name) in enumerate(zip(indices, names)):
+                    self.images.write_predictions(index, name, method, predictions[position])
             scores = self.scoring.score(predictions, target[:, : self.steps])
             if "gt_flow" in batch and hasattr(step_fn, "flows"):
                 scores[(step_name(1), "epe")] = _flow_epe(step_fn, context, batch, self.device)
             for (step, metric), values in scores.items():
-                self.accumulators[method].update(step, metric, values)
                 self.per_sample[method].setdefault(step, {}).setdefault(metric, []).append(values.double().cpu().numpy())
 
-    def results(self) -> EvaluationResults:
+    def _gathered(self, world_size: int) -> tuple[list[int], list[str], dict]:
+        """(indices, names, {method: {step: {metric: (N,) scores}}}) of every rank, in sample order.
+
+        Collective under torchrun: every rank gathers every rank's scores (`eval_ranks.gather`).
+        """
+        own = {method: {step: {metric: np.concatenate(parts) for metric, parts in values.items()} for step, values in steps.items()}
+               for method, steps in self.per_sample.items()}
+        parts = [part for part in gather((self.indices[: len(self.names)], self.names, own), world_size) if part[0]]
+        indices = [index for part in parts for index in part[0]]
+        names = [name for part in parts for name in part[1]]
+        order = np.argsort(np.asarray(indices), kind="stable")
+        per_sample: dict = {}
+        for method in self.methods:
+            keys = dict.fromkeys((step, metric) for part in parts for step, values in part[2][method].items() for metric in values)
+            table = per_sample.setdefault(method, {})
+            for step, metric in keys:
+                try:
+                    scores = np.concatenate([part[2][method][step][metric] for part in parts])
+                except KeyError:
+                    raise RuntimeError(f"{method} {step} {metric}: scored on some ranks' samples only") from None
+                table.setdefault(step, {})[metric] = scores[order]
+        return [indices[i] for i in order], [names[i] for i in order], per_sample
+
+    def results(self, world_size: int = 1) -> EvaluationResults:
         """Means per "t+k" (the metrics in order, then EPE where scored), running means, per-sample
-        scores of both forms and the sample names."""
+        scores of both forms, the sample names and indices, of all ranks (collective under torchrun).
+
+        The means are summed over the per-sample scores in sample order (`MetricAccumulator`,
+        float64, one sum per step and metric), so they do not depend on the batches or the ranks.
+        """
+        indices, names, per_sample = self._gathered(world_size)
         results = EvaluationResults()
-        for method, accumulator in self.accumulators.items():
+        for method in self.methods:
+            accumulator = MetricAccumulator(across_ranks=False)  # every rank holds every score already
+            for step, values in per_sample[method].items():
+                for metric, scores in values.items():
+                    accumulator.update(step, metric, scores)
             means = accumulator.compute()
             table = {}
             for k in range(1, self.steps + 1):
@@ -356,15 +431,12 @@ class _Scores:
                     row["epe"] = means[step_name(k)]["epe"]
                 table[step_name(k)] = row
             results[method] = table
-        results.per_sample = {
-            method: {step: {metric: np.concatenate(parts) for metric, parts in values.items()} for step, values in steps.items()}
-            for method, steps in self.per_sample.items()
-        }
+        results.per_sample = per_sample
         for method in self.methods:
             means, samples = running_means(results[method], results.per_sample[method])
             results[method].update(means)
             results.per_sample[method].update(samples)
-        results.sample_names = self.names
+        results.sample_names, results.sample_indices = names, indices
         return results
 
 

@@ -1,7 +1,8 @@
 """`MetricAccumulator`: per-(step, metric) means of per-sample scores over batches and ranks.
 
 It sums per-sample scores per (step, metric) over batches and, when ``torch.distributed`` is
-initialised, all-reduces sums and counts across ranks before taking means. Also importable from
+initialised (and ``across_ranks``, the default), all-reduces sums and counts across ranks before
+taking means. Also importable from
 `ifrvp_core.metrics`.
 """
 from __future__ import annotations
@@ -24,9 +25,15 @@ class MetricAccumulator:
     exact copy) is kept, so a mean can be ``inf``, as scikit-image would report it. Steps and
     metrics are labels here (no step names are parsed): means come in the order they were first
     scored, rank 0's first, then keys only other ranks saw, the same order on every rank.
+
+    Args:
+        across_ranks: all-reduce over the initialised process group (training's validation).
+            False: this process's scores only, e.g. when every rank already holds all of them
+            (`ifrvp_core.evaluate` gathers per-sample scores and sums them in sample order).
     """
 
-    def __init__(self):
+    def __init__(self, across_ranks: bool = True):
+        self.across_ranks = bool(across_ranks)
         self._sums: dict[tuple[str, str], float] = {}
         self._counts: dict[tuple[str, str], int] = {}
 
@@ -43,7 +50,7 @@ class MetricAccumulator:
         self._counts.clear()
 
     def _reduced(self) -> tuple[dict, dict]:
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if not self.across_ranks or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return dict(self._sums), dict(self._counts)
         # Ranks can have seen different (step, metric) keys (e.g. an empty shard): agree on the union,
         # in rank order (each rank's keys in the order it first scored them).
