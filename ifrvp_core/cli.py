@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from ifrvp_core import __version__ as SOURCE_VERSION
-from ifrvp_core.flags import add_flag, choice_error
+from ifrvp_core.flags import add_flag, choice_error, choice_type
 
 # The package's modules import torch (seconds): they are imported inside the commands that need
 # them, so that `ifrvp --help` and a mistyped command answer at once.
@@ -143,6 +143,39 @@ def _protocol_help() -> str:
     return f"evaluation protocol, one of {', '.join(evaluation_names()[1])} (default: the dataset's own)"
 
 
+# The choices of --precision (ifrvp_core.precision.PRECISIONS; written out so that --help imports no torch).
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """--precision, --channels_last and --compile of `ifrvp evaluate` and `ifrvp predict` (docs/inference.md)."""
+    add_flag(parser, "--precision", type=choice_type(PRECISION_CHOICES), default="fp32",
+             help="the model's arithmetic: fp32 (default), bf16 or fp16 (autocast; the DIS prior stays float32, "
+             "outputs are float32; fp16/bf16 need torch's autocast on the device)")
+    add_flag(parser, "--channels_last", action="store_true",
+             help="channels_last memory format for the convolutions (same results up to float rounding)")
+    add_flag(parser, "--compile", action="store_true",
+             help="torch.compile the model's forward (first frames slow while it compiles; needs a C++ compiler on CPU)")
+
+
+def prepare_model(model, args):
+    """The loaded model with the --channels_last / --compile of `add_inference_flags` applied (eval mode)."""
+    from ifrvp_core.models import prepare_for_inference  # heavy (torch)
+
+    return prepare_for_inference(model, channels_last=args.channels_last, compile=args.compile)
+
+
+def check_inference_flags(args) -> None:
+    """UserError naming --precision when the device cannot run it (before anything is loaded)."""
+    from ifrvp_core.precision import check_precision  # heavy (torch)
+    from ifrvp_core.rollout import resolve_device  # heavy (torch)
+
+    try:
+        check_precision(args.precision, resolve_device(args.device))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `ifrvp` parser (train and prep only name themselves here: their own parsers take the rest)."""
     parser = argparse.ArgumentParser(prog="ifrvp", description="IFRNet for video prediction.")
@@ -173,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(ev, "--bgr_like_published", action="store_true",
              help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
              "off by default, recorded in the results' meta)")
+    add_inference_flags(ev)
     add_flag(ev, "--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
     add_flag(ev, "--no_progress", dest="progress", action="store_false")
 
@@ -195,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write context | prediction | truth | error panels (truth where the source has it)")
     pr.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
     pr.add_argument("--device", default=None)
+    add_inference_flags(pr)
     pr.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
 
     it = sub.add_parser("interpolate", help="frames between two images")
@@ -250,7 +285,9 @@ def _evaluate(args) -> int:
     output = Path(args.output)
     if output.suffix.lower() != ".json":
         raise UserError(f"--output must be a .json file, got {output}")
+    check_inference_flags(args)
     model = None if args.checkpoint.lower() == "none" else _load(args.checkpoint, args.device)
+    model = None if model is None else prepare_model(model, args)
     if args.download_weights and "lpips" in protocol.metrics:
         fetch_lpips_weights(args.lpips_weights)
     results = evaluate_model(
@@ -258,6 +295,7 @@ def _evaluate(args) -> int:
         scale_factor=args.scale_factor, written_by="ifrvp evaluate", steps=args.steps, batch_size=args.batch_size,
         device=args.device, num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
         root=args.data_root, lpips_weights=args.lpips_weights, bgr_like_published=args.bgr_like_published,
+        precision=args.precision,
     )
     variant = f", model = {results.meta['variant']}" if model is not None else ""
     print(f"protocol {protocol.name}: {len(results.sample_names)} samples, t+1..t+{results.steps}{variant}")
@@ -273,14 +311,17 @@ def _predict(args) -> int:
     from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
     iter_source_frames(args.source)  # fail on a bad source before loading the model
+    check_inference_flags(args)
     if args.checkpoint is None:
         model = load_packaged_model(device=resolve_device(args.device))
     else:
         model = _load(args.checkpoint, args.device)
+    model = prepare_model(model, args)
     info = predict_video(
         model, args.source, args.steps, args.output, context_start=args.context_start, fps=args.fps,
         side_by_side=args.side_by_side, with_context=args.with_context, scale_factor=args.scale_factor,
         device=args.device, progress=args.progress,
+        precision=args.precision,
     )
     truth = f", {info['truth_frames']} with truth" if args.side_by_side else ""
     first, last = info["first_predicted"], info["first_predicted"] + args.steps - 1

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ifrvp_core.models.elan import ELANBlock
 from ifrvp_core.motion_prior import MOTION_PRIORS, PRIOR_NEWEST_LOGIT, PRIOR_OLDER_LOGIT, constant_velocity_prior
+from ifrvp_core.precision import autocast_for
 from ifrvp_core.warp import backward_warp
 
 
@@ -359,9 +360,14 @@ class IFRNetModel(nn.Module):
         return output
 
     @torch.inference_mode()
-    def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0) -> torch.Tensor:
-        """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1].
+    def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0, precision: str = "fp32",
+                prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) float32 in [0, 1].
 
-        Any H, W (replicate-padded to a multiple of 16 inside, cropped back).
+        Any H, W (replicate-padded to a multiple of 16 inside, cropped back). `precision`: "fp32",
+        "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the DIS prior stays float32).
+        `prior_flow`: optional (B, 2K, H, W) motion prior, as in `forward`.
         """
-        return self.forward(frames, t, scale_factor=scale_factor)["prediction"]
+        with autocast_for(precision, frames.device):
+            prediction = self.forward(frames, t, scale_factor=scale_factor, prior_flow=prior_flow)["prediction"]
+        return prediction.float()
