@@ -1,4 +1,4 @@
-"""The `ifrvp` command: train, prep, evaluate, predict, interpolate.
+"""The `ifrvp` command: train, prep, evaluate, predict, interpolate, export.
 
     ifrvp --version
     ifrvp train --model_name IFRNet_T ...                   (arguments go to ifrvp_core.train)
@@ -8,6 +8,7 @@
     ifrvp evaluate --checkpoint none --baselines --dataset synthetic --output baselines.json
     ifrvp predict clip.mp4 --checkpoint best.pt --steps 10 --out future.mp4 --side-by-side
     ifrvp interpolate a.png b.png --checkpoint IFRNet_Vimeo90K.pth --times 0.25,0.5,0.75 --output mid/
+    ifrvp export --checkpoint best.pt --format torchscript --height 256 --width 448 --output best.ts
 
 Every flag of evaluate and interpolate takes both spellings, `--data_root` and `--data-root`.
 
@@ -143,6 +144,8 @@ def _protocol_help() -> str:
     return f"evaluation protocol, one of {', '.join(evaluation_names()[1])} (default: the dataset's own)"
 
 
+# The choices of ifrvp export --format (ifrvp_core.export.EXPORT_FORMATS, written out for the same reason).
+EXPORT_FORMAT_CHOICES = ("torchscript", "onnx")
 # The choices of --precision (ifrvp_core.precision.PRECISIONS; written out so that --help imports no torch).
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 
@@ -180,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `ifrvp` parser (train and prep only name themselves here: their own parsers take the rest)."""
     parser = argparse.ArgumentParser(prog="ifrvp", description="IFRNet for video prediction.")
     parser.add_argument("--version", action=_VersionAction)
-    sub = parser.add_subparsers(dest="command", metavar="{train,prep,evaluate,predict,interpolate}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,prep,evaluate,predict,interpolate,export}")
     sub.required = True
 
     sub.add_parser("train", help="train a model (all further arguments go to ifrvp_core.train)", add_help=False)
@@ -231,6 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default=None)
     add_inference_flags(pr)
     pr.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
+
+    ex = sub.add_parser("export", help="write a checkpoint's network as TorchScript or ONNX (fixed frame size)",
+                        description="Export the network with the motion prior as an explicit input: frames (B,K,3,H,W), "
+                        "t (B,), prior_flow (B,2K,H,W) for motion-prior models -> prediction (B,3,H,W). The file runs "
+                        "at --height x --width only; ifrvp_core.export.load_exported runs it (docs/inference.md).")
+    add_flag(ex, "--checkpoint", required=True, help="checkpoint file or a packaged model (ifrvp-s-real)")
+    add_flag(ex, "--format", type=choice_type(EXPORT_FORMAT_CHOICES), required=True,
+             help="torchscript (torch.jit.trace) or onnx (needs pip install 'ifrvp[export]')")
+    add_flag(ex, "--output", required=True, help="the file: .pt/.ts/.torchscript for torchscript, .onnx for onnx")
+    add_flag(ex, "--height", type=_positive_int, default=256, help="frame height the file runs at (default 256)")
+    add_flag(ex, "--width", type=_positive_int, default=448, help="frame width the file runs at (default 448)")
+    add_flag(ex, "--batch", type=_positive_int, default=1,
+             help="batch size baked into the file (default 1; load_exported runs larger batches in chunks)")
+    add_flag(ex, "--scale_factor", type=_scale, default=1.0, help="the model's internal resize, baked in")
 
     it = sub.add_parser("interpolate", help="frames between two images")
     it.add_argument("frame_a")
@@ -331,6 +348,24 @@ def _predict(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from ifrvp_core.export import check_export_output, export_model, verify_export  # heavy (torch)
+
+    output = Path(args.output)
+    check_export_output(args.format, output)  # before loading anything
+    model = _load(args.checkpoint, "cpu")
+    try:
+        path = export_model(model, output, args.format, height=args.height, width=args.width,
+                            scale_factor=args.scale_factor, batch=args.batch)
+    except ImportError as error:
+        raise UserError(str(error)) from None
+    k, b, size = model.context_frames, args.batch, f"{args.height},{args.width}"
+    prior = f", prior_flow ({b},{2 * k},{size})" if getattr(model, "motion_prior", "none") != "none" else ""
+    print(f"wrote {path} ({args.format}, {model.model_name}): frames ({b},{k},3,{size}), t ({b},){prior} "
+          f"-> prediction ({b},3,{size}); max |export - PyTorch| on random frames {verify_export(model, path):.1e}")
+    return 0
+
+
 def _interpolate(args) -> int:
     from ifrvp_core.predict import interpolate_files  # heavy (torch)
 
@@ -358,7 +393,7 @@ def main(argv=None) -> int:
 
         return int(prep_main(argv[1:], prog="ifrvp prep") or 0)
     args = build_parser().parse_args(argv)
-    handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate}
+    handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate, "export": _export}
     try:
         return handlers[args.command](args)
     except user_errors() as error:

@@ -153,7 +153,7 @@ def network_input(images: torch.Tensor, scale_factor: float) -> tuple[torch.Tens
 
     Returns the input and the (height, width) the network runs at before padding.
     """
-    height, width = images.shape[-2:]
+    height, width = int(images.shape[-2]), int(images.shape[-1])  # plain ints also under tracing (export)
     net_height, net_width = height, width
     if scale_factor != 1.0:
         net_height = max(1, round(height * scale_factor))
