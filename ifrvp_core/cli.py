@@ -173,10 +173,14 @@ def check_inference_flags(args) -> None:
     from ifrvp_core.precision import check_precision  # heavy (torch)
     from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
+    device = resolve_device(args.device)
     try:
-        check_precision(args.precision, resolve_device(args.device))
+        check_precision(args.precision, device)
     except ValueError as error:
         raise UserError(str(error)) from None
+    if args.precision == "fp16" and device.type == "cpu":
+        print("warning: --precision fp16 on a CPU without native fp16 runs emulated, far slower than fp32 "
+              "(measured 70x at 256x448, docs/inference.md); bf16 is the fast CPU choice", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -159,8 +159,11 @@ class ModelStep:
     def flows(self, context: torch.Tensor) -> torch.Tensor:
         """(B, K, 3, H, W) -> (B, 2K_model, H, W) float32 flows from the predicted frame to each context frame."""
         window = self._window(context)
+        options = {}
+        if getattr(self.model, "motion_prior", "none") != "none":  # DIS outside autocast and any compiled forward
+            options["prior_flow"] = constant_velocity_prior(window, self.target_time)
         with autocast_for(self.precision, window.device):
-            output = self.model(window, self.target_time, scale_factor=self.scale_factor)
+            output = self.model(window, self.target_time, scale_factor=self.scale_factor, **options)
         return output["flows"][0].float()
 
     def __repr__(self) -> str:

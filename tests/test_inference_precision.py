@@ -166,3 +166,15 @@ def test_cli_evaluate_writes_the_precision_to_meta(tmp_path, capsys):
                  "--steps", "1", "--max_samples", "1", "--precision", "bf16", "--device", "cpu", "--output", str(output),
                  "--no_progress"]) == 0
     assert json.loads(output.read_text())["meta"]["precision"] == "bf16"
+
+
+def test_predict_computes_the_prior_before_the_forward_pass_with_the_same_numbers(moving_clip):
+    from ifrvp_core.motion_prior import constant_velocity_prior
+
+    frames, _ = moving_clip
+    model = perturbed_prior_model()
+    with torch.inference_mode():
+        in_forward = model(frames, 2.0)["prediction"]  # the prior computed inside forward
+    assert torch.equal(model.predict(frames, 2.0), in_forward)
+    assert torch.equal(model.predict(frames, 2.0, prior_flow=constant_velocity_prior(frames, 2.0)), in_forward)
+    assert not torch.equal(model.predict(frames, 2.0, prior_flow=torch.zeros(1, 4, 48, 64)), in_forward)

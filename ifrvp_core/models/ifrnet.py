@@ -368,6 +368,10 @@ class IFRNetModel(nn.Module):
         "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the DIS prior stays float32).
         `prior_flow`: optional (B, 2K, H, W) motion prior, as in `forward`.
         """
+        if prior_flow is None and self.motion_prior != "none":
+            # OpenCV DIS, here rather than in forward: float32 from the frames whatever the
+            # precision, and outside a torch.compile'd forward (DIS is not a torch op).
+            prior_flow = constant_velocity_prior(frames, t)
         with autocast_for(precision, frames.device):
             prediction = self.forward(frames, t, scale_factor=scale_factor, prior_flow=prior_flow)["prediction"]
         return prediction.float()
