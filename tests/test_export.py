@@ -15,6 +15,8 @@ from ifrvp_core.models import build_model
 from ifrvp_core.motion_prior import constant_velocity_prior
 from ifrvp_core.rollout import ModelStep, rollout
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # torch marks torch.jit as deprecated
+
 HEIGHT, WIDTH = 36, 52  # not multiples of 16: the padding is inside the exported graph
 
 
