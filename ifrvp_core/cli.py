@@ -1,4 +1,4 @@
-"""The `ifrvp` command: train, prep, evaluate, predict, interpolate.
+"""The `ifrvp` command: train, prep, evaluate, predict, interpolate, export.
 
     ifrvp --version
     ifrvp train --model_name IFRNet_T ...                   (arguments go to ifrvp_core.train)
@@ -9,6 +9,7 @@
     torchrun --nproc_per_node=4 -m ifrvp_core.cli evaluate ...      (ranks split the samples; rank 0 writes)
     ifrvp predict clip.mp4 --checkpoint best.pt --steps 10 --out future.mp4 --side-by-side
     ifrvp interpolate a.png b.png --checkpoint IFRNet_Vimeo90K.pth --times 0.25,0.5,0.75 --output mid/
+    ifrvp export --checkpoint best.pt --format torchscript --height 256 --width 448 --output best.ts
 
 Every flag of evaluate and interpolate takes both spellings, `--data_root` and `--data-root`.
 
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 
 from ifrvp_core import __version__ as SOURCE_VERSION
-from ifrvp_core.flags import add_flag, choice_error
+from ifrvp_core.flags import add_flag, choice_error, choice_type
 
 # The package's modules import torch (seconds): they are imported inside the commands that need
 # them, so that `ifrvp --help` and a mistyped command answer at once.
@@ -144,11 +145,50 @@ def _protocol_help() -> str:
     return f"evaluation protocol, one of {', '.join(evaluation_names()[1])} (default: the dataset's own)"
 
 
+# The choices of ifrvp export --format (ifrvp_core.export.EXPORT_FORMATS, written out for the same reason).
+EXPORT_FORMAT_CHOICES = ("torchscript", "onnx")
+# The choices of --precision (ifrvp_core.precision.PRECISIONS; written out so that --help imports no torch).
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """--precision, --channels_last and --compile of `ifrvp evaluate` and `ifrvp predict` (docs/inference.md)."""
+    add_flag(parser, "--precision", type=choice_type(PRECISION_CHOICES), default="fp32",
+             help="the model's arithmetic: fp32 (default), bf16 or fp16 (autocast; the DIS prior stays float32, "
+             "outputs are float32; fp16/bf16 need torch's autocast on the device)")
+    add_flag(parser, "--channels_last", action="store_true",
+             help="channels_last memory format for the convolutions (same results up to float rounding)")
+    add_flag(parser, "--compile", action="store_true",
+             help="torch.compile the model's forward (first frames slow while it compiles; needs a C++ compiler on CPU)")
+
+
+def prepare_model(model, args):
+    """The loaded model with the --channels_last / --compile of `add_inference_flags` applied (eval mode)."""
+    from ifrvp_core.models import prepare_for_inference  # heavy (torch)
+
+    return prepare_for_inference(model, channels_last=args.channels_last, compile=args.compile)
+
+
+def check_inference_flags(args) -> None:
+    """UserError naming --precision when the device cannot run it (before anything is loaded)."""
+    from ifrvp_core.precision import check_precision  # heavy (torch)
+    from ifrvp_core.rollout import resolve_device  # heavy (torch)
+
+    device = resolve_device(args.device)
+    try:
+        check_precision(args.precision, device)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if args.precision == "fp16" and device.type == "cpu":
+        print("warning: --precision fp16 on a CPU without native fp16 runs emulated, far slower than fp32 "
+              "(measured 70x at 256x448, docs/inference.md); bf16 is the fast CPU choice", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `ifrvp` parser (train and prep only name themselves here: their own parsers take the rest)."""
     parser = argparse.ArgumentParser(prog="ifrvp", description="IFRNet for video prediction.")
     parser.add_argument("--version", action=_VersionAction)
-    sub = parser.add_subparsers(dest="command", metavar="{train,prep,evaluate,predict,interpolate}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,prep,evaluate,predict,interpolate,export}")
     sub.required = True
 
     sub.add_parser("train", help="train a model (all further arguments go to ifrvp_core.train)", add_help=False)
@@ -174,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(ev, "--bgr_like_published", action="store_true",
              help="quirk of DMVFN's published code: score MS-SSIM and LPIPS on BGR frames (changes LPIPS only; "
              "off by default, recorded in the results' meta)")
+    add_inference_flags(ev)
     add_flag(ev, "--output", required=True, help="results .json: meta, model, copy_last, dis_extrapolation, prior_only (a .csv is written next to it)")
     add_flag(ev, "--save_images", default=None, metavar="DIR",
              help="a new or empty folder: write every scored frame as PNG, DIR/<index>_<sample name>/t+k_<method>.png, "
@@ -199,7 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write context | prediction | truth | error panels (truth where the source has it)")
     pr.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
     pr.add_argument("--device", default=None)
+    add_inference_flags(pr)
     pr.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
+
+    ex = sub.add_parser("export", help="write a checkpoint's network as TorchScript or ONNX (fixed frame size)",
+                        description="Export the network with the motion prior as an explicit input: frames (B,K,3,H,W), "
+                        "t (B,), prior_flow (B,2K,H,W) for motion-prior models -> prediction (B,3,H,W). The file runs "
+                        "at --height x --width only; ifrvp_core.export.load_exported runs it (docs/inference.md).")
+    add_flag(ex, "--checkpoint", required=True, help="checkpoint file or a packaged model (ifrvp-s-real)")
+    add_flag(ex, "--format", type=choice_type(EXPORT_FORMAT_CHOICES), required=True,
+             help="torchscript (torch.jit.trace) or onnx (needs pip install 'ifrvp[export]')")
+    add_flag(ex, "--output", required=True, help="the file: .pt/.ts/.torchscript for torchscript, .onnx for onnx")
+    add_flag(ex, "--height", type=_positive_int, default=256, help="frame height the file runs at (default 256)")
+    add_flag(ex, "--width", type=_positive_int, default=448, help="frame width the file runs at (default 448)")
+    add_flag(ex, "--batch", type=_positive_int, default=1,
+             help="batch size baked into the file (default 1; load_exported runs larger batches in chunks)")
+    add_flag(ex, "--scale_factor", type=_scale, default=1.0, help="the model's internal resize, baked in")
 
     it = sub.add_parser("interpolate", help="frames between two images")
     it.add_argument("frame_a")
@@ -210,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(it, "--scale_factor", type=_scale, default=1.0)
     add_flag(it, "--device", default=None)
     return parser
+
+
+def checkpoint_file(checkpoint: str) -> Path:
+    """The file `--checkpoint` names: a path, or a packaged model's file for a packaged model's name."""
+    from ifrvp_core.checkpoint import is_packaged_name, packaged_checkpoint_path  # heavy (torch)
+
+    return packaged_checkpoint_path(checkpoint) if is_packaged_name(checkpoint) else Path(checkpoint).resolve()
 
 
 def _load(checkpoint: str, device):
@@ -259,22 +322,24 @@ def _evaluate(args) -> int:
     output = Path(args.output)
     if output.suffix.lower() != ".json":
         raise UserError(f"--output must be a .json file, got {output}")
+    check_inference_flags(args)
     problem = None if args.save_images is None else folder_problem(Path(args.save_images), "--save_images")
     if problem is not None:
         raise UserError(problem)
     rank, world_size = join_torchrun()
     device = local_device(args.device, world_size)
     model = None if args.checkpoint.lower() == "none" else _load(args.checkpoint, device)
+    model = None if model is None else prepare_model(model, args)
     if args.download_weights and "lpips" in protocol.metrics:
         if rank == 0:  # one download, then every rank finds the file
             fetch_lpips_weights(args.lpips_weights)
         synchronise(world_size)
     results = evaluate_model(
-        model, protocol, checkpoint=None if model is None else Path(args.checkpoint).resolve(), baselines=args.baselines,
+        model, protocol, checkpoint=None if model is None else checkpoint_file(args.checkpoint), baselines=args.baselines,
         scale_factor=args.scale_factor, written_by="ifrvp evaluate", steps=args.steps, batch_size=args.batch_size,
         device=device, num_workers=args.num_workers, max_samples=args.max_samples, progress=args.progress,
         root=args.data_root, lpips_weights=args.lpips_weights, bgr_like_published=args.bgr_like_published,
-        save_images=args.save_images,
+        save_images=args.save_images, precision=args.precision,
     )
     if rank == 0:
         variant = f", model = {results.meta['variant']}" if model is not None else ""
@@ -295,20 +360,41 @@ def _predict(args) -> int:
     from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
     iter_source_frames(args.source)  # fail on a bad source before loading the model
+    check_inference_flags(args)
     if args.checkpoint is None:
         model = load_packaged_model(device=resolve_device(args.device))
     else:
         model = _load(args.checkpoint, args.device)
+    model = prepare_model(model, args)
     info = predict_video(
         model, args.source, args.steps, args.output, context_start=args.context_start, fps=args.fps,
         side_by_side=args.side_by_side, with_context=args.with_context, scale_factor=args.scale_factor,
         device=args.device, progress=args.progress,
+        precision=args.precision,
     )
     truth = f", {info['truth_frames']} with truth" if args.side_by_side else ""
     first, last = info["first_predicted"], info["first_predicted"] + args.steps - 1
     context = f"{info['context_frames']} context + " if info["context_frames"] else ""
     print(f"wrote {info['frames']} frames ({info['width']}x{info['height']}{truth}) to {info['out']}: "
           f"{context}predicted frames {first}..{last} of {args.source}")
+    return 0
+
+
+def _export(args) -> int:
+    from ifrvp_core.export import check_export_output, export_model, verify_export  # heavy (torch)
+
+    output = Path(args.output)
+    check_export_output(args.format, output)  # before loading anything
+    model = _load(args.checkpoint, "cpu")
+    try:
+        path = export_model(model, output, args.format, height=args.height, width=args.width,
+                            scale_factor=args.scale_factor, batch=args.batch)
+    except ImportError as error:
+        raise UserError(str(error)) from None
+    k, b, size = model.context_frames, args.batch, f"{args.height},{args.width}"
+    prior = f", prior_flow ({b},{2 * k},{size})" if getattr(model, "motion_prior", "none") != "none" else ""
+    print(f"wrote {path} ({args.format}, {model.model_name}): frames ({b},{k},3,{size}), t ({b},){prior} "
+          f"-> prediction ({b},3,{size}); max |export - PyTorch| on random frames {verify_export(model, path):.1e}")
     return 0
 
 
@@ -339,7 +425,7 @@ def main(argv=None) -> int:
 
         return int(prep_main(argv[1:], prog="ifrvp prep") or 0)
     args = build_parser().parse_args(argv)
-    handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate}
+    handlers = {"evaluate": _evaluate, "predict": _predict, "interpolate": _interpolate, "export": _export}
     try:
         return handlers[args.command](args)
     except user_errors() as error:

@@ -202,6 +202,7 @@ def evaluate_model(
     scale_factor: float = 1.0,
     written_by: str | None = None,
     steps: int | None = None,
+    precision: str = "fp32",
     **options,
 ) -> EvaluationResults:
     """The contract's evaluation: a model as ``model`` and the baselines as ``copy_last``,
@@ -217,15 +218,18 @@ def evaluate_model(
         scale_factor: the model's internal scale factor.
         written_by: who ran it, for ``meta`` (e.g. "ifrvp evaluate").
         steps: future steps (None: the protocol's, 5 for a plain dataset).
+        precision: the model's precision, "fp32", "bf16" or "fp16" (autocast; recorded in ``meta``).
         options: further `evaluate` keywords (root, batch_size, device, max_samples, metrics,
             lpips_weights, bgr_like_published, progress, num_workers, save_images, distributed).
     """
-    results = evaluate(standard_methods(model, baselines, scale_factor), dataset_or_protocol, steps=steps, **options)
+    methods = standard_methods(model, baselines, scale_factor, precision=precision)
+    results = evaluate(methods, dataset_or_protocol, steps=steps, **options)
     results.meta.update(
         written_by=written_by,
         variant=None if model is None else getattr(model, "model_name", type(model).__name__),
         checkpoint=None if checkpoint is None else str(checkpoint),
         scale_factor=None if model is None else float(scale_factor),
+        precision=None if model is None else precision,
     )
     return results
 
@@ -460,6 +464,7 @@ def _meta(results: EvaluationResults, protocol: Protocol | None, dataset, root, 
         "variant": None,
         "checkpoint": None,
         "scale_factor": None,
+        "precision": None,
         "protocol": results.protocol,
         "dataset": protocol.dataset if protocol is not None else (dataset_name if isinstance(dataset_name, str) else None),
         "data_root": None if root is None else str(root),

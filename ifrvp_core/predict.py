@@ -36,6 +36,7 @@ from ifrvp_core.atomic import ordinary_dir_mode, write_file_atomic
 from ifrvp_core.data import list_images
 from ifrvp_core.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, DataError, VideoReader, read_image, write_image_atomic
 from ifrvp_core.quantise import to_uint8
+from ifrvp_core.precision import check_precision
 from ifrvp_core.rollout import ModelStep, iter_rollout, resolve_device
 
 __all__ = [
@@ -241,6 +242,7 @@ def predict_video(
     scale_factor: float = 1.0,
     device=None,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> dict:
     """Predict `steps` frames after a context window of a video or frames folder and write them.
 
@@ -259,6 +261,8 @@ def predict_video(
         scale_factor: run the model on frames resized by this factor (large inputs).
         device: where the model runs (None: CUDA when available).
         progress: tqdm bar over the predicted frames.
+        precision: "fp32", "bf16" or "fp16": the model runs under autocast (`ifrvp_core.precision`;
+            the DIS prior and the written frames are unaffected by it, bar rounding).
 
     Returns:
         {"out": Path, "frames": int (written), "width": int, "height": int, "truth_frames": int,
@@ -266,7 +270,8 @@ def predict_video(
     """
     out = _checked_output(out, steps)
     device = resolve_device(device)
-    step_fn = ModelStep(model.to(device).eval(), scale_factor)
+    step_fn = ModelStep(model.to(device).eval(), scale_factor, precision=precision)
+    check_precision(precision, device)  # before reading the source
     k = step_fn.context_frames
     start = -k if context_start is None else int(context_start)
     if -k < start < 0:

@@ -69,7 +69,7 @@ RUNNING_MEAN_METRICS = M.IMAGE_METRICS
 # results.meta always has exactly these keys (None where unknown), so files written by different
 # tools have the same key set.
 RESULTS_META_KEYS = (
-    "format", "written_by", "variant", "checkpoint", "scale_factor", "protocol", "dataset", "data_root",
+    "format", "written_by", "variant", "checkpoint", "scale_factor", "precision", "protocol", "dataset", "data_root",
     "steps", "samples", "max_samples", "metrics", "bgr_like_published", "step_forms", "unavailable",
 )
 

@@ -24,6 +24,7 @@ import cv2
 import torch
 
 from ifrvp_core.motion_prior import constant_velocity_prior, dis_flow_batch, prior_prediction
+from ifrvp_core.precision import autocast_for, check_precision
 from ifrvp_core.warp import backward_warp
 
 __all__ = [
@@ -128,12 +129,16 @@ class ModelStep:
 
     With the time convention of docs/architecture.md the newest context frame sits at t = 1, so
     the next frame is t = 2. The model uses the newest `model.context_frames` frames of the window.
+    `precision` ("fp32", "bf16", "fp16") runs the model under autocast (`ifrvp_core.precision`);
+    predictions and flows come back as float32 whatever the precision.
     """
 
-    def __init__(self, model: torch.nn.Module, scale_factor: float = 1.0, target_time: float = 2.0):
+    def __init__(self, model: torch.nn.Module, scale_factor: float = 1.0, target_time: float = 2.0,
+                 precision: str = "fp32"):
         self.model = model
         self.scale_factor = float(scale_factor)
         self.target_time = float(target_time)
+        self.precision = check_precision(precision)
         self.context_frames = int(getattr(model, "context_frames", 2))
 
     def _window(self, context: torch.Tensor) -> torch.Tensor:
@@ -144,22 +149,32 @@ class ModelStep:
         return self
 
     def __call__(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K>=model K, 3, H, W) -> (B, 3, H, W) predicted next frame."""
-        return self.model.predict(self._window(context), t=self.target_time, scale_factor=self.scale_factor)
+        """(B, K>=model K, 3, H, W) -> (B, 3, H, W) predicted next frame (float32)."""
+        window = self._window(context)
+        with autocast_for(self.precision, window.device):
+            prediction = self.model.predict(window, t=self.target_time, scale_factor=self.scale_factor)
+        return prediction.float()
 
     @torch.inference_mode()
     def flows(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K, 3, H, W) -> (B, 2K_model, H, W) flows from the predicted frame to each context frame."""
-        output = self.model(self._window(context), self.target_time, scale_factor=self.scale_factor)
-        return output["flows"][0]
+        """(B, K, 3, H, W) -> (B, 2K_model, H, W) float32 flows from the predicted frame to each context frame."""
+        window = self._window(context)
+        options = {}
+        if getattr(self.model, "motion_prior", "none") != "none":  # DIS outside autocast and any compiled forward
+            options["prior_flow"] = constant_velocity_prior(window, self.target_time)
+        with autocast_for(self.precision, window.device):
+            output = self.model(window, self.target_time, scale_factor=self.scale_factor, **options)
+        return output["flows"][0].float()
 
     def __repr__(self) -> str:
-        return f"ModelStep({getattr(self.model, 'model_name', type(self.model).__name__)}, scale_factor={self.scale_factor})"
+        precision = f", precision={self.precision!r}" if self.precision != "fp32" else ""
+        return (f"ModelStep({getattr(self.model, 'model_name', type(self.model).__name__)}, "
+                f"scale_factor={self.scale_factor}{precision})")
 
 
-def model_step_fn(model: torch.nn.Module, scale_factor: float = 1.0) -> ModelStep:
-    """Wrap a model with `predict(frames, t, scale_factor)` as a step function predicting t = 2."""
-    return ModelStep(model, scale_factor)
+def model_step_fn(model: torch.nn.Module, scale_factor: float = 1.0, precision: str = "fp32") -> ModelStep:
+    """Wrap a model with `predict(frames, t, scale_factor)` as a step function predicting t = 2 (`ModelStep`)."""
+    return ModelStep(model, scale_factor, precision=precision)
 
 
 def copy_last(context: torch.Tensor) -> torch.Tensor:
@@ -245,7 +260,7 @@ class PriorOnly:
 
 
 def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0,
-                     context_frames: int | None = None) -> dict:
+                     context_frames: int | None = None, precision: str = "fp32") -> dict:
     """The methods of the results contract: ``{"model", "copy_last", "dis_extrapolation", "prior_only"}``.
 
     Args:
@@ -253,10 +268,11 @@ def standard_methods(model: torch.nn.Module | None = None, baselines: bool = Tru
         baselines: add copy_last, dis_extrapolation and prior_only.
         scale_factor: the model's internal scale factor.
         context_frames: K of the prior_only twin (default: the model's, else 2).
+        precision: the model's precision, "fp32", "bf16" or "fp16" (`ModelStep`; baselines run float32).
     """
     methods = {}
     if model is not None:
-        methods[MODEL_KEY] = model_step_fn(model, scale_factor)
+        methods[MODEL_KEY] = model_step_fn(model, scale_factor, precision=precision)
     if baselines:
         k = context_frames or int(getattr(model, "context_frames", 2))
         methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation(), prior_only=PriorOnly(k))

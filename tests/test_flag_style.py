@@ -52,7 +52,7 @@ def test_choice_helpers_name_the_flag_the_values_and_the_closest():
         convert("vimo")
 
 
-@pytest.mark.parametrize("command", ["evaluate", "interpolate"])
+@pytest.mark.parametrize("command", ["evaluate", "interpolate", "predict", "export"])
 def test_every_ifrvp_flag_takes_both_spellings(command, capsys):
     options = _options(_help(main, [command, "--help"], capsys))
     multiword = {flag for flag in options if "_" in flag[2:]}

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ifrvp_core.models.elan import ELANBlock
 from ifrvp_core.motion_prior import MOTION_PRIORS, PRIOR_NEWEST_LOGIT, PRIOR_OLDER_LOGIT, constant_velocity_prior
+from ifrvp_core.precision import autocast_for
 from ifrvp_core.warp import backward_warp
 
 
@@ -152,7 +153,7 @@ def network_input(images: torch.Tensor, scale_factor: float) -> tuple[torch.Tens
 
     Returns the input and the (height, width) the network runs at before padding.
     """
-    height, width = images.shape[-2:]
+    height, width = int(images.shape[-2]), int(images.shape[-1])  # plain ints also under tracing (export)
     net_height, net_width = height, width
     if scale_factor != 1.0:
         net_height = max(1, round(height * scale_factor))
@@ -359,9 +360,18 @@ class IFRNetModel(nn.Module):
         return output
 
     @torch.inference_mode()
-    def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0) -> torch.Tensor:
-        """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1].
+    def predict(self, frames: torch.Tensor, t, scale_factor: float = 1.0, precision: str = "fp32",
+                prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) float32 in [0, 1].
 
-        Any H, W (replicate-padded to a multiple of 16 inside, cropped back).
+        Any H, W (replicate-padded to a multiple of 16 inside, cropped back). `precision`: "fp32",
+        "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the DIS prior stays float32).
+        `prior_flow`: optional (B, 2K, H, W) motion prior, as in `forward`.
         """
-        return self.forward(frames, t, scale_factor=scale_factor)["prediction"]
+        if prior_flow is None and self.motion_prior != "none":
+            # OpenCV DIS, here rather than in forward: float32 from the frames whatever the
+            # precision, and outside a torch.compile'd forward (DIS is not a torch op).
+            prior_flow = constant_velocity_prior(frames, t)
+        with autocast_for(precision, frames.device):
+            prediction = self.forward(frames, t, scale_factor=scale_factor, prior_flow=prior_flow)["prediction"]
+        return prediction.float()
