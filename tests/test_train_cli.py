@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from ifrvp_core.data import DATASETS
@@ -230,3 +232,19 @@ def test_the_workbooks_second_run_into_its_folder_still_trains(tiny_data, tmp_pa
     set_aside_old_run(tmp_path, "workbook", None)
     assert main(args) == 0
     assert len([p for p in tmp_path.iterdir() if p.name.startswith("workbook")]) == 2  # the old run kept aside
+
+
+def test_val_samples_0_trains_on_clips_too_short_for_a_test_split(tmp_path):
+    """12-frame clips leave no window in `frames`' last 10 %: without validation they still train."""
+    rng = np.random.default_rng(0)
+    for clip in range(2):
+        folder = tmp_path / "clips" / f"clip_{clip}"
+        folder.mkdir(parents=True)
+        for index in range(12):
+            cv2.imwrite(str(folder / f"{index:05d}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    args = ["--dataset", "frames", "--data_root", str(tmp_path / "clips"), "--model_name", "IFRNet_T", "--crop_size", "32",
+            "--batch_size", "2", "--num_workers", "0", "--max_steps", "1", "--log_path", str(tmp_path / "runs")]
+    with pytest.raises(Exception, match="no samples found"):
+        Trainer(TrainConfig.from_args(args), Dist())
+    summary = Trainer(TrainConfig.from_args(args + ["--val_samples", "0", "--overwrite"]), Dist()).run()
+    assert summary["iterations"] == 1

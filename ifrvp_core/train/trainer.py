@@ -100,7 +100,9 @@ class Trainer:
         if removed:
             self.log.text(f"--overwrite: deleted the previous run's {', '.join(removed)} in {self.run_dir}")
         self.train_set = self._training_data()
-        self.val_set = build_dataset(config.dataset, self.train_set.root, config.val_split, **config.val_data_options())
+        # --val_samples 0: no validation, so data without a validation split (short clips) can train
+        self.val_set = (build_dataset(config.dataset, self.train_set.root, config.val_split, **config.val_data_options())
+                        if config.val_samples > 0 else [])
         seed_everything(config.seed)  # right before the weights are drawn: the same weights as before the data was built
         self.model = build_model(config.model_name, **config.model_options()).to(env.device)
         self.ddp = wrap_ddp(self.model, env)
