@@ -111,6 +111,9 @@ class TrainConfig:
     future_frames: int = option(1, "targets per sample; training uses the first (t+1), evaluation tools the rest")
     frame_stride: int | None = option(None, "frames between consecutive frames of a sample (none: the dataset's default)")
     motion_strides: int = option(1, "frames training windows at frame strides 1..N x frame_stride: N times the footage's motion")
+    rollout_steps: int = option(1, "extrapolation: unroll N recursive steps with gradients (each prediction becomes "
+                                   "the newest context frame of the next step, scored against the next true frame; the "
+                                   "loss is their mean); 1: one-step training, as published")
     crop_size: int | None = option(
         None, "square random training crop in pixels; auto: IFRNet's 224 for data on disk, and for the generated "
               "synthetic set its frame height (128), so the default always fits; the first training frame is checked "
@@ -185,6 +188,9 @@ class TrainConfig:
             raise ConfigError(f"{name('overwrite')} (start afresh) and {which} (continue) contradict each other; pass one")
         if self.crop_size is not None and (not isinstance(self.crop_size, int) or self.crop_size < 1):
             raise ConfigError(f"{name('crop_size')} must be a positive integer or 'auto'; got {self.crop_size!r}")
+        if self.rollout_steps < 1 or (self.rollout_steps > 1 and self.task != "extrapolate"):
+            raise ConfigError(f"{name('rollout_steps')} must be >= 1, and 1 unless --task is extrapolate; "
+                              f"got {self.rollout_steps} with --task {self.task}")
         if self.max_bad_samples < 0 or self.max_bad_steps < 1:
             raise ConfigError(f"{name('max_bad_samples')} must be >= 0 and {name('max_bad_steps')} >= 1, "
                               f"got {self.max_bad_samples} and {self.max_bad_steps}")
@@ -230,7 +236,8 @@ class TrainConfig:
         """`build_dataset(dataset, data_root, "train", **options)` keywords: augmentation, teacher flow, bad samples."""
         return dict(augment=self.augment, crop_size=self.resolved_crop_size(), teacher_flow=TEACHER_FLOW_MODES[self.teacher_flow],
                     on_bad_sample=self.on_bad_sample, motion_strides=self.motion_strides, flow_region=self.flow_region,
-                    prior_flow=self.resolved_motion_prior() != "none", **self.data_options())
+                    prior_flow=self.resolved_motion_prior() != "none",
+                    **{**self.data_options(), "future_frames": max(self.future_frames, self.rollout_steps)})
 
     @property
     def val_split(self) -> str:

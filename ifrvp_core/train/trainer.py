@@ -190,6 +190,8 @@ class Trainer:
         with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             output = self.ddp(frames, times, target=target, prior_flow=prior)
             loss, terms = self.loss_fn(output, target, teacher)
+            if self.config.rollout_steps > 1:
+                loss, terms = self.rollout_loss(batch, frames, times, output, loss, terms)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # a no-op without the fp16 scaler
@@ -207,6 +209,26 @@ class Trainer:
             self.scaler.step(self.optimizer)
         self.scaler.update()  # after a skipped fp16 step: lowers the scale (unscale_ recorded the infs)
         return lr, {"loss": loss, **terms, "grad_norm": grad_norm.detach()}, ok
+
+    def rollout_loss(self, batch: dict, frames: torch.Tensor, times: torch.Tensor, output: dict, loss, terms: dict):
+        """The mean loss over `--rollout_steps` recursive steps, gradients through every prediction.
+
+        Step k's context is the previous step's context shifted by one frame with its prediction as
+        the newest frame, so the target time stays `times` (the next frame); its motion prior is
+        computed by the model from that context (DIS in this process: the workers cannot know the
+        prediction). Only step 1 has a teacher flow. Returns (loss, terms) with `terms` also holding
+        `step<k>` (each step's loss, detached).
+        """
+        steps, total = self.config.rollout_steps, loss
+        terms = {**terms, "step1": loss.detach()}
+        for step in range(1, steps):
+            frames = torch.cat([frames[:, 1:], output["prediction"].unsqueeze(1)], dim=1)
+            target = batch["target"][:, step].to(self.env.device, non_blocking=True)
+            output = self.ddp(frames, times, target=target)
+            step_loss, _ = self.loss_fn(output, target, None)
+            terms[f"step{step + 1}"] = step_loss.detach()
+            total = total + step_loss
+        return total / steps, terms
 
     def validate(self) -> dict:
         """The model's (and the baselines') t+1 scores on the validation samples (see `Validation`)."""
