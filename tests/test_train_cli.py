@@ -168,7 +168,7 @@ def test_a_crop_larger_than_the_data_on_disk_fails_before_the_model_is_built(tin
     monkeypatch.setattr(trainer_module, "build_model", lambda *a, **k: pytest.fail("the model was built"))
     config = TrainConfig.from_args(tiny_args(tiny_data, tmp_path, "big", crop_size=None))
     with pytest.raises(ValueError, match=r"the default --crop_size \(auto: 224 for data on disk\) is larger than the "
-                                         r"training frames \(48x64, first training sample of synthetic .*pass --crop_size 48"):
+                                         r"training frames \(48x64, the smallest training clip of synthetic.*pass --crop_size 48"):
         Trainer(config, Dist())
 
 
@@ -179,11 +179,14 @@ def test_a_run_folder_that_holds_a_run_is_refused_unless_resume_or_overwrite(tin
     run_dir = tmp_path / "run"
     lines_before = (run_dir / "log.jsonl").read_text()
     capsys.readouterr()
-    assert main(args()) == 1
+    assert main(args()) == 2  # refused before the heavy imports, as a bad flag is
     err = capsys.readouterr().err
     assert f"run folder {run_dir} already holds a run (it has config.json, log.jsonl" in err
     assert "--resume auto" in err and "--overwrite" in err
     assert (run_dir / "log.jsonl").read_text() == lines_before  # nothing appended, nothing replaced
+    with pytest.raises(ValueError, match="already holds a run"):  # the trainer itself (every rank, under torchrun)
+        Trainer(TrainConfig.from_args(args()), Dist())
+    assert (run_dir / "log.jsonl").read_text() == lines_before
 
     assert main(args(overwrite=True)) == 0
     assert "--overwrite: deleted the previous run's" in capsys.readouterr().out

@@ -116,7 +116,7 @@ class TrainConfig:
                                    "loss is their mean); 1: one-step training, as published")
     crop_size: int | None = option(
         None, "square random training crop in pixels; auto: IFRNet's 224 for data on disk, and for the generated "
-              "synthetic set its frame height (128), so the default always fits; the first training frame is checked "
+              "synthetic set its frame height (128), so the default always fits; one frame of every training clip is checked "
               "before any work", parse=parse_crop_size, metavar="N|auto")
     augment: bool = option(True, "the published IFRNet augmentations (crop, flips, channel and time reversal)")
     num_workers: int = option(2, "DataLoader worker processes per training process")
@@ -221,6 +221,13 @@ class TrainConfig:
     def continues_run(self) -> bool:
         """Whether this run continues one in its run folder (`--resume`, or the seed project's `--resume_path`)."""
         return self.resume is not None or self.resume_path is not None
+
+    def run_folder_refusal(self, present: list[str]) -> str | None:
+        """Why this run may not start in its run folder, which holds `present` (names of `RUN_FILES`); None when it may."""
+        if not present or self.continues_run() or self.overwrite:
+            return None
+        return (f"run folder {self.run_dir} already holds a run (it has {', '.join(present)}); continue it with --resume auto, "
+                "start afresh with --overwrite (deletes that run's logs and checkpoints), or pick another --run_name or --log_path")
 
     def model_options(self) -> dict:
         """`build_model(model_name, **options)` keywords: context frames and, when one is used, the motion prior."""

@@ -2,10 +2,11 @@
 and torchrun's `-m ifrvp_core.train` all run `main`."""
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
-from ifrvp_core.train.config import ConfigError, TrainConfig
+from ifrvp_core.train.config import RUN_FILES, ConfigError, TrainConfig
 
 # torch, the data and the trainer are imported in `main` after the flags are parsed: importing
 # them takes seconds, and `--help` or a bad value must answer at once.
@@ -32,6 +33,12 @@ def main(argv=None) -> int:
     """
     try:
         config = TrainConfig.from_args(argv)
+        # one process: refuse a run folder in use before the seconds of imports (under torchrun the
+        # trainer decides on rank 0 and tells every rank)
+        refusal = None if int(os.environ.get("WORLD_SIZE", "1")) > 1 else config.run_folder_refusal(
+            [name for name in RUN_FILES if (config.run_dir / name).exists()])
+        if refusal is not None:
+            raise ConfigError(refusal)
     except ConfigError as error:
         print(f"ifrvp train: error: {error}", file=sys.stderr, flush=True)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -45,11 +46,7 @@ def claim_run_folder(config: TrainConfig, env: Dist) -> list[str]:
     refuse = bool(present) and not config.continues_run() and not config.overwrite
     decision = all_reduce_sum(torch.tensor([float(refuse)], device=env.device), env)
     if decision.item() > 0:
-        held = f" (it has {', '.join(present)})" if present else " (rank 0 found it in use)"
-        raise RunFolderInUse(
-            f"run folder {config.run_dir} already holds a run{held}; continue it with --resume auto, "
-            "start afresh with --overwrite (deletes that run's logs and checkpoints), or pick another --run_name or --log_path"
-        )
+        raise RunFolderInUse(config.run_folder_refusal(present or ["files rank 0 found"]))
     if config.overwrite and env.main and present:
         return clear_run(config.run_dir)
     return []
@@ -66,15 +63,31 @@ def check_crop(crop: int, height: int, width: int, where: str, by_default: bool 
                         f"pass --crop_size {min(height, width)} or smaller")
 
 
-def first_frame_size(dataset) -> tuple[int, int] | None:
-    """(H, W) of the first training sample's first frame as the model sees it (one frame read); None when unknown."""
-    if not hasattr(dataset, "window_layout"):  # WebDataset shards: no random access to a first sample
+def smallest_frame_size(dataset, max_sources: int = 32) -> tuple[tuple[int, int], str] | None:
+    """((H, W), source) of the smallest first frame among the training set's clips, as the model sees them.
+
+    Clips may differ in size (a `frames` folder of videos), so one frame is read from each distinct
+    clip (a frame folder or a video), at most `max_sources` of them spread over the set; None when
+    unknown (WebDataset shards have no random access; an unreadable frame is the bad-sample guard's).
+    """
+    if not hasattr(dataset, "window_layout") or len(dataset) == 0:
         return None
-    try:
-        frames, _, _ = dataset.window_layout(0)
-        return tuple(dataset.load_frame(frames[0]).shape[:2])
-    except (DataError, OSError, IndexError):  # an unreadable first sample: the bad-sample guard reports it
-        return None
+    firsts: dict = {}
+    for index in range(len(dataset)):
+        frame = dataset.window_layout(index)[0][0]
+        source = frame.parent if isinstance(frame, Path) else frame[0]
+        firsts.setdefault(source, frame)
+    sources = list(firsts)
+    chosen = sources[:: max(1, len(sources) // max_sources)][:max_sources]
+    smallest = None
+    for source in chosen:
+        try:
+            height, width = dataset.load_frame(firsts[source]).shape[:2]
+        except (DataError, OSError):
+            continue
+        if smallest is None or min(height, width) < min(smallest[0]):
+            smallest = ((height, width), str(source))
+    return smallest
 
 
 def cosine_lr(iteration: int, total: int, lr_start: float, lr_end: float) -> float:
@@ -132,9 +145,10 @@ class Trainer:
                        config.crop_size is None)
         seed_everything(config.seed)
         train_set = build_dataset(config.dataset, config.data_root, "train", **config.train_data_options())
-        size = first_frame_size(train_set) if config.augment else None
-        if size is not None:
-            check_crop(crop, *size, f"first training sample of {config.dataset} under {train_set.root}", config.crop_size is None)
+        smallest = smallest_frame_size(train_set) if config.augment else None
+        if smallest is not None:
+            (height, width), source = smallest
+            check_crop(crop, height, width, f"the smallest training clip of {config.dataset}: {source}", config.crop_size is None)
         return train_set
 
     # ------------------------------------------------------------------ checkpoints
