@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import vgg19
 
 from ifrvp_core.weights import VGG19, load_pretrained_state
 
@@ -170,6 +169,9 @@ class VGGPerceptual(nn.Module):
 
     def __init__(self, weights_path: str | None = None, layers=VGG19_LAYERS, download: bool = False):
         super().__init__()
+        # imported here: torchvision.models takes 1.4 s to import, and most runs have no perceptual term
+        from torchvision.models import vgg19
+
         features = vgg19(weights=None).features
         # The trainer has no download flag of its own (yet): its message names the variable only.
         state = load_pretrained_state(VGG19, weights_path or None, download, flag=None, path_source="perceptual_weights")

@@ -14,7 +14,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torchvision
 
 from ifrvp_core.checkpoint import load_checkpoint, load_file, model_checkpoint, save_atomic
 from ifrvp_core.train.distributed import Dist
@@ -49,6 +48,9 @@ def set_rng_state(state: dict) -> None:
 
 
 def library_versions() -> dict:
+    # imported here: torchvision takes 1.3 s to import, and training needs it only for this record
+    import torchvision
+
     return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__), "numpy": str(np.__version__)}
 
 
