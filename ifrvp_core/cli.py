@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ifrvp_core import __version__ as SOURCE_VERSION
 from ifrvp_core.flags import add_flag, choice_error, choice_type
+from ifrvp_core.registry_names import DATASET_NAMES, PROTOCOL_NAMES
 
 # The package's modules import torch (seconds): they are imported inside the commands that need
 # them, so that `ifrvp --help` and a mistyped command answer at once.
@@ -127,11 +128,8 @@ class _StoreLazyHelp(argparse.Action):
 
 
 def evaluation_names() -> tuple[list[str], list[str]]:
-    """(datasets, protocols) `ifrvp evaluate` accepts: the data registry and the protocol registry."""
-    from ifrvp_core.data import DATASETS  # heavy (torch): only for help or an evaluation
-    from ifrvp_core.protocols import PROTOCOLS  # heavy (torch)
-
-    return list(DATASETS), list(PROTOCOLS)
+    """(datasets, protocols) `ifrvp evaluate` accepts: the names of the data and protocol registries."""
+    return list(DATASET_NAMES), list(PROTOCOL_NAMES)
 
 
 def _dataset_help() -> str:

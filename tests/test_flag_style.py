@@ -1,9 +1,11 @@
 """One flag style for `ifrvp` and `data_prep`: both spellings, the same names, lists from the registries, clear errors."""
 import argparse
+import os
 import importlib.metadata
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
@@ -171,3 +173,12 @@ def test_prep_forwards_everything_to_data_prep(tmp_path, monkeypatch, capsys):
         main(["prep", "verify", "--dataset", "vimeo", "--data_root", str(root)])
     assert exit_info.value.code == 2
     assert "ifrvp prep verify: error: argument --dataset:" in capsys.readouterr().err
+
+
+def test_evaluate_help_lists_the_registries_without_importing_torch():
+    code = ("import atexit, sys; atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
+            "from ifrvp_core.cli import main; main(['evaluate', '--help'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert "ucf101" in result.stdout and "frames_heldout" in result.stdout
+    assert result.stdout.strip().endswith("torch loaded: False")

@@ -15,6 +15,8 @@ from ifrvp_core.data import DATASETS
 from ifrvp_core.data import sample
 from ifrvp_core.data.datasets import BAD_SAMPLE_MODES
 from ifrvp_core.models import list_models
+from ifrvp_core.protocols import PROTOCOLS
+from ifrvp_core.registry_names import PROTOCOL_NAMES
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main
 from ifrvp_core.train import runlog
 from ifrvp_core.train.config import BAD_SAMPLE_CHOICES, DATASET_NAMES, FLOW_REGIONS, MODEL_NAMES, ConfigError, argument_parser
@@ -62,6 +64,7 @@ def test_lists_shown_in_help_equal_the_registries():
     assert list(MODEL_NAMES) == list_models()
     assert tuple(DATASET_NAMES) == tuple(DATASETS)
     assert FLOW_REGIONS == sample.FLOW_REGIONS
+    assert list(PROTOCOL_NAMES) == list(PROTOCOLS)
     assert set(BAD_SAMPLE_CHOICES) == set(BAD_SAMPLE_MODES)
 
 

@@ -25,15 +25,14 @@ from pathlib import Path
 
 import yaml
 
+from ifrvp_core.registry_names import DATASET_NAMES, MODEL_NAMES
+
 TEACHER_FLOW_MODES = {"auto": "auto_dis", "disk": "disk", "dis": "dis", "none": False}
 VAL_SPLITS = {"cityscapes": "val", "davis17": "val"}  # validation split per dataset (default "test")
 AMP_MODES = ("none", "bf16", "fp16")  # the trainer maps bf16 / fp16 to autocast dtypes (on a GPU); "none": float32
 LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency")
-# The registries these mirror live in modules that import torch (`ifrvp_core.models`, `ifrvp_core.data`):
-# the lists are repeated here so that `--help` can show them without importing torch, and
-# tests/test_train_cli.py checks that they equal the registries.
-MODEL_NAMES = ("IFRNet", "IFRNet_L", "IFRNet_S", "IFRNet_T", "IFRNet_ELAN")
-DATASET_NAMES = ("synthetic", "vimeo90k", "gopro", "cityscapes", "kitti", "davis17", "ucf101", "frames", "shards")
+# These mirror lists of modules that import torch, so that `--help` shows them without torch;
+# tests/test_train_cli.py checks that they equal the originals (model and dataset names: `registry_names`).
 BAD_SAMPLE_CHOICES = ("skip", "fail")
 TASKS = ("extrapolate", "interpolate")
 MOTION_PRIORS = ("auto", "none", "dis")
