@@ -108,38 +108,19 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-class _StoreLazyHelp(argparse.Action):
-    """Stores a value like argparse's default action; its help text comes from `help_fn`, called
-    only when help is shown (the registries it lists import torch, which `ifrvp --help` must not).
-    Set `help_fn` after `add_argument`: newer argparse versions check a help text when it is added."""
-
-    help_fn = None
-
-    @property
-    def help(self):
-        return self.help_fn() if self.help_fn is not None else None
-
-    @help.setter
-    def help(self, value):
-        pass  # the text is help_fn's
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-
-
 def evaluation_names() -> tuple[list[str], list[str]]:
     """(datasets, protocols) `ifrvp evaluate` accepts: the names of the data and protocol registries."""
     return list(DATASET_NAMES), list(PROTOCOL_NAMES)
 
 
-def _dataset_help() -> str:
+def dataset_help() -> str:
     datasets, protocols = evaluation_names()
     without = [name for name in datasets if name not in protocols]
     return (f"one of {', '.join(datasets)}; the protocol of the same name is the default --protocol "
             f"({', '.join(without)}: none, give --protocol)")
 
 
-def _protocol_help() -> str:
+def protocol_help() -> str:
     return f"evaluation protocol, one of {', '.join(evaluation_names()[1])} (default: the dataset's own)"
 
 
@@ -195,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a checkpoint and/or the baselines on a test protocol")
     add_flag(ev, "--checkpoint", required=True, help="checkpoint file, a packaged model (ifrvp-s-real), or 'none' with --baselines")
-    add_flag(ev, "--dataset", required=True, action=_StoreLazyHelp).help_fn = _dataset_help
+    add_flag(ev, "--dataset", required=True, help=dataset_help())
     add_flag(ev, "--data_root", default=None, help="dataset root (synthetic: optional)")
-    add_flag(ev, "--protocol", default=None, action=_StoreLazyHelp).help_fn = _protocol_help
+    add_flag(ev, "--protocol", default=None, help=protocol_help())
     add_flag(ev, "--steps", type=_positive_int, default=5, help="future frames predicted recursively and scored")
     add_flag(ev, "--baselines", action="store_true", help="also score the baselines copy_last, dis_extrapolation and prior_only (the model's untrained twin: the motion prior alone)")
     add_flag(ev, "--max_samples", type=_positive_int, default=None)
@@ -223,23 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Predict the --steps frames after the source's last frame (by default), or after "
                         "a context window starting at --context-start.")
     pr.add_argument("source", help="video file or folder of frames")
-    pr.add_argument("--checkpoint", default=None,
+    add_flag(pr, "--checkpoint", default=None,
                     help="checkpoint file (default: the packaged model ifrvp-s-real, where installed)")
-    pr.add_argument("--steps", type=_positive_int, default=5, help="frames to predict")
-    pr.add_argument("--output", "--out", dest="output", required=True,
+    add_flag(pr, "--steps", type=_positive_int, default=5, help="frames to predict")
+    add_flag(pr, "--output", "--out", required=True,
                     help="OUT.mp4, OUT.avi, OUT.gif, or an output folder for PNGs")
-    pr.add_argument("--fps", type=_positive_float, default=None, help="output frame rate (default: the source's, 25 for folders)")
-    pr.add_argument("--context-start", "--context_start", dest="context_start", type=int, default=None,
+    add_flag(pr, "--fps", type=_positive_float, default=None, help="output frame rate (default: the source's, 25 for folders)")
+    add_flag(pr, "--context_start", type=int, default=None,
                     help="index of the first context frame; negative counts from the end (-3: the third-last frame); "
                     "default: the last K frames (K = the model's context frames), predicting past the end")
-    pr.add_argument("--with-context", "--with_context", dest="with_context", action="store_true",
+    add_flag(pr, "--with_context", action="store_true",
                     help="write the K context frames before the predictions")
-    pr.add_argument("--side-by-side", "--side_by_side", dest="side_by_side", action="store_true",
+    add_flag(pr, "--side_by_side", action="store_true",
                     help="write context | prediction | truth | error panels (truth where the source has it)")
-    pr.add_argument("--scale-factor", "--scale_factor", dest="scale_factor", type=_scale, default=1.0)
-    pr.add_argument("--device", default=None)
+    add_flag(pr, "--scale_factor", type=_scale, default=1.0)
+    add_flag(pr, "--device", default=None)
     add_inference_flags(pr)
-    pr.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
+    add_flag(pr, "--no_progress", dest="progress", action="store_false")
 
     ex = sub.add_parser("export", help="write a checkpoint's network as TorchScript or ONNX (fixed frame size)",
                         description="Export the network with the motion prior as an explicit input: frames (B,K,3,H,W), "
@@ -274,16 +255,13 @@ def checkpoint_file(checkpoint: str) -> Path:
 
 
 def _load(checkpoint: str, device):
-    """The model of `checkpoint` (a file or a packaged name) on `device` (None: CUDA when available)."""
-    from ifrvp_core.checkpoint import load_model  # heavy (torch)
+    """The model of `checkpoint` (a file or a packaged model's name) on `device` (None: CUDA when available)."""
+    from ifrvp_core.checkpoint import is_packaged_name, load_model  # heavy (torch)
     from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
-    from ifrvp_core.checkpoint import is_packaged_name  # heavy (torch)
-
-    path = Path(checkpoint)
-    if not path.is_file() and not is_packaged_name(checkpoint):
-        raise UserError(f"checkpoint not found: {path}")
-    return load_model(checkpoint if is_packaged_name(checkpoint) else path, device=resolve_device(device))
+    if not Path(checkpoint).is_file() and not is_packaged_name(checkpoint):
+        raise UserError(f"checkpoint not found: {checkpoint}")
+    return load_model(checkpoint, device=resolve_device(device))
 
 
 def resolve_protocol(dataset: str, protocol: str | None):
@@ -353,17 +331,13 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from ifrvp_core.checkpoint import load_packaged_model  # heavy (torch)
+    from ifrvp_core.checkpoint import DEFAULT_PACKAGED_MODEL  # heavy (torch)
     from ifrvp_core.predict import iter_source_frames, predict_video  # heavy (torch)
-    from ifrvp_core.rollout import resolve_device  # heavy (torch)
 
     iter_source_frames(args.source)  # fail on a bad source before loading the model
     check_inference_flags(args)
-    if args.checkpoint is None:
-        model = load_packaged_model(device=resolve_device(args.device))
-    else:
-        model = _load(args.checkpoint, args.device)
-    model = prepare_model(model, args)
+    # no --checkpoint: the packaged model (load_model names what is installed when it is not)
+    model = prepare_model(_load(args.checkpoint or DEFAULT_PACKAGED_MODEL, args.device), args)
     info = predict_video(
         model, args.source, args.steps, args.output, context_start=args.context_start, fps=args.fps,
         side_by_side=args.side_by_side, with_context=args.with_context, scale_factor=args.scale_factor,

@@ -3,7 +3,6 @@ writes what one process writes."""
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from ifrvp_core import rollout as R
 from ifrvp_core.cli import main
 from ifrvp_core.quantise import to_uint8
 from ifrvp_core.sample_images import INDEX_FILE, method_file_names, safe_name
+from ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("model", "copy_last", "dis_extrapolation", "prior_only")
@@ -126,17 +126,12 @@ def test_save_images_writes_the_scored_frames_and_leaves_the_scores_unchanged(da
     assert not (tmp_path / "r.json").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _evaluate_command(tmp_path: Path, name: str, ranks: int, arguments: list[str]) -> subprocess.CompletedProcess:
     """`ifrvp evaluate ARGUMENTS --output NAME/r.json --save_images NAME/images`, in one process or under torchrun."""
     launcher = [sys.executable]
     if ranks > 1:
-        launcher += ["-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={ranks}", f"--master_port={_free_port()}"]
+        launcher += ["-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={ranks}", f"--master_port={free_port()}"]
     command = launcher + ["-m", "ifrvp_core.cli", "evaluate", *arguments, "--output", str(tmp_path / name / "r.json"),
                           "--save_images", str(tmp_path / name / "images"), "--no_progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "TORCH_HOME": str(tmp_path / "no_weights")}

@@ -20,7 +20,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL_HELP = (
@@ -105,17 +106,12 @@ def _parametrised_copy(name: str, folder: Path, **values) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def lab(workspace):
     """`jupyter lab` of this environment on 127.0.0.1, a random port and token; yields (process, base URL, token)."""
     root, _, lab_root = workspace
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     state = root / "jupyter-state"  # JupyterLab's settings and workspaces of this test only
     settings = {  # start the notebook's own kernel (ifrvp) without asking; no "get notified about news?" toast
         "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autoStartDefaultKernel": True},

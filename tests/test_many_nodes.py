@@ -1,18 +1,13 @@
 """Many nodes, proven on one machine: two torchrun agents as two nodes (c10d rendezvous on 127.0.0.1,
 one process each) train over WebDataset shards exactly as one node with two processes does."""
-import socket
 import subprocess
 import sys
 
 from data_prep.__main__ import main as data_prep_main
+from ports import free_port
 from test_train import assert_same_training_state, subprocess_env
 from tiny_training import tiny_args
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def shards_args(shards, tmp_path, run_name):

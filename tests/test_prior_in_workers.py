@@ -19,7 +19,7 @@ from data_prep.__main__ import main as data_prep_main
 from ifrvp_core import motion_prior
 from ifrvp_core.data import build_dataset, make_loader, set_loader_epoch
 from ifrvp_core.data.augment import AugmentConfig
-from ifrvp_core.data.sample import FRAME_DIS_TEACHER_SOURCE
+from ifrvp_core.data.teacher import DIS_TEACHER_SOURCES
 from ifrvp_core.motion_prior import constant_velocity_prior
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main as train_main
 from ifrvp_core.warp import backward_warp
@@ -153,7 +153,7 @@ def test_frame_region_prior_and_teacher_are_crops_of_the_full_frame_flows(frames
     full = build_dataset("frames", frames_root, "train", **options)  # no augmentation: whole frames
     frame = build_dataset("frames", frames_root, "train", augment=crop_only, flow_region="frame", seed=2, **options)
     crop = build_dataset("frames", frames_root, "train", augment=crop_only, seed=2, **options)
-    assert frame.teacher_source == FRAME_DIS_TEACHER_SOURCE and "training crop" in crop.teacher_source
+    assert frame.teacher_source == DIS_TEACHER_SOURCES["frame"] and "training crop" in crop.teacher_source
     differs = 0
     for index in range(len(full)):
         whole, sample, on_crop = full[index], frame[index], crop[index]

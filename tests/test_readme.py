@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 import fake_datasets as fake
 from ifrvp_core.checkpoint import model_checkpoint
 from ifrvp_core.models import build_model
+from ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -73,11 +73,6 @@ def readme_commands() -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the working folder
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def moving_clip(path: Path, frames: int = 12, size=(64, 96)) -> Path:
     """A small MP4 of a textured square moving right 2 px per frame."""

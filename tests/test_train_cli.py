@@ -20,6 +20,7 @@ from ifrvp_core.registry_names import PROTOCOL_NAMES
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main
 from ifrvp_core.train import runlog
 from ifrvp_core.train.config import BAD_SAMPLE_CHOICES, DATASET_NAMES, FLOW_REGIONS, MODEL_NAMES, ConfigError, argument_parser
+import fake_datasets as fake
 from tiny_training import tiny_args
 
 REPO = Path(__file__).resolve().parent.parent
@@ -254,3 +255,14 @@ def test_val_samples_0_trains_on_clips_too_short_for_a_test_split(tmp_path):
         Trainer(TrainConfig.from_args(args), Dist())
     summary = Trainer(TrainConfig.from_args(args + ["--val_samples", "0", "--overwrite"]), Dist()).run()
     assert summary["iterations"] == 1
+
+
+def test_a_crop_larger_than_the_size_data_is_resized_to_fails_without_reading_frames(tmp_path, monkeypatch):
+    root = fake.cityscapes(fake.cityscapes(tmp_path / "cs", "val", size=(16, 32)), "train",
+                           snippets=(("aachen", "000000", 0, 4),), size=(16, 32))
+    monkeypatch.setattr("ifrvp_core.data.datasets.WindowDataset.load_frame",
+                        lambda self, frame: pytest.fail("the resized size is known without reading a frame"))
+    config = TrainConfig.from_args(["--dataset", "cityscapes", "--data_root", str(root), "--crop_size", "600",
+                                    "--log_path", str(tmp_path / "runs"), "--num_workers", "0"])
+    with pytest.raises(ValueError, match=r"--crop_size 600 is larger than the training frames \(512x1024, .*resized at load"):
+        Trainer(config, Dist())

@@ -20,7 +20,6 @@ from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, epoch_order, sampled_loader
 from ifrvp_core.data.sample import (
-    FRAME_DIS_TEACHER_SOURCE,
     FrameReader,
     check_flow_region,
     draw_time_reverse,
@@ -140,10 +139,8 @@ class WindowDataset(Dataset):
     @property
     def teacher_source(self) -> str:
         """Where `teacher_flow` comes from: ground truth, prepared files, DIS on the fly, or none."""
-        if self.teacher_on_the_fly and self.flow_region == "frame":
-            return FRAME_DIS_TEACHER_SOURCE
         stored = f"{self.root / TEACHER_DIR}/**/*{self.teacher_suffix}" if self.teacher_suffix is not None else None
-        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly)
+        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly, self.flow_region)
 
     @property
     def resize(self):

@@ -35,8 +35,6 @@ from ifrvp_core.motion_prior import constant_velocity_prior, dis_teacher_flow
 CACHE_DIR = "ifrvp_cache"
 # Where `finish_sample` computes the DIS teacher flow and prior: the final crop, or the full frame before augmentation.
 FLOW_REGIONS = ("crop", "frame")
-# A reader's `teacher_source` with flow_region "frame" (`teacher.describe_teacher_source` says "on the training crop").
-FRAME_DIS_TEACHER_SOURCE = "DIS on the fly (target -> each context frame, on the full frame before augmentation)"
 
 
 # ----------------------------------------------------------------------------- reading frames
@@ -222,7 +220,7 @@ def finish_sample(sample: dict, augment: AugmentConfig | None, rng: np.random.Ge
 
 
 __all__ = [
-    "CACHE_DIR", "FLOW_REGIONS", "FRAME_DIS_TEACHER_SOURCE", "FrameReader", "add_dis_flows", "cached_frame_path", "check_flow_region",
+    "CACHE_DIR", "FLOW_REGIONS", "FrameReader", "add_dis_flows", "cached_frame_path", "check_flow_region",
     "draw_time_reverse", "finish_sample", "flows_to_tensor", "make_sample", "resize_frame", "reverse_window", "sample_prior_flow",
     "sample_rng", "stored_teacher_flow", "synthetic_window_flow", "window_target_times",
 ]

@@ -45,7 +45,6 @@ from ifrvp_core.data.augment import AugmentConfig
 from ifrvp_core.data.io import DataError, SplitNotFoundError
 from ifrvp_core.data.loader import EpochLoader, collate, epoch_order, seed_worker
 from ifrvp_core.data.sample import (
-    FRAME_DIS_TEACHER_SOURCE,
     check_flow_region,
     draw_time_reverse,
     finish_sample,
@@ -228,10 +227,8 @@ class ShardDataset(IterableDataset):
     # -------------------------------------------------------------- description
     @property
     def teacher_source(self) -> str:
-        if self.teacher_on_the_fly and self.flow_region == "frame":
-            return FRAME_DIS_TEACHER_SOURCE
         stored = f"stored in the shards {self.root}" if self.stored_teacher else None
-        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly)
+        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly, self.flow_region)
 
     def __len__(self) -> int:
         return sum(self.shard_samples)

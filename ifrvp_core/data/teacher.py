@@ -57,14 +57,22 @@ def find_teacher_suffix(root: Path, target: Path, context: Path) -> str | None:
     return None
 
 
-def describe_teacher_source(synthetic: bool, stored: str | None, on_the_fly: bool) -> str:
-    """Where a reader's `teacher_flow` comes from, as the trainer logs it (`stored`: where prepared flow lives)."""
+# On-the-fly DIS teacher flow, by where it is computed (`flow_region`)
+DIS_TEACHER_SOURCES = {
+    "crop": "DIS on the fly (target -> each context frame, on the training crop)",
+    "frame": "DIS on the fly (target -> each context frame, on the full frame before augmentation)",
+}
+
+
+def describe_teacher_source(synthetic: bool, stored: str | None, on_the_fly: bool, flow_region: str = "crop") -> str:
+    """Where a reader's `teacher_flow` comes from, as the trainer logs it (`stored`: where prepared flow lives;
+    `flow_region`: where on-the-fly DIS is computed, "crop" or "frame")."""
     if synthetic:
         return "synthetic ground truth"
     if stored is not None:
         return f"prepared files ({stored})"
-    return "DIS on the fly (target -> each context frame, on the training crop)" if on_the_fly else "none"
+    return DIS_TEACHER_SOURCES[flow_region] if on_the_fly else "none"
 
 
-__all__ = ["DEFAULT_TEACHER_MODE", "TEACHER_DIR", "TEACHER_MODES", "TEACHER_MODE_MEANINGS", "TeacherMode", "describe_teacher_source",
+__all__ = ["DEFAULT_TEACHER_MODE", "DIS_TEACHER_SOURCES", "TEACHER_DIR", "TEACHER_MODES", "TEACHER_MODE_MEANINGS", "TeacherMode", "describe_teacher_source",
            "find_teacher_suffix", "teacher_flow_path", "teacher_mode"]

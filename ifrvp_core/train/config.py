@@ -322,6 +322,12 @@ class OneMetavarFormatter(argparse.HelpFormatter):
         return ", ".join(action.option_strings) + " " + self._format_args(action, self._get_default_metavar_for_optional(action))
 
 
+def existing_run_files(run_dir) -> list[str]:
+    """The names of `RUN_FILES` present in `run_dir`: what makes it a folder that already holds a run."""
+    run_dir = Path(run_dir)
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
 def argument_parser(config_class=TrainConfig) -> argparse.ArgumentParser:
     """`--config FILE` and one flag per field of `config_class`, typed by the field (every default None: unset).
 

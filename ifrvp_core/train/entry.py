@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 
-from ifrvp_core.train.config import RUN_FILES, ConfigError, TrainConfig
+from ifrvp_core.train.config import ConfigError, TrainConfig, existing_run_files
 
 # torch, the data and the trainer are imported in `main` after the flags are parsed: importing
 # them takes seconds, and `--help` or a bad value must answer at once.
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         # one process: refuse a run folder in use before the seconds of imports (under torchrun the
         # trainer decides on rank 0 and tells every rank)
         refusal = None if int(os.environ.get("WORLD_SIZE", "1")) > 1 else config.run_folder_refusal(
-            [name for name in RUN_FILES if (config.run_dir / name).exists()])
+            existing_run_files(config.run_dir))
         if refusal is not None:
             raise ConfigError(refusal)
     except ConfigError as error:

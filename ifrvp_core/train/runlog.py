@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ifrvp_core.checkpoint import write_text_atomic
 from ifrvp_core.results import beats_baseline
-from ifrvp_core.train.config import RUN_FILES
+from ifrvp_core.train.config import existing_run_files
 
 SUMMARY_PREFIX = "IFRVP_SUMMARY "  # the stdout line that carries summary.json to launch_training
 
@@ -43,12 +43,6 @@ def open_tensorboard(run_dir: Path):
     except ImportError:
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
-
-
-def existing_run_files(run_dir) -> list[str]:
-    """The names of `RUN_FILES` present in `run_dir`: what makes it a folder that already holds a run."""
-    run_dir = Path(run_dir)
-    return [name for name in RUN_FILES if (run_dir / name).exists()]
 
 
 def clear_run(run_dir) -> list[str]:

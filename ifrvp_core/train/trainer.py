@@ -17,10 +17,10 @@ from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, 
 from ifrvp_core.data.build import SYNTHETIC_DEFAULTS
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.models import build_model
-from ifrvp_core.train.config import ConfigError, TrainConfig
+from ifrvp_core.train.config import ConfigError, TrainConfig, existing_run_files
 from ifrvp_core.train.distributed import Dist, StopFlag, all_reduce_sum, wrap_ddp
 from ifrvp_core.train.guard import BadInputGuard
-from ifrvp_core.train.runlog import RunLog, StepTimer, baseline_warnings, clear_run, existing_run_files, run_summary
+from ifrvp_core.train.runlog import RunLog, StepTimer, baseline_warnings, clear_run, run_summary
 from ifrvp_core.train.state import RunCheckpoints, seed_everything, training_checkpoint
 from ifrvp_core.train.validation import Validation
 
@@ -66,17 +66,20 @@ def check_crop(crop: int, height: int, width: int, where: str, by_default: bool 
 def smallest_frame_size(dataset, max_sources: int = 32) -> tuple[tuple[int, int], str] | None:
     """((H, W), source) of the smallest first frame among the training set's clips, as the model sees them.
 
-    Clips may differ in size (a `frames` folder of videos), so one frame is read from each distinct
-    clip (a frame folder or a video), at most `max_sources` of them spread over the set; None when
+    A dataset that resizes every frame at load has that size, and nothing is read. Otherwise clips
+    may differ in size (a `frames` folder of videos), so one frame is read from each distinct clip
+    (a frame folder or a video), at most `max_sources` of them spread over the set. None when
     unknown (WebDataset shards have no random access; an unreadable frame is the bad-sample guard's).
     """
-    if not hasattr(dataset, "window_layout") or len(dataset) == 0:
+    if not hasattr(dataset, "windows") or len(dataset) == 0:
         return None
+    if dataset.resize is not None:
+        width, height = dataset.resize
+        return (height, width), f"{dataset.root} (resized at load)"
     firsts: dict = {}
-    for index in range(len(dataset)):
-        frame = dataset.window_layout(index)[0][0]
-        source = frame.parent if isinstance(frame, Path) else frame[0]
-        firsts.setdefault(source, frame)
+    for window in dataset.windows:  # the windows' own first frames: no per-sample drawing, no IO
+        frame = window.frames[0] if window.frames else (window.video, 0)  # random-stride windows: their video
+        firsts.setdefault(frame.parent if isinstance(frame, Path) else frame[0], frame)
     sources = list(firsts)
     chosen = sources[:: max(1, len(sources) // max_sources)][:max_sources]
     smallest = None
