@@ -39,6 +39,7 @@ __all__ = [
     "dis_extrapolation",
     "iter_rollout",
     "model_step_fn",
+    "next_context",
     "resolve_device",
     "rollout",
     "standard_methods",
@@ -96,6 +97,11 @@ def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator
     return _recursive_predictions(step_fn, context, steps)
 
 
+def next_context(context: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """The context of the next recursive step: (B, K, 3, H, W) shifted by one, `frame` (B, 3, H, W) as its newest."""
+    return torch.cat([context[:, 1:], frame.unsqueeze(1).to(context.dtype)], dim=1)
+
+
 def _recursive_predictions(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
     window = context
     with torch.inference_mode():
@@ -106,7 +112,7 @@ def _recursive_predictions(step_fn: StepFn, context: torch.Tensor, steps: int) -
                     f"step function returned {tuple(frame.shape)}, expected {tuple(window[:, -1].shape)}"
                 )
             yield frame
-            window = torch.cat([window[:, 1:], frame.unsqueeze(1).to(window.dtype)], dim=1)
+            window = next_context(window, frame)
 
 
 def rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> torch.Tensor:

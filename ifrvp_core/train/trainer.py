@@ -17,6 +17,7 @@ from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, 
 from ifrvp_core.data.build import SYNTHETIC_DEFAULTS
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.models import build_model
+from ifrvp_core.rollout import next_context
 from ifrvp_core.train.config import ConfigError, TrainConfig, existing_run_files
 from ifrvp_core.train.distributed import Dist, StopFlag, all_reduce_sum, wrap_ddp
 from ifrvp_core.train.guard import BadInputGuard
@@ -239,7 +240,7 @@ class Trainer:
         steps, total = self.config.rollout_steps, loss
         terms = {**terms, "step1": loss.detach()}
         for step in range(1, steps):
-            frames = torch.cat([frames[:, 1:], output["prediction"].unsqueeze(1)], dim=1)
+            frames = next_context(frames, output["prediction"])
             target = batch["target"][:, step].to(self.env.device, non_blocking=True)
             output = self.ddp(frames, times, target=target)
             step_loss, _ = self.loss_fn(output, target, None)
