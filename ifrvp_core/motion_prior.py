@@ -18,6 +18,8 @@ motion, one frame of displacement off at motion boundaries (the network corrects
 """
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import torch
@@ -32,6 +34,16 @@ MOTION_PRIORS = ("none", "dis")
 PRIOR_OLDER_LOGIT = -2.0
 PRIOR_NEWEST_LOGIT = 2.0
 
+# DIS calls made in this process (`dis_call_count`); each data-loader worker counts in its own copy
+_dis_calls = 0
+_dis_calls_lock = threading.Lock()
+
+
+def dis_call_count() -> int:
+    """How many DIS flows `dis_flow_uint8` has computed in this process so far (other processes, such as
+    data-loader workers, count their own): the difference over a span of code is the DIS it ran."""
+    return _dis_calls
+
 
 def dis_flow_uint8(source: np.ndarray, destination: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
                    dis=None) -> np.ndarray:
@@ -40,6 +52,9 @@ def dis_flow_uint8(source: np.ndarray, destination: np.ndarray, preset: int = cv
     ``source(p) ~ destination(p + flow(p))``: the backward-warping direction, channel 0 is x; the
     images are turned gray with OpenCV's RGB weights. `dis`: a DIS object to reuse (else a new one).
     """
+    global _dis_calls
+    with _dis_calls_lock:
+        _dis_calls += 1
     dis = dis if dis is not None else cv2.DISOpticalFlow_create(preset)
     gray = [cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in (source, destination)]
     return dis.calc(gray[0], gray[1], None)

@@ -253,3 +253,19 @@ def test_training_over_full_frame_flows_runs_and_validates(tiny_data, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final"]["samples"] == 2 and np.isfinite(summary["final"]["psnr"])  # validation computes its prior in the model
     assert summary["teacher_flow"] == "synthetic ground truth"
+
+
+@pytest.mark.parametrize("workers", [2, 0])
+def test_train_records_count_the_main_process_dis_calls(workers, tiny_data, tmp_path):
+    """With 2 loader workers the training steps run no DIS in this process (`main_process_dis_calls` 0 in every
+    train record, although a validation between the windows runs DIS here); without workers the dataset's
+    prior is computed here, one DIS per sample."""
+    steps_per_epoch = 8  # 16 training windows, batch 2: the validation after step 8 falls between two records
+    name = f"workers{workers}"
+    assert train_main(tiny_args(tiny_data, tmp_path, name, max_steps=steps_per_epoch + 2, num_workers=workers,
+                                log_interval=2, eval_interval=1)) == 0
+    records = [json.loads(line) for line in (Path(tmp_path) / name / "log.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["iteration"] for r in train] == [2, 4, 6, 8, 10] and sum(r["kind"] == "val" for r in records) == 2
+    calls = [r["main_process_dis_calls"] for r in train]
+    assert calls == ([0] * 5 if workers else [2 * 2] * 5), calls  # 2 steps x batch 2 per record

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ifrvp_core.checkpoint import write_text_atomic
+from ifrvp_core.motion_prior import dis_call_count
 from ifrvp_core.results import beats_baseline
 from ifrvp_core.train.config import existing_run_files
 
@@ -149,10 +150,13 @@ class RunLog:
 
 
 class StepTimer:
-    """Samples/s and the share of the time spent waiting for the DataLoader, since the last `reset`.
+    """Samples/s, the share of the time spent waiting for the DataLoader and this process's DIS calls, since the last `reset`.
 
     A step's time is its wait for the batch (from `wait_started` to `batch_ready`) plus its work
     (from `batch_ready` to `step_done`); samples count every process (the batch is per process).
+    `dis_calls` counts the DIS flows this process computed over the same spans (`dis_call_count`):
+    fetching the batch (the dataset's prior without loader workers) and the step; what runs between
+    a `step_done` and the next `wait_started` (validation, checkpoints) is not counted.
     """
 
     def __init__(self, world_size: int):
@@ -161,10 +165,11 @@ class StepTimer:
         self.wait_started()
 
     def reset(self) -> None:
-        self.samples, self.time, self.wait = 0, 0.0, 0.0
+        self.samples, self.time, self.wait, self.dis_calls = 0, 0.0, 0.0, 0
 
     def wait_started(self) -> None:
         self._wait_start = time.perf_counter()
+        self._dis_start = dis_call_count()
 
     def batch_ready(self) -> None:
         self._waited = time.perf_counter() - self._wait_start
@@ -175,6 +180,7 @@ class StepTimer:
         self.samples += batch_size * self.world_size
         self.time += step_time + self._waited
         self.wait += self._waited
+        self.dis_calls += dis_call_count() - self._dis_start
 
     def rates(self) -> dict:
         """{"samples_per_s", "data_wait_share"} over the steps since the last reset."""

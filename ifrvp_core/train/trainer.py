@@ -297,13 +297,22 @@ class Trainer:
         self.model.train()
 
     def _log_train_step(self, lr: float, terms: dict, grad_norm: torch.Tensor, timer: StepTimer, started: float) -> None:
-        """The "train" record: loss and terms averaged over ranks, throughput since the last record, bad-input counts."""
-        # reduced on the process's device: nccl has no CPU tensors
-        values = all_reduce_sum(torch.stack([v.float() for v in terms.values()]).to(self.env.device), self.env).cpu() / self.env.world_size
+        """The "train" record: loss and terms averaged over ranks, throughput since the last record, bad-input counts.
+
+        `main_process_dis_calls`: the DIS flows the training processes themselves computed (summed
+        over ranks) while fetching and stepping the record's batches, validation excluded; 0 when the
+        loader workers compute the motion prior (more with `--num_workers 0` or `--rollout_steps` > 1).
+        """
+        # reduced on the process's device: nccl has no CPU tensors; the last entry is the DIS count
+        device = self.env.device
+        stacked = torch.stack([v.float().to(device) for v in terms.values()] + [torch.tensor(float(timer.dis_calls), device=device)])
+        summed = all_reduce_sum(stacked, self.env).cpu()
+        values = summed[:-1] / self.env.world_size
         record = {
             "kind": "train", "iteration": self.iteration, "epoch": self.epoch, "lr": lr,
             "loss": values[0].item(), "terms": {k: v.item() for k, v in zip(list(terms)[1:], values[1:])},
-            **timer.rates(), "elapsed_s": time.time() - started, "grad_norm": grad_norm.item(), **self.guard.counts(),
+            **timer.rates(), "main_process_dis_calls": int(summed[-1].item()), "elapsed_s": time.time() - started,
+            "grad_norm": grad_norm.item(), **self.guard.counts(),
         }
         self.log.write(record)
         self.log.progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
