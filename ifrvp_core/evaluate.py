@@ -57,6 +57,7 @@ from ifrvp_core.rollout import (
     METHOD_KEYS,
     MODEL_KEY,
     DISExtrapolation,
+    FirstStepPriors,
     ModelStep,
     StepFn,
     copy_last,
@@ -128,6 +129,7 @@ def evaluate(
     bgr_like_published: bool = False,
     save_images=None,
     distributed: bool | None = None,
+    prefetch_priors: bool = True,
 ) -> EvaluationResults:
     """Score step functions on a test set, each future step separately and as running means.
 
@@ -159,6 +161,10 @@ def evaluate(
             Under torchrun each rank writes its own samples and rank 0 the ``images.csv`` index.
         distributed: None: shard over the initialised process group if there is one; False:
             score every sample in this process; True: shard (a group must be initialised).
+        prefetch_priors: compute the motion prior of the next batch's first step on a background
+            thread while the methods run on this batch (`FirstStepPriors`; one prior per batch
+            serves a model and its prior_only twin, both calls and flows). The scores are the
+            same either way, bit for bit; later rollout steps compute theirs after the predictions.
 
     Returns:
         EvaluationResults ``{method: {"t+1".."t+S", "t+1..t+1".."t+1..t+S": {metric: mean or
@@ -181,7 +187,7 @@ def evaluate(
     scoring = _FrameScoring(metrics, lpips_reason is None, lpips_weights, bgr_like_published)
     loader = _loader(dataset, own, batch_size, num_workers)
     scores = _score_batches(loader, own, methods, steps, protocol, device, scoring, progress and rank == 0, images, rank,
-                            world_size)
+                            world_size, prefetch_priors)
     results = scores.results(world_size)
     if images is not None and rank == 0:
         images.write_index(results.sample_indices, results.sample_names)
@@ -328,10 +334,12 @@ def _checked_steps(batch: dict, steps: int, protocol: Protocol | None) -> int:
 
 
 def _score_batches(loader, indices: list[int], methods: Mapping[str, StepFn], steps: int, protocol: Protocol | None, device,
-                   scoring: _FrameScoring, progress: bool, images: SampleImages | None, rank: int, world_size: int) -> _Scores:
+                   scoring: _FrameScoring, progress: bool, images: SampleImages | None, rank: int, world_size: int,
+                   prefetch_priors: bool = True) -> _Scores:
     """Roll out and score every batch of this rank (samples `indices`); the first batch decides the
     steps the samples allow (`_checked_steps`), rank 0's for every rank (a rank past the sample
-    count has no batch; only rank 0 warns)."""
+    count has no batch; only rank 0 warns). With `prefetch_priors` the first step's motion priors
+    of the next batch are computed on a background thread meanwhile (`FirstStepPriors`)."""
     with torch.inference_mode():
         batches = iter(tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False))
         first = next(batches, None)  # None: no sample for this rank (never rank 0: `shard`)
@@ -342,8 +350,12 @@ def _score_batches(loader, indices: list[int], methods: Mapping[str, StepFn], st
         used_steps = gather(own_steps, world_size)[0]
         scores = _Scores(methods, used_steps, device, scoring, indices, images)
         if first is not None:
-            for batch in chain([first], batches):
-                scores.add(batch)
+            if prefetch_priors:
+                for batch, priors in FirstStepPriors(methods).iterate(chain([first], batches)):
+                    scores.add(batch, priors)
+            else:
+                for batch in chain([first], batches):
+                    scores.add(batch)
     return scores
 
 
@@ -367,9 +379,13 @@ class _Scores:
         self.per_sample: dict = {name: {} for name in methods}
         self.names: list[str] = []
 
-    def add(self, batch: dict) -> None:
+    def add(self, batch: dict, priors: dict | None = None) -> None:
         """Roll out every method on one collated batch (the next samples of `indices`), add its
-        scores and write its frames (`images`)."""
+        scores and write its frames (`images`).
+
+        priors: {prior_spec (K, t): (B, 2K, H, W) prior} of the batch's context (`FirstStepPriors`),
+        given to the first step (and flows) of the methods with that ``prior_spec``; None: they compute theirs.
+        """
         _refuse_skipped_samples(batch)
         context = batch["context"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)
@@ -380,13 +396,15 @@ class _Scores:
             for position, (index, name) in enumerate(zip(indices, names)):
                 self.images.write_inputs(index, name, context[position], target[position, : self.steps])
         for method, step_fn in self.methods.items():
-            predictions = rollout(step_fn, context, self.steps)
+            prior = (priors or {}).get(getattr(step_fn, "prior_spec", None))
+            prior = None if prior is None else prior.to(self.device)
+            predictions = rollout(step_fn, context, self.steps, first_prior=prior)
             if self.images is not None:
                 for position, (index, name) in enumerate(zip(indices, names)):
                     self.images.write_predictions(index, name, method, predictions[position])
             scores = self.scoring.score(predictions, target[:, : self.steps])
             if "gt_flow" in batch and hasattr(step_fn, "flows"):
-                scores[(step_name(1), "epe")] = _flow_epe(step_fn, context, batch, self.device)
+                scores[(step_name(1), "epe")] = _flow_epe(step_fn, context, batch, self.device, prior)
             for (step, metric), values in scores.items():
                 self.per_sample[method].setdefault(step, {}).setdefault(metric, []).append(values.double().cpu().numpy())
 
@@ -444,10 +462,11 @@ class _Scores:
         return results
 
 
-def _flow_epe(step_fn, context: torch.Tensor, batch: dict, device) -> torch.Tensor:
+def _flow_epe(step_fn, context: torch.Tensor, batch: dict, device, prior: torch.Tensor | None = None) -> torch.Tensor:
     """(B,) t+1 EPE of the step function's flows against ``gt_flow`` (on ``gt_valid`` pixels),
-    the newest flow fields of the ground truth when the method uses fewer context frames."""
-    flows = step_fn.flows(context)
+    the newest flow fields of the ground truth when the method uses fewer context frames.
+    `prior`: the first step's motion prior (B, 2K, H, W) computed ahead, for a step function with ``prior_spec``."""
+    flows = step_fn.flows(context) if prior is None else step_fn.flows(context, prior_flow=prior)
     fields = flows.shape[1] // 2
     gt_flow = batch["gt_flow"].to(device)[:, -2 * fields :]
     valid = batch["gt_valid"].to(device)[:, -fields:] if "gt_valid" in batch else None

@@ -18,11 +18,14 @@ motion, one frame of displacement off at motion boundaries (the network corrects
 """
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 from ifrvp_core.quantise import to_uint8
 from ifrvp_core.warp import backward_warp
@@ -37,6 +40,8 @@ PRIOR_NEWEST_LOGIT = 2.0
 # DIS calls made in this process (`dis_call_count`); each data-loader worker counts in its own copy
 _dis_calls = 0
 _dis_calls_lock = threading.Lock()
+# Threads `dis_flow_batch` spreads a batch's samples over (OpenCV releases the GIL in DIS)
+DIS_THREADS = min(4, os.cpu_count() or 1)
 
 
 def dis_call_count() -> int:
@@ -60,17 +65,38 @@ def dis_flow_uint8(source: np.ndarray, destination: np.ndarray, preset: int = cv
     return dis.calc(gray[0], gray[1], None)
 
 
-def dis_flow_batch(source: torch.Tensor, destination: torch.Tensor, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> torch.Tensor:
+def dis_flow_batch(source: torch.Tensor, destination: torch.Tensor, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+                   threads: int | None = None) -> torch.Tensor:
     """DIS flow from each `source` to its `destination`: (N, 3, H, W) x2 in [0, 1] -> (N, 2, H, W) float32.
 
-    The frames are quantised to uint8 and passed to `dis_flow_uint8`. A fresh DIS object per call
-    keeps it safe in data-loader workers and threads.
+    The frames are quantised to uint8 and passed to `dis_flow_uint8`. The samples are spread over
+    `threads` threads (None: `DIS_THREADS`, one in a data-loader worker, where the workers are the
+    parallelism), each with its own DIS object created in it; fresh objects per call keep it safe
+    in data-loader workers and threads, and the flows are those of one thread, bit for bit.
     """
     if source.shape != destination.shape or source.dim() != 4 or source.shape[1] != 3:
         raise ValueError(f"dis_flow_batch expects two (N, 3, H, W) tensors of one shape, got {tuple(source.shape)} and {tuple(destination.shape)}")
-    dis = cv2.DISOpticalFlow_create(preset)
-    flows = [dis_flow_uint8(a, b, dis=dis) for a, b in zip(to_uint8(source), to_uint8(destination))]
+    if threads is None:
+        threads = 1 if get_worker_info() is not None else DIS_THREADS
+    if threads < 1:
+        raise ValueError(f"dis_flow_batch needs threads >= 1, got {threads}")
+    pairs = list(zip(to_uint8(source), to_uint8(destination)))
+    threads = min(threads, len(pairs))
+    if threads <= 1:
+        flows = dis_flow_pairs(pairs, preset)
+    else:  # contiguous chunks, one per thread, back in sample order
+        bounds = [len(pairs) * i // threads for i in range(threads + 1)]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            chunks = pool.map(dis_flow_pairs, [pairs[a:b] for a, b in zip(bounds, bounds[1:])], [preset] * threads)
+            flows = [flow for chunk in chunks for flow in chunk]
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
+
+
+def dis_flow_pairs(pairs: list, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> list[np.ndarray]:
+    """`dis_flow_uint8` of each (source, destination) pair of (H, W, 3) uint8 images, with one DIS object
+    created here (so in the calling thread) -> a list of (H, W, 2) float32 flows."""
+    dis = cv2.DISOpticalFlow_create(preset)
+    return [dis_flow_uint8(a, b, dis=dis) for a, b in pairs]
 
 
 def context_times(context_frames: int) -> list[float]:

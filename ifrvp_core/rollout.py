@@ -8,7 +8,10 @@ yields the same predictions one at a time, for long rollouts at full resolution)
 may also have a ``flows(context) -> (B, 2K, H, W)`` method (flows from the predicted frame to each
 of its K context frames, pixels) and a ``context_frames`` attribute (how many of the newest frames
 it uses); with ground-truth flow (the synthetic set) `ifrvp_core.evaluate.evaluate` then reports
-the t+1 flow EPE.
+the t+1 flow EPE. A step function with a motion prior also has ``prior_spec`` (K, t): its first
+step's prior is `constant_velocity_prior(context[:, -K:], t)`, which it accepts precomputed as
+``prior_flow`` (`FirstStepPriors` computes it one batch ahead on a background thread; see
+`iter_rollout`'s `first_prior`).
 
 The method keys of the results contract are ``model``, ``copy_last``, ``dis_extrapolation`` and
 ``prior_only`` (the untrained twin of a motion-prior model: what training adds is model minus
@@ -18,7 +21,8 @@ prior_only) (`standard_methods`).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Mapping
 
 import cv2
 import torch
@@ -30,6 +34,7 @@ from ifrvp_core.warp import backward_warp
 __all__ = [
     "BASELINE_KEYS",
     "DISExtrapolation",
+    "FirstStepPriors",
     "METHOD_KEYS",
     "MODEL_KEY",
     "ModelStep",
@@ -77,13 +82,16 @@ def _newest_frames(context: torch.Tensor, count: int, who: str) -> torch.Tensor:
     return context[:, -count:]
 
 
-def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
+def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int, first_prior: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Predict `steps` frames recursively, yielding them one at a time.
 
     Args:
         step_fn: (B, K, 3, H, W) -> (B, 3, H, W), the frame after the newest context frame.
         context: (B, K, 3, H, W) context frames, oldest first.
         steps: number of future frames.
+        first_prior: the first step's motion prior (B, 2K_fn, H, W), that of the step function's
+            ``prior_spec``, passed to it as ``prior_flow``; None: the step computes its own. Only the
+            first step's can come from outside: later contexts end with predictions.
 
     Returns:
         An iterator of `steps` predictions (B, 3, H, W): prediction k is made from the window
@@ -94,7 +102,9 @@ def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator
     _check_context(context)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    return _recursive_predictions(step_fn, context, steps)
+    if first_prior is not None and getattr(step_fn, "prior_spec", None) is None:
+        raise ValueError(f"first_prior given, but the step function {step_fn!r} takes no motion prior (no prior_spec)")
+    return _recursive_predictions(step_fn, context, steps, first_prior)
 
 
 def next_context(context: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
@@ -102,11 +112,13 @@ def next_context(context: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     return torch.cat([context[:, 1:], frame.unsqueeze(1).to(context.dtype)], dim=1)
 
 
-def _recursive_predictions(step_fn: StepFn, context: torch.Tensor, steps: int) -> Iterator[torch.Tensor]:
+def _recursive_predictions(step_fn: StepFn, context: torch.Tensor, steps: int,
+                           first_prior: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     window = context
     with torch.inference_mode():
-        for _ in range(steps):
-            frame = step_fn(window)
+        for step in range(steps):
+            # the first window is the data, so its prior may be computed ahead; later ones end with predictions
+            frame = step_fn(window, prior_flow=first_prior) if step == 0 and first_prior is not None else step_fn(window)
             if frame.shape != window[:, -1].shape:
                 raise ValueError(
                     f"step function returned {tuple(frame.shape)}, expected {tuple(window[:, -1].shape)}"
@@ -115,19 +127,20 @@ def _recursive_predictions(step_fn: StepFn, context: torch.Tensor, steps: int) -
             window = next_context(window, frame)
 
 
-def rollout(step_fn: StepFn, context: torch.Tensor, steps: int) -> torch.Tensor:
+def rollout(step_fn: StepFn, context: torch.Tensor, steps: int, first_prior: torch.Tensor | None = None) -> torch.Tensor:
     """Predict `steps` frames recursively (`iter_rollout`), all at once.
 
     Args:
         step_fn: (B, K, 3, H, W) -> (B, 3, H, W), the frame after the newest context frame.
         context: (B, K, 3, H, W) context frames, oldest first.
         steps: number of future frames.
+        first_prior: optional (B, 2K_fn, H, W) motion prior of the first step (`iter_rollout`).
 
     Returns:
         (B, steps, 3, H, W): prediction k is made from the window that ends with predictions
         1..k-1 (the oldest frames dropped), so errors compound as in deployment.
     """
-    return torch.stack(list(iter_rollout(step_fn, context, steps)), dim=1)
+    return torch.stack(list(iter_rollout(step_fn, context, steps, first_prior)), dim=1)
 
 
 class ModelStep:
@@ -150,23 +163,45 @@ class ModelStep:
     def _window(self, context: torch.Tensor) -> torch.Tensor:
         return _newest_frames(context, self.context_frames, f"context for {getattr(self.model, 'model_name', 'model')}")
 
+    @property
+    def prior_spec(self) -> tuple[int, float] | None:
+        """(K, t) of the model's motion prior, `constant_velocity_prior(context[:, -K:], t)`; None without one."""
+        return None if getattr(self.model, "motion_prior", "none") == "none" else (self.context_frames, self.target_time)
+
     def to(self, device) -> "ModelStep":
         self.model.to(device)
         return self
 
-    def __call__(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K>=model K, 3, H, W) -> (B, 3, H, W) predicted next frame (float32)."""
+    def __call__(self, context: torch.Tensor, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K>=model K, 3, H, W) -> (B, 3, H, W) predicted next frame (float32).
+
+        `prior_flow`: the motion prior of `prior_spec` (B, 2K_model, H, W), computed ahead; None: computed here.
+        """
         window = self._window(context)
+        options = {} if prior_flow is None else {"prior_flow": self._checked_prior(prior_flow, window)}
         with autocast_for(self.precision, window.device):
-            prediction = self.model.predict(window, t=self.target_time, scale_factor=self.scale_factor)
+            prediction = self.model.predict(window, t=self.target_time, scale_factor=self.scale_factor, **options)
         return prediction.float()
 
+    def _checked_prior(self, prior_flow: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        if self.prior_spec is None:
+            raise ValueError(f"{self!r} has no motion prior, but a prior_flow was given")
+        b, k, _, h, w = window.shape
+        if tuple(prior_flow.shape) != (b, 2 * k, h, w):
+            raise ValueError(f"prior_flow must be (B, 2K, H, W) = {(b, 2 * k, h, w)} for this window, got {tuple(prior_flow.shape)}")
+        return prior_flow.to(window.device)
+
     @torch.inference_mode()
-    def flows(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K, 3, H, W) -> (B, 2K_model, H, W) float32 flows from the predicted frame to each context frame."""
+    def flows(self, context: torch.Tensor, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K, 3, H, W) -> (B, 2K_model, H, W) float32 flows from the predicted frame to each context frame.
+
+        `prior_flow`: as in `__call__`.
+        """
         window = self._window(context)
         options = {}
-        if getattr(self.model, "motion_prior", "none") != "none":  # DIS outside autocast and any compiled forward
+        if prior_flow is not None:
+            options["prior_flow"] = self._checked_prior(prior_flow, window)
+        elif self.prior_spec is not None:  # DIS outside autocast and any compiled forward
             options["prior_flow"] = constant_velocity_prior(window, self.target_time)
         with autocast_for(self.precision, window.device):
             output = self.model(window, self.target_time, scale_factor=self.scale_factor, **options)
@@ -249,20 +284,74 @@ class PriorOnly:
         self.context_frames = int(context_frames)
         self.target_time = float(target_time)
 
+    @property
+    def prior_spec(self) -> tuple[int, float]:
+        """(K, t): its motion prior is `constant_velocity_prior(context[:, -K:], t)`."""
+        return self.context_frames, self.target_time
+
     def _window(self, context: torch.Tensor) -> torch.Tensor:
         return _newest_frames(context, self.context_frames, "context for the prior_only baseline")
 
-    def __call__(self, context: torch.Tensor) -> torch.Tensor:
-        """(B, K>=context_frames, 3, H, W) -> (B, 3, H, W) the untrained prior model's next frame."""
-        window = self._window(context)
-        return prior_prediction(window.float(), self.target_time).to(context.dtype)
+    def _prior(self, window: torch.Tensor, prior_flow: torch.Tensor | None) -> torch.Tensor:
+        """The float32 prior of a float32 `window`: `prior_flow` (computed ahead on the same frames) or DIS now."""
+        if prior_flow is None or prior_flow.dtype != torch.float32:  # one of another dtype came from other frames' dtype
+            return constant_velocity_prior(window, self.target_time)
+        b, k, _, h, w = window.shape
+        if tuple(prior_flow.shape) != (b, 2 * k, h, w):
+            raise ValueError(f"prior_flow must be (B, 2K, H, W) = {(b, 2 * k, h, w)} for this window, got {tuple(prior_flow.shape)}")
+        return prior_flow.to(window.device)
 
-    def flows(self, context: torch.Tensor) -> torch.Tensor:
+    def __call__(self, context: torch.Tensor, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K>=context_frames, 3, H, W) -> (B, 3, H, W) the untrained prior model's next frame.
+
+        `prior_flow`: optional (B, 2K, H, W) prior of `prior_spec`, computed ahead.
+        """
+        window = self._window(context).float()
+        return prior_prediction(window, self.target_time, self._prior(window, prior_flow)).to(context.dtype)
+
+    def flows(self, context: torch.Tensor, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
         """(B, K, 3, H, W) -> (B, 2K, H, W) the constant-velocity prior from the target to each frame."""
-        return constant_velocity_prior(self._window(context).float(), self.target_time)
+        window = self._window(context).float()
+        return self._prior(window, prior_flow)
 
     def __repr__(self) -> str:
         return f"PriorOnly(context_frames={self.context_frames})"
+
+
+class FirstStepPriors:
+    """The first rollout step's motion priors of every batch, computed one batch ahead on a background thread.
+
+    `iterate(batches)` yields each batch with ``{prior_spec: (B, 2K, H, W) float prior}`` (on the CPU,
+    from the batch's CPU `context`), one per distinct ``prior_spec`` (K, t) of `methods` (a
+    motion-prior model and its prior_only twin share one): while the caller runs the models on batch
+    i, a thread runs DIS for batch i + 1 (OpenCV releases the GIL). Only the first step of a window
+    can be computed ahead, its context being the data; every later rollout step's context ends with
+    the model's own predictions, so its prior is computed in the step, after them. The priors are
+    `constant_velocity_prior` of the same frames, so the results are those without it, bit for bit.
+    """
+
+    def __init__(self, methods: Mapping[str, StepFn]):
+        self.specs = list(dict.fromkeys(spec for fn in methods.values() if (spec := getattr(fn, "prior_spec", None)) is not None))
+
+    def compute(self, context: torch.Tensor) -> dict:
+        """{(K, t): constant_velocity_prior(context[:, -K:], t)} for (B, K_max, 3, H, W) `context`."""
+        return {(k, t): constant_velocity_prior(_newest_frames(context, k, "context for the motion prior"), t) for k, t in self.specs}
+
+    def iterate(self, batches: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+        """(batch, priors) for every batch (a dict with `context`); the priors of the next batch are under way meanwhile."""
+        if not self.specs:  # nothing to compute: no thread
+            for batch in batches:
+                yield batch, {}
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-step-prior") as pool:
+            iterator = iter(batches)
+            batch = next(iterator, None)
+            pending: Future | None = None if batch is None else pool.submit(self.compute, batch["context"])
+            while batch is not None:
+                following = next(iterator, None)  # loading it overlaps this batch's DIS
+                ahead = None if following is None else pool.submit(self.compute, following["context"])
+                yield batch, pending.result()
+                batch, pending = following, ahead
 
 
 def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0,

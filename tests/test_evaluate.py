@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from ifrvp_core import evaluate as E
+from ifrvp_core import motion_prior as MP
 from ifrvp_core import metrics as M
 from ifrvp_core import protocols as P
 from ifrvp_core import results as RS
 from ifrvp_core import rollout as R
+from ifrvp_core.models import build_model
 
 
 def _write_png(path: Path, value: int = 0, size=(8, 8)) -> None:
@@ -340,6 +342,47 @@ def test_evaluate_model_records_variant_checkpoint_and_bgr_option(synthetic_root
     with pytest.raises(ValueError, match="'meta' cannot be a method name"):
         E.evaluate({"meta": R.copy_last}, "synthetic", root=synthetic_root, progress=False)
 
+
+
+def test_priors_computed_ahead_give_the_same_results_bit_for_bit(synthetic_root, tmp_path, monkeypatch):
+    """A motion-prior model and the baselines, 3 samples in batches of 2, 3 steps, with the flow EPE:
+    the first step's priors from the background thread change no score, and save DIS calls."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    torch.manual_seed(0)
+    model = build_model("IFRNet_T", motion_prior="dis").eval()
+    options = dict(root=synthetic_root, steps=3, batch_size=2, device="cpu", progress=False, metrics=("psnr", "ssim"))
+    counted = {}
+    for prefetch in (False, True):
+        before = MP.dis_call_count()
+        counted[prefetch] = E.evaluate_model(model, "synthetic", prefetch_priors=prefetch, **options), MP.dis_call_count() - before
+    (plain, plain_calls), (ahead, ahead_calls) = counted[False], counted[True]
+    assert list(ahead) == ["model", "copy_last", "dis_extrapolation", "prior_only"] and "epe" in ahead["model"]["t+1"]
+    assert ahead.sample_names == plain.sample_names and len(ahead.sample_names) == 3
+    for method in plain:
+        assert ahead[method] == plain[method], method  # the means, exactly
+        for step, values in plain.per_sample[method].items():
+            for metric, scores in values.items():
+                assert np.array_equal(ahead.per_sample[method][step][metric], scores), (method, step, metric)
+    # t+1 of the model and prior_only (calls and flows: 4 priors) share one prior per sample: 3 fewer DIS per sample
+    assert plain_calls - ahead_calls == 3 * 3, (plain_calls, ahead_calls)
+
+
+def test_first_step_priors_run_one_batch_ahead_and_only_for_prior_methods():
+    model = build_model("IFRNet_T", motion_prior="dis").eval()
+    methods = R.standard_methods(model)
+    priors = R.FirstStepPriors(methods)
+    assert priors.specs == [(2, 2.0)]  # the model and its prior_only twin share one
+    assert R.FirstStepPriors({"c": R.copy_last, "DIS": R.dis_extrapolation}).specs == []
+    batches = [{"context": _translating_frames(shift_per_frame=s)[:, :2]} for s in (1, 2, 3)]
+    seen = list(priors.iterate(iter(batches)))
+    assert [batch for batch, _ in seen] == batches
+    for batch, computed in seen:
+        assert torch.equal(computed[(2, 2.0)], MP.constant_velocity_prior(batch["context"], 2.0))
+    assert list(priors.iterate(iter([]))) == []
+    with pytest.raises(ValueError, match="takes no motion prior"):
+        R.rollout(R.copy_last, batches[0]["context"], 1, first_prior=seen[0][1][(2, 2.0)])
+    with pytest.raises(ValueError, match="prior_flow must be"):
+        R.rollout(methods["model"], batches[0]["context"], 1, first_prior=torch.zeros(1, 2, 64, 96))
 
 def test_bgr_like_published_changes_lpips_only(synthetic_root, seeded_alexnet_weights):
     """With LPIPS weights present (here a seeded random AlexNet trunk: the real ImageNet file is

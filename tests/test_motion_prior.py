@@ -15,7 +15,8 @@ from ifrvp_core.data import DataError, build_dataset, ensure_synthetic
 from ifrvp_core.evaluate import evaluate
 from ifrvp_core.losses import LossConfig, PredictionLoss, flow_distillation_loss
 from ifrvp_core.models import build_model
-from ifrvp_core.motion_prior import constant_velocity_prior, context_times, dis_teacher_flow, prior_blend_weights, prior_prediction
+from ifrvp_core.motion_prior import (constant_velocity_prior, context_times, dis_call_count, dis_flow_batch, dis_teacher_flow,
+                                     prior_blend_weights, prior_prediction)
 from ifrvp_core.protocols import get_protocol, list_protocols
 from ifrvp_core.rollout import copy_last, dis_extrapolation, model_step_fn
 from ifrvp_core.train import Dist, TrainConfig, Trainer
@@ -79,6 +80,20 @@ def test_untrained_prior_model_starts_at_the_classical_prediction():
     # pure translation: both near-perfect (about 50 dB); 12 % of the two-step warp of the older frame costs a little
     assert model_psnr > 45.0 and dis_psnr > 45.0 and copy_psnr < 15.0, (model_psnr, copy_psnr, dis_psnr)
 
+
+
+def test_threaded_dis_batch_is_the_one_thread_flow_bit_for_bit_and_counts_every_sample():
+    clips = torch.cat([translating_clip(dx=dx, dy=dy, frames=2, height=40, width=56, seed=seed)
+                       for seed, (dx, dy) in enumerate([(3, -2), (1, 1), (-2, 0), (0, 2), (2, 2)])])  # (5, 2, 3, H, W)
+    before = dis_call_count()
+    one = dis_flow_batch(clips[:, 1], clips[:, 0], threads=1)
+    assert dis_call_count() - before == 5
+    for threads in (2, 3, 8, None):  # uneven chunks, more threads than samples, the default
+        assert torch.equal(dis_flow_batch(clips[:, 1], clips[:, 0], threads=threads), one), threads
+    assert dis_call_count() - before == 5 * 5
+    assert one.shape == (5, 2, 40, 56) and not torch.equal(one[0], one[1])
+    with pytest.raises(ValueError, match="threads >= 1"):
+        dis_flow_batch(clips[:, 1], clips[:, 0], threads=0)
 
 def test_given_prior_flow_is_used_as_is_and_predict_computes_it():
     torch.manual_seed(0)
