@@ -23,6 +23,15 @@ training process computed itself: 0 when the workers compute the prior); with `d
 `none` both given, the step-time ratio default/none (of the pooled medians, and per repeat). The
 target: the default recipe's step within 5 % of `none` (ratio <= 1.05). Exit code 1 when a
 configuration with loader workers and a DIS prior made the training process run DIS.
+
+    python benchmarks/train_throughput.py --models IFRNet_S --crop 128 --profile_main --repeats 5
+
+`--profile_main` looks inside the training process instead (no torchrun, no loader in the timed
+loop): the same batches, collected first, go through `Trainer.train_step` of the default recipe
+(its `prior_flow` from the batch) and of `--motion_prior none`, interleaved; it prints the median
+step of each and the median time of the pieces only the prior model runs: `prior_pyramid` and
+decoder4's `warp_each` of the coarsest features (forward and backward), and the DIS prior of one
+batch (what the loader workers compute per step, on the same cores when the machine has few).
 """
 from __future__ import annotations
 
@@ -41,7 +50,10 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from ifrvp_core.data import ensure_synthetic  # noqa: E402
+from ifrvp_core.data import ensure_synthetic, set_loader_epoch  # noqa: E402
+from ifrvp_core.models.ifrnet import prior_pyramid, warp_each  # noqa: E402
+from ifrvp_core.motion_prior import constant_velocity_prior  # noqa: E402
+from ifrvp_core.train import Dist, TrainConfig, Trainer  # noqa: E402
 
 
 def measure(model: str, nproc: int, args, data_root: Path, log_root: Path, motion_prior: str = "default", repeat: int = 0) -> dict:
@@ -96,6 +108,66 @@ def pooled(runs: list[dict]) -> dict:
     }
 
 
+def median_ms(function, repeats: int) -> list[float]:
+    """`function()` timed `repeats` times after one warm-up call: CPU milliseconds of this process (all its threads)."""
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        function()
+        times.append(1000 * (time.process_time() - started))
+    return times
+
+
+def profile_main(model: str, args, data_root: Path, log_root: Path) -> dict:
+    """The training step of the default recipe vs `--motion_prior none` on the same batches, and the prior's pieces."""
+    trainers, batches = {}, {}
+    steps = args.windows * args.window_steps
+    for prior in ("default", "none"):
+        extra = {} if prior == "default" else {"motion_prior": "none"}
+        config = TrainConfig(model_name=model, dataset="synthetic", data_root=str(data_root), crop_size=args.crop,
+                             batch_size=args.batch_size, num_workers=0, val_samples=0, log_path=str(log_root),
+                             run_name=f"profile_{model}_{prior}", seed=0, **extra)
+        trainer = Trainer(config, Dist())
+        trainer.model.train()
+        set_loader_epoch(trainer.loader, 0)
+        batches[prior] = [batch for batch, _ in zip(trainer.loader, range(steps + 1))]  # DIS here, before the timing
+        trainers[prior] = trainer
+    if "prior_flow" not in batches["default"][0]:
+        raise RuntimeError("the default recipe's batches carry no prior_flow: not a motion-prior model?")
+    # wall time, and the CPU time of this process (all threads): on a shared machine the CPU time is
+    # what the step costs, the wall time also holds the time other jobs had the cores
+    times, cpu = {"default": [], "none": []}, {"default": [], "none": []}
+    for prior in times:  # warm-up step
+        trainers[prior].train_step(batches[prior][0])
+    for index in range(1, steps + 1):
+        for prior in list(times)[:: 1 if index % 2 else -1]:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            trainers[prior].train_step(batches[prior][index])
+            times[prior].append(1000 * (time.perf_counter() - started))
+            cpu[prior].append(1000 * (time.process_time() - started_cpu))
+    batch = batches["default"][0]
+    prior_flow, size = batch["prior_flow"], tuple(batch["context"].shape[-2:])
+    pyramid = prior_pyramid(prior_flow, size, size)
+    k = batch["context"].shape[1]
+    with torch.no_grad():  # the coarsest features' shape, from the model's own encoder (crops are multiples of 16)
+        coarsest = trainers["default"].model.encoder(batch["context"].flatten(0, 1))[3]
+    level4 = pyramid[0]
+    features = torch.randn(args.batch_size, k, *coarsest.shape[1:], requires_grad=True)
+
+    def warp_forward_backward():
+        warp_each(features, level4).sum().backward()
+
+    return {
+        "model": model, "step_ms": {prior: statistics.median(values) for prior, values in times.items()},
+        "step_ms_all": times, "step_cpu_ms": {prior: statistics.median(values) for prior, values in cpu.items()}, "step_cpu_ms_all": cpu,
+        "prior_pyramid_ms": statistics.median(median_ms(lambda: prior_pyramid(prior_flow, size, size), 3 * args.repeats)),
+        "decoder4_warp_ms": statistics.median(median_ms(warp_forward_backward, 3 * args.repeats)),
+        "dis_prior_per_batch_ms": statistics.median(median_ms(
+            lambda: constant_velocity_prior(batch["context"], batch["target_times"][:, 0]), args.repeats)),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["IFRNet_S", "IFRNet"])
@@ -109,6 +181,7 @@ def main(argv=None) -> int:
                         help="one run per value: default (the recipe's, for extrapolation DIS in the loader workers) or a "
                              "--motion_prior value (none, dis)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of every configuration, in turn")
+    parser.add_argument("--profile_main", action="store_true", help="time the pieces of the training step in this process instead")
     parser.add_argument("--data_root", default=None, help="synthetic set with frames >= crop (generated if missing)")
     parser.add_argument("--out", default="reports/train_throughput.json")
     args = parser.parse_args(argv)
@@ -123,6 +196,20 @@ def main(argv=None) -> int:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     print(f"device: {device}; torch {torch.__version__}; crop {args.crop}, batch {args.batch_size}/process, "
           f"median of {args.windows} windows x {args.window_steps} steps after one warm-up window, {args.repeats} repeat(s)")
+    if args.profile_main:
+        for model in args.models:
+            profile = profile_main(model, args, data_root, work / "runs")
+            steps = profile["step_ms"]
+            cpu = profile["step_cpu_ms"]
+            print(f"{model}: train_step median wall {steps['default']:.1f} ms (default) vs {steps['none']:.1f} ms (none), ratio "
+                  f"{steps['default'] / steps['none']:.3f}; CPU {cpu['default']:.1f} vs {cpu['none']:.1f} ms, ratio "
+                  f"{cpu['default'] / cpu['none']:.3f}; CPU ms of prior_pyramid {profile['prior_pyramid_ms']:.2f}, decoder4 "
+                  f"warp fwd+bwd {profile['decoder4_warp_ms']:.2f}, the DIS prior of one batch (in the workers) "
+                  f"{profile['dis_prior_per_batch_ms']:.1f}", flush=True)
+            for prior in ("default", "none"):
+                print(f"  {prior:7s} steps wall ms: {', '.join(f'{v:.0f}' for v in profile['step_ms_all'][prior])}; "
+                      f"CPU ms: {', '.join(f'{v:.0f}' for v in profile['step_cpu_ms_all'][prior])}")
+        return 0
     configurations = [(model, nproc, prior) for model in args.models for nproc in args.procs for prior in args.motion_prior]
     runs: dict[tuple, list[dict]] = {configuration: [] for configuration in configurations}
     for repeat in range(args.repeats):
