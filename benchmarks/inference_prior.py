@@ -4,8 +4,9 @@
     python benchmarks/inference_prior.py --model IFRNet_S --samples 16 --steps 5 --repeats 5
 
 Part 1 times `dis_flow_batch` (the DIS of `constant_velocity_prior`) on one batch of `--batch_size`
-frame pairs at `--height`x`--width`, one thread against `DIS_THREADS` threads (one DIS object per
-thread), the repeats interleaved; it checks the flows are equal bit for bit. Part 2 times
+frame pairs at `--height`x`--width`, one thread against `--threads` (default: `DIS_THREADS`, at
+least 2; one DIS object per thread), the repeats interleaved, and checks the flows are equal bit
+for bit. Part 2 times
 `evaluate_model` (the model, a random-weight `--model` with the DIS prior, and the baselines) on a
 generated synthetic test set at that size, without and with `prefetch_priors` (the next batch's
 first-step priors on a background thread, `rollout.FirstStepPriors`), and checks the results are
@@ -47,7 +48,7 @@ def moving_batch(batch: int, height: int, width: int, seed: int = 0) -> tuple[to
 def time_dis(args) -> dict:
     newest, previous = moving_batch(args.batch_size, args.height, args.width)
     reference = dis_flow_batch(newest, previous, threads=1)  # also the warm-up
-    times = {1: [], DIS_THREADS: []}
+    times = {1: [], args.threads: []}
     for repeat in range(args.repeats):
         for threads in list(times)[:: 1 if repeat % 2 == 0 else -1]:  # alternating order: no side gains from going first
             started = time.perf_counter()
@@ -90,16 +91,17 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=8, help="test windows of the evaluation (one per clip)")
     parser.add_argument("--steps", type=int, default=1, help="future steps of the evaluation (only the first one's prior is computed ahead)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=max(2, DIS_THREADS), help="DIS threads to compare with one")
     parser.add_argument("--skip_evaluation", action="store_true", help="part 1 only")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.batch_size < 1:
-        parser.error("--repeats and --batch_size must be >= 1")
+    if args.repeats < 1 or args.batch_size < 1 or args.threads < 2:
+        parser.error("--repeats and --batch_size must be >= 1, --threads >= 2")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, DIS_THREADS {DIS_THREADS}; "
           f"batch {args.batch_size} at {args.height}x{args.width}")
     dis = time_dis(args)
-    one, many = statistics.median(dis[1]), statistics.median(dis[DIS_THREADS])
+    one, many = statistics.median(dis[1]), statistics.median(dis[args.threads])
     print(f"dis_flow_batch, 1 thread:  {spread(dis[1], 'ms')}")
-    print(f"dis_flow_batch, {DIS_THREADS} threads: {spread(dis[DIS_THREADS], 'ms')}; speed-up {one / many:.2f}x (flows equal)")
+    print(f"dis_flow_batch, {args.threads} threads: {spread(dis[args.threads], 'ms')}; speed-up {one / many:.2f}x (flows equal)")
     if args.skip_evaluation:
         return 0
     with tempfile.TemporaryDirectory(prefix="ifrvp_inference_prior_") as work:

@@ -40,8 +40,10 @@ PRIOR_NEWEST_LOGIT = 2.0
 # DIS calls made in this process (`dis_call_count`); each data-loader worker counts in its own copy
 _dis_calls = 0
 _dis_calls_lock = threading.Lock()
-# Threads `dis_flow_batch` spreads a batch's samples over (OpenCV releases the GIL in DIS)
-DIS_THREADS = min(4, os.cpu_count() or 1)
+# Threads `dis_flow_batch` spreads a batch's samples over (OpenCV releases the GIL in DIS). DIS
+# already runs its own parallel loops on OpenCV's threads: on 2 cores a second thread per batch
+# was slower (benchmarks/inference_prior.py), so one per 4 cores, at most 4
+DIS_THREADS = min(4, max(1, (os.cpu_count() or 1) // 4))
 
 
 def dis_call_count() -> int:
