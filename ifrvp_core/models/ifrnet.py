@@ -11,8 +11,8 @@ The target time ``t`` is an input map of the coarsest decoder, so the same weigh
 (``0 < t < 1``) and extrapolate (``t > 1``). With K context frames the frames sit at times
 ``2-K, ..., 0, 1`` (see docs/architecture.md); K = 2 is exactly the published layout.
 
-``motion_prior="dis"`` (the extrapolation recipe; off by default, so the builders give the
-published network) starts every decoder from the constant-velocity flow of
+``motion_prior="dis"`` or ``"lucas_kanade"`` (the extrapolation recipe; off by default, so the
+builders give the published network) starts every decoder from the constant-velocity flow of
 `ifrvp_core.motion_prior`: decoder4 sees each frame's features warped by the prior, and every
 decoder's flow is a *correction* on top of the prior at its level (the prior's own detail is
 added back level by level, so the full-resolution flow starts exactly at the prior, not at a
@@ -192,8 +192,9 @@ class IFRNetModel(nn.Module):
         first_kernel: kernel of the very first conv (7 for IFRNet_L).
         context_frames: K >= 2 input frames.
         block: "resblock" (published) or "elan".
-        motion_prior: "none" (published) or "dis": the decoders refine a correction of the
-            constant-velocity DIS flow (same layers and parameter count).
+        motion_prior: "none" (published), "dis" or "lucas_kanade": the decoders refine a
+            correction of the constant-velocity flow of OpenCV DIS (CPU) or of the torch
+            Lucas–Kanade flow (on the frames' device) (same layers and parameter count).
     """
 
     def __init__(
@@ -309,7 +310,8 @@ class IFRNetModel(nn.Module):
             scale_factor: run the network on frames resized by this factor (< 1 for large
                 inputs); flows, mask and residual are resized back.
             prior_flow: optional (B, 2K, H, W) motion-prior flows (target -> each frame, pixels);
-                with `motion_prior="dis"` and None they are computed here with OpenCV DIS.
+                with a motion prior and None they are computed here (`constant_velocity_prior`
+                with the model's method; "lucas_kanade" on the frames' device, in float32).
 
         Returns:
             dict with `prediction` (B,3,H,W), `merged` (B,3,H,W), `flows` [fine->coarse
@@ -336,7 +338,9 @@ class IFRNetModel(nn.Module):
 
         coarse_prior = None
         if self.motion_prior != "none":
-            prior_flow = constant_velocity_prior(frames, time.view(b)) if prior_flow is None else prior_flow
+            if prior_flow is None:
+                with torch.autocast(frames.device.type, enabled=False):  # float32 flow whatever the precision
+                    prior_flow = constant_velocity_prior(frames.float(), time.view(b).float(), self.motion_prior)
             coarse_prior = prior_pyramid(prior_flow.to(frames.dtype), (net_height, net_width), (height, width))
 
         features = self.encoder(net_input)
@@ -365,13 +369,14 @@ class IFRNetModel(nn.Module):
         """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) float32 in [0, 1].
 
         Any H, W (replicate-padded to a multiple of 16 inside, cropped back). `precision`: "fp32",
-        "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the DIS prior stays float32).
+        "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the motion prior stays float32).
         `prior_flow`: optional (B, 2K, H, W) motion prior, as in `forward`.
         """
-        if prior_flow is None and self.motion_prior != "none":
+        if prior_flow is None and self.motion_prior == "dis":
             # OpenCV DIS, here rather than in forward: float32 from the frames whatever the
-            # precision, and outside a torch.compile'd forward (DIS is not a torch op).
-            prior_flow = constant_velocity_prior(frames, t)
+            # precision, and outside a torch.compile'd forward (DIS is not a torch op). The
+            # lucas_kanade prior is a torch op: forward computes it on the device.
+            prior_flow = constant_velocity_prior(frames, t, self.motion_prior)
         with autocast_for(precision, frames.device):
             prediction = self.forward(frames, t, scale_factor=scale_factor, prior_flow=prior_flow)["prediction"]
         return prediction.float()
