@@ -148,6 +148,21 @@ def prior_pyramid(prior: torch.Tensor, net_size: tuple, size: tuple) -> list[tor
     return [F.avg_pool2d(prior, factor) / factor for factor in (16, 8, 4, 2)] + [prior]
 
 
+def prior_shift(prior: torch.Tensor) -> torch.Tensor:
+    """How the prior changes where the target pixel came from: (B, 2K, h, w) -> (B, 2K, h, w).
+
+    `prior(p + prior_newest(p)) - prior(p)` per frame, `prior_newest` the last frame's flow. The
+    constant-velocity prior is sampled at the target pixel; the motion that reaches it is the one at
+    the pixel it came from (the fixed point of `F(p) = v(p + F(p))`). The shift is that first
+    correction: zero for uniform motion, the displacement's size at motion boundaries.
+    """
+    b, channels, h, w = prior.shape
+    k = channels // 2
+    newest = prior[:, -2:].repeat(1, k, 1, 1)
+    resampled = backward_warp(prior.reshape(b * k, 2, h, w), newest.reshape(b * k, 2, h, w)).reshape(b, channels, h, w)
+    return resampled - prior
+
+
 def network_input(images: torch.Tensor, scale_factor: float) -> tuple[torch.Tensor, tuple[int, int]]:
     """(N, 3, H, W) -> the encoder's input: resized by `scale_factor`, replicate-padded to a multiple of 16.
 
@@ -195,6 +210,12 @@ class IFRNetModel(nn.Module):
         motion_prior: "none" (published), "dis" or "lucas_kanade": the decoders refine a
             correction of the constant-velocity flow of OpenCV DIS (CPU) or of the torch
             Lucas–Kanade flow (on the frames' device) (same layers and parameter count).
+        prior_shift_input: with a motion prior, every decoder also sees the prior's *shift*
+            `prior_shift` (2K channels at its level): how the prior changes when sampled where the
+            target pixel came from. It is zero for uniform motion and large at motion boundaries,
+            where the constant-velocity flow is sampled one displacement off; it tells where and
+            by how much the prior is wrong without showing the motion itself. Adds 2K input
+            channels to each decoder's first conv; the untrained model still predicts the prior.
     """
 
     def __init__(
@@ -205,6 +226,7 @@ class IFRNetModel(nn.Module):
         context_frames: int = 2,
         block: str = "resblock",
         motion_prior: str = "none",
+        prior_shift_input: bool = False,
     ):
         super().__init__()
         if context_frames < 2:
@@ -213,6 +235,8 @@ class IFRNetModel(nn.Module):
             raise ValueError(f"block must be 'resblock' or 'elan', got {block!r}")
         if motion_prior not in MOTION_PRIORS:
             raise ValueError(f"motion_prior must be one of {MOTION_PRIORS}, got {motion_prior!r}")
+        if prior_shift_input and motion_prior == "none":
+            raise ValueError("prior_shift_input needs a motion prior (motion_prior='dis' or 'lucas_kanade'); the published network has none")
         c1, c2, c3, c4 = widths
         k = context_frames
         self.context_frames = k
@@ -225,11 +249,15 @@ class IFRNetModel(nn.Module):
         )
         if motion_prior != "none":  # published checkpoints keep their exact options
             self.model_options["motion_prior"] = motion_prior
+        self.prior_shift_input = bool(prior_shift_input)
+        if self.prior_shift_input:  # earlier checkpoints, without the key, load as False
+            self.model_options["prior_shift_input"] = True
+        shift = 2 * k if self.prior_shift_input else 0
         self.encoder = Encoder(widths, first_kernel)
-        self.decoder4 = Decoder(k * c4 + 1, k * c4, 2 * k + c3, side_channels, block)
-        self.decoder3 = Decoder((k + 1) * c3 + 2 * k, (k + 1) * c3, 2 * k + c2, side_channels, block)
-        self.decoder2 = Decoder((k + 1) * c2 + 2 * k, (k + 1) * c2, 2 * k + c1, side_channels, block)
-        self.decoder1 = Decoder((k + 1) * c1 + 2 * k, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
+        self.decoder4 = Decoder(k * c4 + 1 + shift, k * c4, 2 * k + c3, side_channels, block)
+        self.decoder3 = Decoder((k + 1) * c3 + 2 * k + shift, (k + 1) * c3, 2 * k + c2, side_channels, block)
+        self.decoder2 = Decoder((k + 1) * c2 + 2 * k + shift, (k + 1) * c2, 2 * k + c1, side_channels, block)
+        self.decoder1 = Decoder((k + 1) * c1 + 2 * k + shift, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
         if motion_prior != "none":
             self._start_at_prior()
 
@@ -268,19 +296,23 @@ class IFRNetModel(nn.Module):
         k = self.context_frames
         f4 = pyramids[3]
         b, _, _, h4, w4 = f4.shape
+        # the prior's shift at the input of decoders 4, 3, 2, 1 (levels 1/16 .. 1/2)
+        shifts = [prior_shift(prior[index]) for index in range(4)] if self.prior_shift_input else [None] * 4
         if prior is None:
             out = self.decoder4(torch.cat([f4.flatten(1, 2), time.expand(b, 1, h4, w4)], dim=1))
             flow = out[:, : 2 * k]
         else:
             aligned = warp_each(f4, prior[0]).flatten(1, 2)
-            out = self.decoder4(torch.cat([aligned, time.expand(b, 1, h4, w4)], dim=1))
+            extra = [] if shifts[0] is None else [shifts[0]]
+            out = self.decoder4(torch.cat([aligned, time.expand(b, 1, h4, w4)] + extra, dim=1))
             flow = out[:, : 2 * k] + prior[1]
         flows = [flow]
         refined = [out[:, 2 * k :]]
         for level, decoder in ((2, self.decoder3), (1, self.decoder2), (0, self.decoder1)):
             warped = warp_each(pyramids[level], flow)
             motion = flow if prior is None else flow - prior[3 - level]  # the correction, not the motion
-            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), motion], dim=1))
+            extra = [] if shifts[3 - level] is None else [shifts[3 - level]]
+            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), motion] + extra, dim=1))
             flow = out[:, : 2 * k] + 2.0 * upsample2x(flow)
             if prior is not None:  # add the prior's detail at this level: correction + prior, exactly
                 index = 4 - level
