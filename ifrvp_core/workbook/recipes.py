@@ -3,7 +3,7 @@
 Training (notebook 03) takes its values in this order, each over the one before:
 
 1. the profile's defaults (`PROFILES`: model, schedule, batch, crop, ..., and its `train_options`: other
-   `TrainConfig` fields of its recipe, such as the quick profile's `prior_shift_input`);
+   `TrainConfig` fields of its recipe: the quick profile's `prior_shift_input`);
 2. the `config` file (`configs/*.yaml` or JSON, read like `ifrvp train --config`); the `full`
    profile uses `configs/<dataset>.yaml` by default when that file exists (cityscapes, gopro,
    kitti, ucf101), so it trains the published recipe of the data it is given;
