@@ -8,8 +8,8 @@ yields the same predictions one at a time, for long rollouts at full resolution)
 may also have a ``flows(context) -> (B, 2K, H, W)`` method (flows from the predicted frame to each
 of its K context frames, pixels) and a ``context_frames`` attribute (how many of the newest frames
 it uses); with ground-truth flow (the synthetic set) `ifrvp_core.evaluate.evaluate` then reports
-the t+1 flow EPE. A step function with a motion prior also has ``prior_spec`` (K, t): its first
-step's prior is `constant_velocity_prior(context[:, -K:], t)`, which it accepts precomputed as
+the t+1 flow EPE. A step function with a DIS motion prior also has ``prior_spec`` (K, t): its first
+step's prior is `constant_velocity_prior(context[:, -K:], t, "dis")`, which it accepts precomputed as
 ``prior_flow`` (`FirstStepPriors` computes it one batch ahead on a background thread; see
 `iter_rollout`'s `first_prior`).
 
@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 import cv2
 import torch
 
-from ifrvp_core.motion_prior import constant_velocity_prior, dis_flow_batch, prior_prediction
+from ifrvp_core.motion_prior import FLOW_METHODS, constant_velocity_prior, dis_flow_batch, prior_prediction
 from ifrvp_core.precision import autocast_for, check_precision
 from ifrvp_core.warp import backward_warp
 
@@ -165,8 +165,9 @@ class ModelStep:
 
     @property
     def prior_spec(self) -> tuple[int, float] | None:
-        """(K, t) of the model's motion prior, `constant_velocity_prior(context[:, -K:], t)`; None without one."""
-        return None if getattr(self.model, "motion_prior", "none") == "none" else (self.context_frames, self.target_time)
+        """(K, t) of the model's DIS prior, `constant_velocity_prior(context[:, -K:], t, "dis")`; None without one
+        (and for "lucas_kanade", which the model computes in its forward pass, on its device)."""
+        return None if getattr(self.model, "motion_prior", "none") != "dis" else (self.context_frames, self.target_time)
 
     def to(self, device) -> "ModelStep":
         self.model.to(device)
@@ -201,8 +202,8 @@ class ModelStep:
         options = {}
         if prior_flow is not None:
             options["prior_flow"] = self._checked_prior(prior_flow, window)
-        elif self.prior_spec is not None:  # DIS outside autocast and any compiled forward
-            options["prior_flow"] = constant_velocity_prior(window, self.target_time)
+        elif self.prior_spec is not None:  # DIS outside autocast and any compiled forward (lucas_kanade: in it, on the device)
+            options["prior_flow"] = constant_velocity_prior(window, self.target_time, "dis")
         with autocast_for(self.precision, window.device):
             output = self.model(window, self.target_time, scale_factor=self.scale_factor, **options)
         return output["flows"][0].float()
@@ -274,28 +275,32 @@ class PriorOnly:
     """Baseline: the untrained twin of a motion-prior model, i.e. what training starts from.
 
     A motion-prior model's flow, mask and residual outputs start at zero, so before training it
-    warps every context frame along the constant-velocity DIS prior and blends the warps with
+    warps every context frame along the constant-velocity prior (`method`: the model's
+    `motion_prior`, "dis" or "lucas_kanade") and blends the warps with
     fixed weights (0.88 on the newest frame for K = 2). `motion_prior.prior_prediction` computes
     exactly that without the network. The model minus `prior_only` is what training added; a model
     within noise of it has learned nothing, whatever it scores against the other baselines.
     """
 
-    def __init__(self, context_frames: int = 2, target_time: float = 2.0):
+    def __init__(self, context_frames: int = 2, target_time: float = 2.0, method: str = "dis"):
+        if method not in FLOW_METHODS:
+            raise ValueError(f"prior_only method must be one of {FLOW_METHODS}, got {method!r}")
         self.context_frames = int(context_frames)
         self.target_time = float(target_time)
+        self.method = method
 
     @property
-    def prior_spec(self) -> tuple[int, float]:
-        """(K, t): its motion prior is `constant_velocity_prior(context[:, -K:], t)`."""
-        return self.context_frames, self.target_time
+    def prior_spec(self) -> tuple[int, float] | None:
+        """(K, t): its DIS prior is `constant_velocity_prior(context[:, -K:], t, "dis")`; None for another method."""
+        return (self.context_frames, self.target_time) if self.method == "dis" else None
 
     def _window(self, context: torch.Tensor) -> torch.Tensor:
         return _newest_frames(context, self.context_frames, "context for the prior_only baseline")
 
     def _prior(self, window: torch.Tensor, prior_flow: torch.Tensor | None) -> torch.Tensor:
-        """The float32 prior of a float32 `window`: `prior_flow` (computed ahead on the same frames) or DIS now."""
+        """The float32 prior of a float32 `window`: `prior_flow` (computed ahead on the same frames) or computed now."""
         if prior_flow is None or prior_flow.dtype != torch.float32:  # one of another dtype came from other frames' dtype
-            return constant_velocity_prior(window, self.target_time)
+            return constant_velocity_prior(window, self.target_time, self.method)
         b, k, _, h, w = window.shape
         if tuple(prior_flow.shape) != (b, 2 * k, h, w):
             raise ValueError(f"prior_flow must be (B, 2K, H, W) = {(b, 2 * k, h, w)} for this window, got {tuple(prior_flow.shape)}")
@@ -315,7 +320,8 @@ class PriorOnly:
         return self._prior(window, prior_flow)
 
     def __repr__(self) -> str:
-        return f"PriorOnly(context_frames={self.context_frames})"
+        method = f", method={self.method!r}" if self.method != "dis" else ""
+        return f"PriorOnly(context_frames={self.context_frames}{method})"
 
 
 class FirstStepPriors:
@@ -334,8 +340,9 @@ class FirstStepPriors:
         self.specs = list(dict.fromkeys(spec for fn in methods.values() if (spec := getattr(fn, "prior_spec", None)) is not None))
 
     def compute(self, context: torch.Tensor) -> dict:
-        """{(K, t): constant_velocity_prior(context[:, -K:], t)} for (B, K_max, 3, H, W) `context`."""
-        return {(k, t): constant_velocity_prior(_newest_frames(context, k, "context for the motion prior"), t) for k, t in self.specs}
+        """{(K, t): constant_velocity_prior(context[:, -K:], t, "dis")} for (B, K_max, 3, H, W) `context`."""
+        return {(k, t): constant_velocity_prior(_newest_frames(context, k, "context for the motion prior"), t, "dis")
+                for k, t in self.specs}
 
     def iterate(self, batches: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
         """(batch, priors) for every batch (a dict with `context`); the priors of the next batch are under way meanwhile."""
@@ -355,7 +362,7 @@ class FirstStepPriors:
 
 
 def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0,
-                     context_frames: int | None = None, precision: str = "fp32") -> dict:
+                     context_frames: int | None = None, precision: str = "fp32", motion_prior: str | None = None) -> dict:
     """The methods of the results contract: ``{"model", "copy_last", "dis_extrapolation", "prior_only"}``.
 
     Args:
@@ -364,13 +371,19 @@ def standard_methods(model: torch.nn.Module | None = None, baselines: bool = Tru
         scale_factor: the model's internal scale factor.
         context_frames: K of the prior_only twin (default: the model's, else 2).
         precision: the model's precision, "fp32", "bf16" or "fp16" (`ModelStep`; baselines run float32).
+        motion_prior: the prior_only twin's flow method (default: the model's `motion_prior` when
+            it has one, else "dis").
     """
     methods = {}
     if model is not None:
         methods[MODEL_KEY] = model_step_fn(model, scale_factor, precision=precision)
     if baselines:
         k = context_frames or int(getattr(model, "context_frames", 2))
-        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation(), prior_only=PriorOnly(k))
+        if motion_prior is None:  # the twin of the model: the same prior method
+            motion_prior = getattr(model, "motion_prior", "none")
+            motion_prior = motion_prior if motion_prior in FLOW_METHODS else "dis"
+        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation(),
+                       prior_only=PriorOnly(k, method=motion_prior))
     if not methods:
         raise ValueError("nothing to evaluate: pass a model, or baselines=True")
     return methods

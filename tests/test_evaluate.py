@@ -373,6 +373,8 @@ def test_first_step_priors_run_one_batch_ahead_and_only_for_prior_methods():
     priors = R.FirstStepPriors(methods)
     assert priors.specs == [(2, 2.0)]  # the model and its prior_only twin share one
     assert R.FirstStepPriors({"c": R.copy_last, "DIS": R.dis_extrapolation}).specs == []
+    # the torch prior runs in the model's forward pass, on its device: nothing to compute ahead on the CPU
+    assert R.FirstStepPriors(R.standard_methods(build_model("IFRNet_T", motion_prior="lucas_kanade"))).specs == []
     batches = [{"context": _translating_frames(shift_per_frame=s)[:, :2]} for s in (1, 2, 3)]
     seen = list(priors.iterate(iter(batches)))
     assert [batch for batch, _ in seen] == batches
