@@ -223,3 +223,18 @@ def test_interrupted_run_resumes_bit_exact(tiny_data, tmp_path, signum):
     # the log continues where the saved state left off
     iterations = [r["iteration"] for r in map(json.loads, (tmp_path / "killed" / "log.jsonl").read_text().splitlines()) if r["kind"] == "train"]
     assert iterations[-1] == total and sorted(set(iterations)) == list(range(1, total + 1))
+
+
+def test_log_csv_rows_follow_the_header_of_a_run_written_by_an_earlier_version(tmp_path):
+    import csv
+
+    from ifrvp_core.train.runlog import RunLog, csv_columns
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "log.csv").write_text("kind,iteration,loss\ntrain,1,0.5\n")
+    RunLog(run_dir, main=True).write({"kind": "train", "iteration": 2, "loss": 0.25, "main_process_dis_calls": 0,
+                                      "terms": {"census": 0.1}})
+    rows = list(csv.DictReader(open(run_dir / "log.csv", newline="")))
+    assert csv_columns(run_dir / "log.csv") == ["kind", "iteration", "loss"]
+    assert rows[-1] == {"kind": "train", "iteration": "2", "loss": "0.25"}

@@ -58,6 +58,12 @@ def clear_run(run_dir) -> list[str]:
     return removed
 
 
+
+def csv_columns(path) -> list[str]:
+    """The header of a CSV file ([] for an empty file)."""
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), [])
+
 class RunLog:
     """The text log (stdout, around the progress bar) and the records of one run (rank 0 only).
 
@@ -114,11 +120,15 @@ class RunLog:
             self._write_csv_row(record)
 
     def _write_csv_row(self, record: dict) -> None:
+        """One "train" record as a row of log.csv, under the file's header (written with the first row)."""
         csv_path = self.run_dir / "log.csv"
         flat = {k: v for k, v in record.items() if not isinstance(v, dict)} | record.get("terms", {})
-        new = not csv_path.exists()
+        new = not csv_path.exists() or csv_path.stat().st_size == 0
+        # A resumed run keeps its file's columns (one written by an earlier version may lack newer keys:
+        # those stay in log.jsonl only), so every row lines up with the header.
+        columns = list(flat) if new else csv_columns(csv_path) or list(flat)
         with open(csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(flat))
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="", extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(flat)
