@@ -17,7 +17,7 @@ this row's (> 1: faster). On a shared machine quote medians of several runs.
 Against the published code (Kong et al.'s IFRNet repository, a checkout given by its path):
 
     python benchmarks/model_speed.py --published_code ~/IFRNet --models IFRNet_S,IFRNet --sizes 256x448 \
-        --precision fp32,bf16 --repeats 9 --threads 2 --train-step
+        --precision fp32,bf16 --repeats 9 --threads 2 --train_step
 
 imports the published `Model` of each variant (`models/IFRNet.py`, `models/IFRNet_S.py`,
 `models/IFRNet_L.py` of the checkout; nothing of it is copied here), copies its weights into ours
@@ -27,9 +27,9 @@ frames, same size, threads and precision (fp32, or bf16/fp16 autocast for both),
 rounds (published, ours and the calibration workload once per round, the order alternating) so
 a change in the machine's load reaches both alike. `ratio` is the median over rounds of
 published / ours (> 1: ours faster); `max diff` is the largest difference between the two
-predictions (same weights: float rounding only). `--train-step` also times one optimiser step
+predictions (same weights: float rounding only). `--train_step` also times one optimiser step
 (forward with the target and a teacher flow, IFRNet's loss: Charbonnier + census + 0.01 geometry
-+ 0.01 distillation, backward, AdamW) at batch `--train-batch`, `--train-crop` square frames:
++ 0.01 distillation, backward, AdamW) at batch `--train_batch`, `--train_crop` square frames:
 their `model(img0, img1, embt, imgt, flow)` against our trainer's forward and `PredictionLoss`.
 Every latency is also printed in calibration units (`cu`, `ifrvp_core.profiling.CALIBRATION_UNIT`:
 a fixed fp32 convolution stack timed in the same rounds), which compare across machines.
@@ -45,6 +45,7 @@ from pathlib import Path
 
 import torch
 
+from ifrvp_core.flags import add_flag
 from ifrvp_core.losses import LossConfig, PredictionLoss
 from ifrvp_core.models import build_model, list_models, prepare_for_inference
 from ifrvp_core.motion_prior import constant_velocity_prior
@@ -225,12 +226,11 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
     parser.add_argument("--motion-prior", default="none", choices=["none", "dis", "both"],
                         help="time the published models (none), the extrapolation models with the DIS prior (dis), or both")
-    parser.add_argument("--published_code", default=None, metavar="PATH",
-                        help="a checkout of the published IFRNet code: time its models against ours instead (see above)")
-    parser.add_argument("--train-step", dest="train_step", action="store_true",
-                        help="with --published_code: also time one training step of both")
-    parser.add_argument("--train-batch", dest="train_batch", type=int, default=4)
-    parser.add_argument("--train-crop", dest="train_crop", type=int, default=224)
+    add_flag(parser, "--published_code", default=None, metavar="PATH",
+             help="a checkout of the published IFRNet code: time its models against ours instead (see above)")
+    add_flag(parser, "--train_step", action="store_true", help="with --published_code: also time one training step of both")
+    add_flag(parser, "--train_batch", type=int, default=4, help="with --train_step: the batch")
+    add_flag(parser, "--train_crop", type=int, default=224, help="with --train_step: the square frame size")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
