@@ -179,6 +179,13 @@ def compare_training_step(theirs, ours, device, args) -> dict:
     return row
 
 
+def print_row(name: str, what: str, device: str, precision: str, size: str, row: dict) -> None:
+    diff = f"{row['max_diff']:9.1e}" if "max_diff" in row else f"{'':>9}"
+    spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+    print(f"{name:<10} {what:<14} {device:<6} {precision:<5} {size:>10} {row['published_ms']:12.1f} {row['ours_ms']:9.1f} "
+          f"{row['published_cu']:12.2f} {row['ours_cu']:8.2f} {row['ratio']:6.2f} {spread:>11} {row['unit_ms']:8.1f} {diff}", flush=True)
+
+
 def compare_with_published(args, models, devices, sizes, precisions) -> int:
     """The `--published_code` table: inference (and with --train-step one training step), published vs ours."""
     classes = load_published(args.published_code, models)
@@ -192,20 +199,13 @@ def compare_with_published(args, models, devices, sizes, precisions) -> int:
     for device in devices:
         for name in models:
             theirs, ours = published_pair(name, classes[name], device)
-            rows = []
             for height, width in sizes:
                 for precision in precisions:
-                    rows.append(("inference", precision, f"{height}x{width}",
-                                 compare_inference(theirs, ours, (height, width), precision, device, args)))
+                    print_row(name, "inference", device, precision, f"{height}x{width}",
+                              compare_inference(theirs, ours, (height, width), precision, device, args))
             if args.train_step:
-                rows.append((f"train step b{args.train_batch}", "fp32", f"{args.train_crop}x{args.train_crop}",
-                             compare_training_step(theirs, ours, device, args)))
-            for what, precision, size, row in rows:
-                diff = f"{row['max_diff']:9.1e}" if "max_diff" in row else f"{'':>9}"
-                spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
-                print(f"{name:<10} {what:<14} {device:<6} {precision:<5} {size:>10} {row['published_ms']:12.1f} {row['ours_ms']:9.1f} "
-                      f"{row['published_cu']:12.2f} {row['ours_cu']:8.2f} {row['ratio']:6.2f} "
-                      f"{spread:>11} {row['unit_ms']:8.1f} {diff}", flush=True)
+                print_row(name, f"train step b{args.train_batch}", device, "fp32", f"{args.train_crop}x{args.train_crop}",
+                          compare_training_step(theirs, ours, device, args))
             del theirs, ours
     return 0
 
