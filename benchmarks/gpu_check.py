@@ -264,22 +264,22 @@ def other_priors() -> list[str]:
     return [name for name in OTHER_PRIORS if name in MOTION_PRIORS]
 
 
-def prior_share_inference(device: torch.device, name: str, size: tuple[int, int], repeats: int) -> dict:
+def prior_share_inference(device: torch.device, name: str, size: tuple[int, int], repeats: int, warmup: int) -> dict:
     """One `predict` of the DIS extrapolation model at `size`: the prior's time, the whole call and the network alone."""
     height, width = size
     frames = torch.rand(1, 2, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     model = prepare_for_inference(build_model(name, motion_prior="dis"), device=device)
     prior = constant_velocity_prior(frames, 2.0)
     row = {"size": f"{height}x{width}", "model": name, "repeats": repeats}
-    row["dis_prior_ms"] = median_ms(lambda: constant_velocity_prior(frames, 2.0), repeats, device)
-    row["predict_ms"] = median_ms(lambda: model.predict(frames, 2.0), repeats, device)
-    row["network_ms"] = median_ms(lambda: model.predict(frames, 2.0, prior_flow=prior), repeats, device)  # the prior given
+    row["dis_prior_ms"] = median_ms(lambda: constant_velocity_prior(frames, 2.0), repeats, device, warmup)
+    row["predict_ms"] = median_ms(lambda: model.predict(frames, 2.0), repeats, device, warmup)
+    row["network_ms"] = median_ms(lambda: model.predict(frames, 2.0, prior_flow=prior), repeats, device, warmup)  # the prior given
     row["dis_share"] = row["dis_prior_ms"] / row["predict_ms"]
     for other in other_priors():  # its model computes its own prior; the network is the same as with DIS's given
         alternative = None
         try:
             alternative = prepare_for_inference(build_model(name, motion_prior=other), device=device)
-            total = median_ms(lambda: alternative.predict(frames, 2.0), repeats, device)
+            total = median_ms(lambda: alternative.predict(frames, 2.0), repeats, device, warmup)
             row[f"{other}_predict_ms"] = total
             row[f"{other}_prior_ms"] = total - row["network_ms"]  # predict minus the network with a prior given
             row[f"{other}_share"] = (total - row["network_ms"]) / total
@@ -317,7 +317,7 @@ def prior_share_training(device: torch.device, data_root: Path, workdir: Path, a
                 times[mode].append(time.perf_counter() - started)
             finite = finite and taken and math.isfinite(float(terms["loss"]))
     context, target_times = given["context"], given["target_times"][:, 0]
-    dis = time_call(lambda: constant_velocity_prior(context, target_times), max(3, rounds))
+    dis = time_call(lambda: constant_velocity_prior(context, target_times), max(2, rounds))
     given_ms, computed_ms = (1e3 * statistics.median(times[mode]) for mode in ("given", "computed"))
     return {"model": args.train_model, "motion_prior": config.resolved_motion_prior(), "batch": args.train_batch,
             "crop": args.train_crop, "rounds": rounds, "step_ms_prior_given": given_ms, "step_ms_prior_computed": computed_ms,
@@ -336,7 +336,8 @@ def prior_share(device: torch.device, data_root: Path, workdir: Path, args, budg
             continue
         large = height * width > 1_000_000
         try:
-            row = prior_share_inference(device, args.train_model, (height, width), args.repeats_large if large else args.repeats)
+            row = prior_share_inference(device, args.train_model, (height, width), args.repeats_large if large else args.repeats,
+                                        args.warmup)
         except Exception as error:  # noqa: BLE001 - recorded, the next size still runs
             row = {"size": f"{height}x{width}", "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
         result["ok"] = result["ok"] and "error" not in row and not any(key.endswith("_error") for key in row)
@@ -477,7 +478,7 @@ def inference(device: torch.device, models: list[str], sizes: list[tuple[int, in
                         torch.cuda.reset_peak_memory_stats(device)
                     large = height * width > 1_000_000
                     times = time_call(lambda: model.predict(frames, 2.0, precision=precision),
-                                      args.repeats_large if large else args.repeats, 2, lambda: synchronize(device))
+                                      args.repeats_large if large else args.repeats, args.warmup, lambda: synchronize(device))
                     median = statistics.median(times)
                     row.update(ms_median=1e3 * median, ms_min=1e3 * min(times), frames_per_s=1.0 / median)
                     if device.type == "cuda":
@@ -570,6 +571,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="256x448,1024x2048", help="inference sizes HxW")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--repeats_large", type=int, default=5, help="repeats above 1 Mpixel")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls before the timed inference repeats")
     parser.add_argument("--train_model", default="IFRNet_S")
     parser.add_argument("--train_steps", type=int, default=200)
     parser.add_argument("--train_crop", type=int, default=128)
@@ -602,10 +604,10 @@ def main(argv=None) -> int:
         args.models = ",".join(list_models())
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     if device.type == "cpu":  # the dry run: every section, toy sizes
-        args.models, args.sizes, args.repeats, args.repeats_large = "IFRNet_T", "64x96", 2, 1
+        args.models, args.sizes, args.repeats, args.repeats_large, args.warmup = "IFRNet_T", "64x96", 1, 1, 1
         args.train_model, args.train_steps, args.train_crop, args.train_batch, args.num_workers = "IFRNet_T", 48, 32, 2, 0
         args.compile_model, args.compile_steps = "IFRNet_T", 4
-        args.extrapolation_models, args.prior_sizes, args.prior_rounds = "IFRNet_T", "64x96", 2
+        args.extrapolation_models, args.prior_sizes, args.prior_rounds = "IFRNet_T", "64x96", 1
         report["dry_run"] = "CPU dry run: toy sizes, gloo instead of nccl; the numbers mean nothing"
     else:
         report["gpu"] = torch.cuda.get_device_name(device)
