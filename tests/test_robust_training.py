@@ -283,7 +283,7 @@ def test_gpu_check_dry_run_of_the_extrapolation_sections(tmp_path):
     step = sections["prior_share"]["training"]
     assert step["motion_prior"] == "dis" and step["steps_finite"] and step["step_ms_prior_given"] > 0
     exported = sections["export_parity"]
-    assert exported["torchscript"]["max_abs_diff"] < 1e-4
+    assert exported["torchscript"]["max_abs_diff"] < 1e-4 and exported["torchscript_cpu_file"]["cpu_device_in_graph"]
     assert "skipped" in exported["onnx"] or exported["onnx"]["ok"]
     rows = sections["inference"]["rows"]
     assert {(r["prior"], r["precision"]) for r in rows} == {(p, q) for p in ("none", "dis") for q in ("fp32", "bf16", "fp16")}
