@@ -86,6 +86,10 @@ def _add_frame_tools(tools) -> None:
     add_flag(p, "--size", type=_size, default=(192, 128), help="WxH")
     add_flag(p, "--seed", type=int, default=0)
     add_flag(p, "--workers", type=int, default=0)
+    add_flag(p, "--texture_images", nargs="+", default=(), metavar="DIR",
+             help="folders of frames (or image files) whose random crops texture the layers, so the exact-flow scenes look "
+                  "like that footage (default: procedural textures only)")
+    add_flag(p, "--image_texture_probability", type=float, default=1.0, help="share of layers textured from --texture_images")
     p = tools.add_parser("downscale_cityscapes", help="resize Cityscapes sequences once (cached)")
     _data_root(p, "Cityscapes root")
     add_flag(p, "--output", "--out", required=True, help="output root, same layout (--out: its old name)")
@@ -160,7 +164,8 @@ def run_tool(args) -> int:
         print(f"{count} frames in {out_dir}")
     elif args.tool == "make_synthetic":
         root = make_synthetic(args.data_root, args.num_clips, args.test_clips, args.frames, (args.size[1], args.size[0]), args.seed,
-                              args.workers)
+                              args.workers, texture_images=args.texture_images,
+                              image_texture_probability=args.image_texture_probability)
         print(f"synthetic set in {root}")
     elif args.tool == "downscale_cityscapes":
         print(f"{downscale_cityscapes(args.data_root, args.output, args.size, args.workers)} files written to {args.output}")

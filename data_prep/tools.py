@@ -8,7 +8,7 @@ import cv2
 from tqdm.auto import tqdm
 
 from ifrvp_core.data.io import DataError, VideoReader, read_image, write_image_atomic
-from ifrvp_core.data.synthetic import write_synthetic
+from ifrvp_core.data.synthetic import SyntheticConfig, write_synthetic
 
 
 def video_to_frames(video, out_dir, every: int = 1, max_frames: int | None = None, resize=None, progress: bool = True) -> int:
@@ -35,10 +35,16 @@ def video_to_frames(video, out_dir, every: int = 1, max_frames: int | None = Non
     return written
 
 
-def make_synthetic(root, num_clips: int = 48, test_clips: int = 12, frames: int = 12, size=(128, 192), seed: int = 0, workers: int = 0, progress: bool = True) -> Path:
-    """Write the built-in synthetic set (train and test splits) under `root`."""
+def make_synthetic(root, num_clips: int = 48, test_clips: int = 12, frames: int = 12, size=(128, 192), seed: int = 0, workers: int = 0,
+                   progress: bool = True, texture_images=(), image_texture_probability: float = 1.0) -> Path:
+    """Write the built-in synthetic set (train and test splits) under `root`.
+
+    `texture_images`: folders of frames (or image files) whose crops texture the layers
+    (`SyntheticConfig.texture_images`); the default draws procedural textures only.
+    """
     height, width = size
-    common = dict(num_frames=frames, height=height, width=width, seed=seed, workers=workers, progress=progress)
+    config = SyntheticConfig(texture_images=tuple(texture_images), image_texture_probability=image_texture_probability)
+    common = dict(num_frames=frames, height=height, width=width, seed=seed, workers=workers, progress=progress, config=config)
     write_synthetic(root, "train", num_clips, **common)
     write_synthetic(root, "test", test_clips, **common)
     return Path(root)

@@ -1,12 +1,14 @@
 """Export an IFRNet-family network to TorchScript or ONNX, and run the exported file.
 
 The exported network is the model's forward pass with the motion prior as an explicit input,
-because the prior is OpenCV DIS (not a torch op, so no exporter can capture it):
+because the "dis" prior is OpenCV DIS (not a torch op, so no exporter can capture it); the
+"lucas_kanade" prior is an input too, so every exported file has the same inputs and the flow
+stays outside the fixed-size trace:
 
     inputs   frames (B, K, 3, H, W) float32 in [0, 1], oldest first
              t (B,) float32 target times (2.0: the frame after the newest)
              prior_flow (B, 2K, H, W) float32, only for models with a motion prior
-             (`motion_prior.constant_velocity_prior(frames, t)`)
+             (`motion_prior.constant_velocity_prior(frames, t, method)`, the model's method)
     output   prediction (B, 3, H, W) float32 in [0, 1]
 
 **Fixed size.** Tracing (TorchScript) and the ONNX exporter record the Python control flow of
@@ -18,7 +20,7 @@ a time. Export once per frame size you deploy.
 
     >>> export_model(model, "ifrnet_t.ts", "torchscript", height=256, width=448)
     >>> predictor = load_exported("ifrnet_t.ts")
-    >>> prediction = predictor(frames, 2.0)          # computes the DIS prior, then runs the file
+    >>> prediction = predictor(frames, 2.0)          # computes the prior (the model's method), then runs the file
 
 The file's description (`ExportInfo`: model name, K, motion prior, H, W, batch, scale factor)
 travels inside it: a TorchScript extra file ``ifrvp_export.json``, ONNX ``metadata_props``.
@@ -128,7 +130,7 @@ def export_model(model: nn.Module, output, format: str = "torchscript", height: 
     generator = torch.Generator().manual_seed(0)
     frames = torch.rand(info.batch, k, 3, info.height, info.width, generator=generator)
     t = torch.full((info.batch,), 2.0)
-    inputs = (frames, t) + ((constant_velocity_prior(frames, t),) if motion_prior != "none" else ())
+    inputs = (frames, t) + ((constant_velocity_prior(frames, t, motion_prior),) if motion_prior != "none" else ())
     if format == "torchscript":
         return _export_torchscript(network, inputs, info, Path(output))
     return _export_onnx(network, inputs, info, Path(output))
@@ -202,7 +204,7 @@ def read_export_info(path) -> ExportInfo:
 
 
 class ExportedPredictor:
-    """An exported file as a predictor: computes the DIS prior (when the model has one), then runs the file.
+    """An exported file as a predictor: computes the motion prior (when the model has one, with its method), then runs the file.
 
     `predictor(frames (B, K, 3, H, W), t float | (B,)) -> (B, 3, H, W)` float32 in [0, 1], on
     the CPU. H x W must be the export's; any B (run in chunks of the export batch). `predict(frames,
@@ -246,7 +248,7 @@ class ExportedPredictor:
         frames = frames.detach().float().cpu().contiguous()
         b = frames.shape[0]
         times = torch.as_tensor(t, dtype=torch.float32).reshape(-1).expand(b).contiguous()
-        prior = constant_velocity_prior(frames, times) if self.info.motion_prior != "none" else None
+        prior = constant_velocity_prior(frames, times, self.info.motion_prior) if self.info.motion_prior != "none" else None
         chunk, outputs = self.info.batch, []
         for start in range(0, b, chunk):
             stop = min(start + chunk, b)
@@ -270,7 +272,7 @@ class ExportedPredictor:
 def verify_export(model: nn.Module, path, seed: int = 0) -> float:
     """Max |exported - PyTorch| of the predictions on random frames of the export's size (CPU, float32).
 
-    `model` is the exported model; both get the same DIS prior. Exports match to ~1e-5.
+    `model` is the exported model; both get the same motion prior. Exports match to ~1e-5.
     """
     predictor = load_exported(path)
     info = predictor.info

@@ -15,6 +15,10 @@ velocity is ``-B`` per frame and the constant-velocity flow from the target to f
 
 ``B`` is sampled at the target pixel rather than at the point it came from: exact for uniform
 motion, one frame of displacement off at motion boundaries (the network corrects that).
+
+The method (`MOTION_PRIORS`): "dis" (OpenCV DIS, CPU, uint8, one pair at a time) or
+"lucas_kanade" (`ifrvp_core.torch_flow.lucas_kanade_flow`: pure torch, batched, on the frames'
+device, so a GPU model computes its prior without leaving the device).
 """
 from __future__ import annotations
 
@@ -23,9 +27,12 @@ import numpy as np
 import torch
 
 from ifrvp_core.quantise import to_uint8
+from ifrvp_core.torch_flow import lucas_kanade_flow
 from ifrvp_core.warp import backward_warp
 
-MOTION_PRIORS = ("none", "dis")
+MOTION_PRIORS = ("none", "dis", "lucas_kanade")
+# The methods that compute a flow (`prior_flow_batch`): every prior but "none".
+FLOW_METHODS = MOTION_PRIORS[1:]
 # The blend a motion-prior model starts from (its mask logits before training): K = 2 keeps the
 # published single sigmoid logit on the older frame, sigmoid(-2) = 0.12; K > 2 puts +2 on the
 # newest frame's softmax logit. `prior_prediction` uses the same numbers.
@@ -58,24 +65,39 @@ def dis_flow_batch(source: torch.Tensor, destination: torch.Tensor, preset: int 
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 
+def prior_flow_batch(source: torch.Tensor, destination: torch.Tensor, method: str = "dis") -> torch.Tensor:
+    """The prior's flow from each `source` to its `destination`: (N, 3, H, W) x2 in [0, 1] -> (N, 2, H, W).
+
+    "dis": `dis_flow_batch` (CPU, float32); "lucas_kanade": `lucas_kanade_flow` on the frames'
+    device. Both ``source(p) ~ destination(p + flow(p))``, channel 0 is x, in pixels.
+    """
+    if method == "dis":
+        return dis_flow_batch(source, destination)
+    if method == "lucas_kanade":
+        return lucas_kanade_flow(source, destination)
+    raise ValueError(f"motion prior method must be one of {FLOW_METHODS}, got {method!r}")
+
+
 def context_times(context_frames: int) -> list[float]:
     """Times of the K context frames, oldest first: the two newest at 0 and 1."""
     return [float(k - (context_frames - 2)) for k in range(context_frames)]
 
 
 @torch.no_grad()
-def constant_velocity_prior(frames: torch.Tensor, t) -> torch.Tensor:
+def constant_velocity_prior(frames: torch.Tensor, t, method: str = "dis") -> torch.Tensor:
     """Constant-velocity flows from the target at time `t` to every context frame.
 
     Args:
         frames: (B, K, 3, H, W) context frames in [0, 1], oldest first.
         t: float or (B,) target times.
+        method: the flow from the newest frame to the one before, "dis" or "lucas_kanade"
+            (`prior_flow_batch`).
 
     Returns:
         (B, 2K, H, W) float tensor on `frames`' device; channels 2k:2k+2 point to frame k.
     """
     b, k = frames.shape[:2]
-    backward = dis_flow_batch(frames[:, -1], frames[:, -2]).to(frames.device, frames.dtype)  # (B, 2, H, W)
+    backward = prior_flow_batch(frames[:, -1], frames[:, -2], method).to(frames.device, frames.dtype)  # (B, 2, H, W)
     time = torch.as_tensor(t, device=frames.device, dtype=frames.dtype).reshape(-1).expand(b).view(b, 1, 1, 1)
     return torch.cat([(time - tau) * backward for tau in context_times(k)], dim=1)
 
@@ -101,7 +123,7 @@ def prior_blend_weights(context_frames: int, dtype=torch.float32, device=None) -
 
 
 @torch.no_grad()
-def prior_prediction(frames: torch.Tensor, t, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
+def prior_prediction(frames: torch.Tensor, t, prior_flow: torch.Tensor | None = None, method: str = "dis") -> torch.Tensor:
     """What a motion-prior model predicts before training (the `prior_only` baseline).
 
     Every context frame is warped to time `t` along the constant-velocity prior and the warps are
@@ -109,12 +131,12 @@ def prior_prediction(frames: torch.Tensor, t, prior_flow: torch.Tensor | None = 
     outputs start at zero, so its other weights do not matter): the same numbers up to float
     rounding, without running the network.
 
-    frames (B, K, 3, H, W) in [0, 1]; t float or (B,); prior_flow optional (B, 2K, H, W)
-    -> (B, 3, H, W) in [0, 1].
+    frames (B, K, 3, H, W) in [0, 1]; t float or (B,); prior_flow optional (B, 2K, H, W), else
+    `constant_velocity_prior(frames, t, method)` -> (B, 3, H, W) in [0, 1].
     """
     b, k, c, h, w = frames.shape
     if prior_flow is None:
-        prior_flow = constant_velocity_prior(frames, t)
+        prior_flow = constant_velocity_prior(frames, t, method)
     mean = frames.mean(dim=(1, 2, 3, 4)).view(b, 1, 1, 1)
     centred = (frames - mean.unsqueeze(1)).reshape(b * k, c, h, w)
     warped = backward_warp(centred, prior_flow.to(frames.dtype).reshape(b * k, 2, h, w)).reshape(b, k, c, h, w)

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import cv2
 import torch
 
-from ifrvp_core.motion_prior import constant_velocity_prior, dis_flow_batch, prior_prediction
+from ifrvp_core.motion_prior import FLOW_METHODS, constant_velocity_prior, dis_flow_batch, prior_prediction
 from ifrvp_core.precision import autocast_for, check_precision
 from ifrvp_core.warp import backward_warp
 
@@ -166,8 +166,8 @@ class ModelStep:
         """(B, K, 3, H, W) -> (B, 2K_model, H, W) float32 flows from the predicted frame to each context frame."""
         window = self._window(context)
         options = {}
-        if getattr(self.model, "motion_prior", "none") != "none":  # DIS outside autocast and any compiled forward
-            options["prior_flow"] = constant_velocity_prior(window, self.target_time)
+        if getattr(self.model, "motion_prior", "none") == "dis":  # DIS outside autocast and any compiled forward
+            options["prior_flow"] = constant_velocity_prior(window, self.target_time, "dis")
         with autocast_for(self.precision, window.device):
             output = self.model(window, self.target_time, scale_factor=self.scale_factor, **options)
         return output["flows"][0].float()
@@ -239,15 +239,19 @@ class PriorOnly:
     """Baseline: the untrained twin of a motion-prior model, i.e. what training starts from.
 
     A motion-prior model's flow, mask and residual outputs start at zero, so before training it
-    warps every context frame along the constant-velocity DIS prior and blends the warps with
+    warps every context frame along the constant-velocity prior (`method`: the model's
+    `motion_prior`, "dis" or "lucas_kanade") and blends the warps with
     fixed weights (0.88 on the newest frame for K = 2). `motion_prior.prior_prediction` computes
     exactly that without the network. The model minus `prior_only` is what training added; a model
     within noise of it has learned nothing, whatever it scores against the other baselines.
     """
 
-    def __init__(self, context_frames: int = 2, target_time: float = 2.0):
+    def __init__(self, context_frames: int = 2, target_time: float = 2.0, method: str = "dis"):
+        if method not in FLOW_METHODS:
+            raise ValueError(f"prior_only method must be one of {FLOW_METHODS}, got {method!r}")
         self.context_frames = int(context_frames)
         self.target_time = float(target_time)
+        self.method = method
 
     def _window(self, context: torch.Tensor) -> torch.Tensor:
         return _newest_frames(context, self.context_frames, "context for the prior_only baseline")
@@ -255,18 +259,19 @@ class PriorOnly:
     def __call__(self, context: torch.Tensor) -> torch.Tensor:
         """(B, K>=context_frames, 3, H, W) -> (B, 3, H, W) the untrained prior model's next frame."""
         window = self._window(context)
-        return prior_prediction(window.float(), self.target_time).to(context.dtype)
+        return prior_prediction(window.float(), self.target_time, method=self.method).to(context.dtype)
 
     def flows(self, context: torch.Tensor) -> torch.Tensor:
         """(B, K, 3, H, W) -> (B, 2K, H, W) the constant-velocity prior from the target to each frame."""
-        return constant_velocity_prior(self._window(context).float(), self.target_time)
+        return constant_velocity_prior(self._window(context).float(), self.target_time, self.method)
 
     def __repr__(self) -> str:
-        return f"PriorOnly(context_frames={self.context_frames})"
+        method = f", method={self.method!r}" if self.method != "dis" else ""
+        return f"PriorOnly(context_frames={self.context_frames}{method})"
 
 
 def standard_methods(model: torch.nn.Module | None = None, baselines: bool = True, scale_factor: float = 1.0,
-                     context_frames: int | None = None, precision: str = "fp32") -> dict:
+                     context_frames: int | None = None, precision: str = "fp32", motion_prior: str | None = None) -> dict:
     """The methods of the results contract: ``{"model", "copy_last", "dis_extrapolation", "prior_only"}``.
 
     Args:
@@ -275,13 +280,19 @@ def standard_methods(model: torch.nn.Module | None = None, baselines: bool = Tru
         scale_factor: the model's internal scale factor.
         context_frames: K of the prior_only twin (default: the model's, else 2).
         precision: the model's precision, "fp32", "bf16" or "fp16" (`ModelStep`; baselines run float32).
+        motion_prior: the prior_only twin's flow method (default: the model's `motion_prior` when
+            it has one, else "dis").
     """
     methods = {}
     if model is not None:
         methods[MODEL_KEY] = model_step_fn(model, scale_factor, precision=precision)
     if baselines:
         k = context_frames or int(getattr(model, "context_frames", 2))
-        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation(), prior_only=PriorOnly(k))
+        if motion_prior is None:  # the twin of the model: the same prior method
+            motion_prior = getattr(model, "motion_prior", "none")
+            motion_prior = motion_prior if motion_prior in FLOW_METHODS else "dis"
+        methods.update(copy_last=copy_last, dis_extrapolation=DISExtrapolation(),
+                       prior_only=PriorOnly(k, method=motion_prior))
     if not methods:
         raise ValueError("nothing to evaluate: pass a model, or baselines=True")
     return methods

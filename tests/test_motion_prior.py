@@ -325,3 +325,43 @@ def test_motion_headroom_on_a_translation(tmp_path, capsys):
     assert result["oracle flow"] > 25 and result["prior"] > 25
     assert result["crop: mean |flow| full frame (px)"] == pytest.approx(3.0, abs=0.5)
     assert headroom.main([str(tmp_path / "clip"), "--crop", "40"]) == 0 and "oracle flow" in capsys.readouterr().out
+
+
+def test_prior_shift_is_zero_for_uniform_motion_and_the_displacement_at_a_boundary():
+    from ifrvp_core.models.ifrnet import prior_shift
+
+    uniform = torch.zeros(1, 4, 16, 24)
+    uniform[:, 0], uniform[:, 2] = 6.0, 3.0  # frame 0 (twice the motion) and the newest frame move right
+    assert prior_shift(uniform).abs().max() == 0
+    # left half still, right half (x >= 12) moves right by 4 px a frame (flows point back, -4): the target's
+    # pixels 12..15 are background uncovered by the move, and the prior sampled there (-4) is wrong by +4
+    step = torch.zeros(1, 4, 16, 24)
+    step[:, 0, :, 12:], step[:, 2, :, 12:] = -8.0, -4.0
+    shift = prior_shift(step)
+    assert torch.equal(shift[0, 2, :, 12:16], torch.full((16, 4), 4.0))
+    assert torch.equal(shift[0, 0, :, 12:16], torch.full((16, 4), 8.0))
+    assert shift[0, :, :, :12].abs().max() == 0 and shift[0, :, :, 16:].abs().max() == 0
+    assert shift[0, [1, 3]].abs().max() == 0  # no vertical motion, no vertical shift
+
+
+def test_prior_shift_input_starts_at_the_prior_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    frames = torch.rand(2, 2, 3, 40, 56)
+    with pytest.raises(ValueError, match="needs a motion prior"):
+        build_model("IFRNet_T", prior_shift_input=True)
+    model = build_model("IFRNet_T", motion_prior="dis", prior_shift_input=True).eval()
+    assert model.decoder4.convblock[0][0].in_channels == build_model("IFRNet_T", motion_prior="dis").decoder4.convblock[0][0].in_channels + 4
+    assert torch.allclose(model.predict(frames, 2.0), prior_prediction(frames, 2.0), atol=1e-4)
+    with torch.no_grad():  # a trained-looking model: the shift input changes the prediction
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    path = tmp_path / "shift.pt"
+    save_atomic(model_checkpoint(model), path)
+    loaded = load_model(path)
+    assert loaded.prior_shift_input and loaded.model_options["prior_shift_input"] is True
+    assert torch.equal(loaded.predict(frames, 2.0), model.predict(frames, 2.0))
+    plain = build_model("IFRNet_T", motion_prior="dis")  # checkpoints without the option load as before
+    save_atomic(model_checkpoint(plain), tmp_path / "plain.pt")
+    assert load_model(tmp_path / "plain.pt").prior_shift_input is False
+    config = TrainConfig(prior_shift_input=True)
+    assert config.model_options() == {"context_frames": 2, "motion_prior": "dis", "prior_shift_input": True}

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ifrvp_core import motion_prior
 from ifrvp_core.data import DATASETS
 from ifrvp_core.data import sample
 from ifrvp_core.data.datasets import BAD_SAMPLE_MODES
@@ -19,7 +20,7 @@ from ifrvp_core.protocols import PROTOCOLS
 from ifrvp_core.registry_names import PROTOCOL_NAMES
 from ifrvp_core.train import Dist, TrainConfig, Trainer, main
 from ifrvp_core.train import runlog
-from ifrvp_core.train.config import BAD_SAMPLE_CHOICES, DATASET_NAMES, FLOW_REGIONS, MODEL_NAMES, ConfigError, argument_parser
+from ifrvp_core.train.config import BAD_SAMPLE_CHOICES, DATASET_NAMES, FLOW_REGIONS, MODEL_NAMES, MOTION_PRIORS, ConfigError, argument_parser
 import fake_datasets as fake
 from tiny_training import tiny_args
 
@@ -67,6 +68,7 @@ def test_lists_shown_in_help_equal_the_registries():
     assert FLOW_REGIONS == sample.FLOW_REGIONS
     assert list(PROTOCOL_NAMES) == list(PROTOCOLS)
     assert set(BAD_SAMPLE_CHOICES) == set(BAD_SAMPLE_MODES)
+    assert MOTION_PRIORS == ("auto", *motion_prior.MOTION_PRIORS)
 
 
 def test_train_help_imports_no_heavy_module():
@@ -94,7 +96,7 @@ def test_a_bool_flag_alone_means_true_and_takes_a_value():
     ("--amp", "bf61", "--amp must be one of none, bf16, fp16; got 'bf61' (did you mean 'bf16'?)"),
     ("--resume", "autoo", "--resume must be 'auto' or an existing checkpoint file; got 'autoo' (did you mean 'auto'?)"),
     ("--task", "extrapolat", "--task must be one of extrapolate, interpolate; got 'extrapolat' (did you mean 'extrapolate'?)"),
-    ("--motion_prior", "diss", "--motion_prior must be one of auto, none, dis; got 'diss' (did you mean 'dis'?)"),
+    ("--motion_prior", "diss", "--motion_prior must be one of auto, none, dis, lucas_kanade; got 'diss' (did you mean 'dis'?)"),
     ("--teacher_flow", "disc", "--teacher_flow must be one of auto, disk, dis, none; got 'disc' (did you mean"),
     ("--on_bad_sample", "skipp", "--on_bad_sample must be one of skip, fail; got 'skipp' (did you mean 'skip'?)"),
     ("--dataset", "vimeo", "--dataset must be one of synthetic, vimeo90k,"),

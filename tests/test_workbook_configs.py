@@ -246,3 +246,15 @@ def test_parameter_cells_declare_config_and_evaluation_data():
     assert {knob: training[knob] for knob in knobs} == dict.fromkeys(knobs)
     for name in ("dataset", "data_root", "eval_dataset", "eval_data_root", "protocol"):
         assert evaluation[name] is None, name
+
+
+def test_the_quick_profile_trains_its_exact_flow_recipe_and_parameters_override_it(tmp_path):
+    quick = profile_settings("quick")
+    values, _ = recipes.training_values(quick, tmp_path, dataset="synthetic", data_root="/d")
+    assert (values["prior_shift_input"], values["loss_distillation"], values["loss_distillation_beta"]) == (True, 0.1, 0.0)
+    assert TrainConfig(**values).model_options()["prior_shift_input"] is True
+    values, _ = recipes.training_values(quick, tmp_path, dataset="synthetic", data_root="/d", prior_shift_input=False)
+    assert values["prior_shift_input"] is False
+    full = profile_settings("full")  # the published recipe: none of the quick profile's options
+    values, _ = recipes.training_values(full, tmp_path, dataset="vimeo90k", data_root="/d")
+    assert "prior_shift_input" not in values and "loss_distillation" not in values

@@ -137,7 +137,9 @@ def build_dataset(name: str, root=None, split: str = "train", context_frames: in
         motion_strides: `frames` training windows at frame strides 1..N x `frame_stride` (N x the motion).
         prior_flow: add the motion prior `prior_flow` (2K,H,W) at `target_times[0]` to every sample,
             `constant_velocity_prior` of the sample's context (what training passes to a
-            `motion_prior="dis"` model, so its DIS runs in the loader workers).
+            `motion_prior="dis"` model, so its DIS runs in the loader workers). Always DIS: a
+            `motion_prior="lucas_kanade"` model computes its prior itself, on its device, so its
+            datasets are built without it (`TrainConfig.train_data_options`).
         flow_region: where the DIS prior and on-the-fly teacher are computed: "crop" (the default)
             on the final (augmented) sample; "frame" on the full (resized) frames before
             augmentation, then cropped, flipped, transposed and resized with them.

@@ -12,7 +12,8 @@ Shapes: frames uint8 (N, H, W, 3) RGB with N = K + n; `context` (K,3,H,W), `targ
 
 `finish_sample` also computes the OpenCV DIS flows asked for: the teacher flow and the motion
 prior `prior_flow` (2K,H,W) at the first target time, the flow a `motion_prior="dis"` model takes
-(so training runs DIS in the data-loader workers, not in the training step). `flow_region` says
+(so training runs DIS in the data-loader workers, not in the training step; a "lucas_kanade"
+model computes its torch prior on its own device and gets no `prior_flow`). `flow_region` says
 where: "crop" on the final (augmented) sample, exactly what the model would compute from the
 batch; "frame" on the whole (resized) frames before augmentation, the flows then cropped, flipped
 and resized with the frames, as evaluation sees the full frame.
@@ -188,7 +189,7 @@ def sample_prior_flow(context: torch.Tensor, target_times: torch.Tensor) -> torc
     `constant_velocity_prior` of the one-sample batch, so it equals what a `motion_prior="dis"`
     model computes from a batch of these samples at `target_times[:, 0]`, bit for bit.
     """
-    return constant_velocity_prior(context.unsqueeze(0), target_times[:1])[0]
+    return constant_velocity_prior(context.unsqueeze(0), target_times[:1], "dis")[0]
 
 
 def add_dis_flows(sample: dict, teacher: bool, prior: bool) -> dict:

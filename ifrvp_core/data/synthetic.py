@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ from ifrvp_core.data.io import write_image_atomic
 # This module is the synthetic set's public face: the scene and render modules' names are importable from here.
 from ifrvp_core.data.synthetic_render import Clip, generate_clip, layer_transforms, load_scene, render_frame, synthetic_flow  # noqa: F401
 from ifrvp_core.data.synthetic_scene import (  # noqa: F401
+    IMAGE_TEXTURE,
     SCENE_FILE,
     SCENE_FORMAT,
     SCENE_VERSION,
@@ -56,6 +56,8 @@ from ifrvp_core.data.synthetic_scene import (  # noqa: F401
     camera_at,
     check_scene,
     generate_scene,
+    image_texture,
+    layer_texture,
     make_texture,
     rasterise_shape,
     shape_vertices,
@@ -156,7 +158,7 @@ def write_synthetic(
     root.mkdir(parents=True, exist_ok=True)
     generator = {"format": SCENE_FORMAT, "version": SCENE_VERSION, "num_frames": int(num_frames), "height": int(height),
                  "width": int(width), "seed": int(seed), "test_seed_offset": TEST_SEED_OFFSET,
-                 "config": json.loads(json.dumps(asdict(config)))}
+                 "config": config.to_dict()}
     _record_generator(root, split, num_clips, generator)
     clip_dirs, todo = [], []
     for clip_index in range(num_clips):
@@ -177,11 +179,12 @@ def write_synthetic(
 def default_synthetic_root(num_clips: int, num_frames: int, height: int, width: int, seed: int) -> Path:
     """Cache folder for the default synthetic set (`$IFRVP_DATA` or ~/.cache/ifrvp)."""
     base = Path(os.environ.get("IFRVP_DATA", Path.home() / ".cache" / "ifrvp"))
-    key = json.dumps([num_clips, num_frames, height, width, seed, asdict(SyntheticConfig()), SCENE_VERSION])
+    key = json.dumps([num_clips, num_frames, height, width, seed, SyntheticConfig().to_dict(), SCENE_VERSION])
     return base / f"synthetic_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
 __all__ = [
+    "IMAGE_TEXTURE",
     "INFO_FILE",
     "SCENE_FILE",
     "SCENE_FORMAT",
@@ -199,6 +202,8 @@ __all__ = [
     "frame_name",
     "generate_clip",
     "generate_scene",
+    "image_texture",
+    "layer_texture",
     "layer_transforms",
     "load_scene",
     "make_texture",

@@ -21,7 +21,7 @@ from ifrvp_core.data.synthetic_scene import (
     camera_at,
     check_scene,
     generate_scene,
-    make_texture,
+    layer_texture,
     rasterise_shape,
 )
 
@@ -97,10 +97,10 @@ def _layer_assets(scene_key: str) -> tuple:
     """(texture (h, w, 3), coverage (h, w) or None) per layer, regenerated from the seeds."""
     scene = json.loads(scene_key)
     background = scene["background"]
-    assets = [(make_texture(background["texture_kind"], background["texture_seed"], *background["size"]), None)]
+    assets = [(layer_texture(background, *background["size"]), None)]
     for sprite in _sorted_sprites(scene):
         size = sprite["size"]
-        texture = make_texture(sprite["texture_kind"], sprite["texture_seed"], *size)
+        texture = layer_texture(sprite, *size)
         assets.append((texture, rasterise_shape(sprite["vertices"], *size)))
     return tuple(assets)
 

@@ -8,8 +8,11 @@ rotation and scale polynomials, back to front by depth. Textures (`make_texture`
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +21,10 @@ SCENE_FILE = "scene.json"
 SCENE_FORMAT = "ifrvp-synthetic-scene"
 SCENE_VERSION = 1
 TEXTURE_KINDS = ("noise", "stripes", "checker", "gradient")
+# A layer textured with a crop of a real image (`SyntheticConfig.texture_images`); its scene entry
+# carries `texture_image` = {"path", "box" [x0, y0, x1, y1], "flip"}.
+IMAGE_TEXTURE = "image"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SHAPES = ("ellipse", "rectangle", "polygon")
 _SUPERSAMPLE = 4  # shape masks are rasterised at 4x and area-averaged: antialiased edges
 
@@ -46,8 +53,21 @@ class SyntheticConfig:
     scale_rate: float = 0.01  # max |relative size change / frame|
     lighting_change: float = 0.0  # amplitude of a global gain oscillation (0.1 = +-10 %)
     noise_std: float = 0.0  # Gaussian sensor noise, in [0, 1] units
+    # Real textures: folders of frames (or image files) whose random crops texture the layers, so
+    # that the exact-flow scenes look like footage; none by default (procedural textures only).
+    texture_images: tuple[str, ...] = ()
+    image_texture_probability: float = 1.0  # share of layers textured from `texture_images`
 
     def __post_init__(self):
+        if isinstance(self.texture_images, (str, Path)):
+            self.texture_images = (self.texture_images,)
+        self.texture_images = tuple(str(Path(path).expanduser().resolve()) for path in self.texture_images)
+        for path in self.texture_images:
+            if not image_files(path):
+                raise ValueError(f"SyntheticConfig.texture_images: no {'/'.join(IMAGE_SUFFIXES)} images at {path}")
+        if not 0.0 <= self.image_texture_probability <= 1.0:
+            raise ValueError(f"SyntheticConfig.image_texture_probability must be a probability in [0, 1], "
+                             f"got {self.image_texture_probability}")
         for name in ("sprite_size", "camera_speed", "sprite_speed", "fast_sprite_speed"):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != 2 or value[0] > value[1] or value[0] < 0:
@@ -70,7 +90,37 @@ class SyntheticConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown SyntheticConfig keys {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        if "texture_images" in values:
+            values["texture_images"] = tuple(values["texture_images"])
         return cls(**values)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields; the real-texture fields only when `texture_images` is set, so records of
+        procedural sets (synthetic.json, cache keys) stay what earlier versions wrote."""
+        values = json.loads(json.dumps(asdict(self)))
+        if not self.texture_images:
+            values.pop("texture_images")
+            values.pop("image_texture_probability")
+        return values
+
+
+@lru_cache(maxsize=64)
+def image_files(path: str) -> tuple[str, ...]:
+    """The images of `path` (an image file, or a folder searched recursively), sorted; () if none."""
+    source = Path(path)
+    if source.is_file():
+        return (str(source),) if source.suffix.lower() in IMAGE_SUFFIXES else ()
+    if not source.is_dir():
+        return ()
+    return tuple(sorted(str(f) for f in source.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES))
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"synthetic image texture: cannot read {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 # ----------------------------------------------------------------------------- textures
@@ -111,6 +161,69 @@ def make_texture(kind: str, seed: int, height: int, width: int) -> np.ndarray:
     fine = 0.5 + (fine - 0.5) * 2.5  # restore contrast lost by the blur
     texture = 0.5 * coloured + 0.3 * coarse + 0.2 * fine
     return np.clip(cv2.GaussianBlur(texture, (0, 0), 0.8), 0.0, 1.0).astype(np.float32)
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(height, width) of an image file."""
+    return _read_rgb(path).shape[:2]
+
+
+def draw_image_texture(rng: np.random.Generator, config: SyntheticConfig, height: int, width: int) -> dict:
+    """A random crop of a random `texture_images` image for a (height, width) texture lattice.
+
+    The crop has the lattice's aspect ratio and covers 40-100 % of the image's shorter fit, so a
+    layer shows real detail at about the image's own scale or magnified (never below 1/2.5).
+    """
+    files = [f for folder in config.texture_images for f in image_files(folder)]
+    path = files[int(rng.integers(len(files)))]
+    image_height, image_width = image_size(path)
+    fit = min(image_height / height, image_width / width)  # the largest crop of this aspect
+    scale = fit * rng.uniform(0.4, 1.0)
+    crop_w, crop_h = max(2.0, width * scale), max(2.0, height * scale)
+    x0, y0 = rng.uniform(0, image_width - crop_w), rng.uniform(0, image_height - crop_h)
+    return {"path": path, "box": [round(x0, 3), round(y0, 3), round(x0 + crop_w, 3), round(y0 + crop_h, 3)],
+            "flip": bool(rng.random() < 0.5)}
+
+
+def image_texture(spec: dict, height: int, width: int) -> np.ndarray:
+    """The texture of an `image` layer: its crop box resampled to (height, width), float32 (H, W, 3) in [0, 1].
+
+    Band-limited like the procedural textures (Gaussian, sigma 0.8 px) so that bilinear resampling
+    of rendered frames reproduces texture values almost exactly.
+    """
+    image = _read_rgb(spec["path"]).astype(np.float32) / 255.0
+    x0, y0, x1, y1 = (float(v) for v in spec["box"])
+    # the crop box's corners map to the lattice's outer pixel edges
+    matrix = np.array([[(x1 - x0) / width, 0.0, x0 + 0.5 * (x1 - x0) / width - 0.5],
+                       [0.0, (y1 - y0) / height, y0 + 0.5 * (y1 - y0) / height - 0.5]])
+    shrink = max((x1 - x0) / width, (y1 - y0) / height)
+    if shrink > 1.0:  # area-average before a minifying warp (no aliasing)
+        image = cv2.GaussianBlur(image, (0, 0), 0.5 * shrink)
+    texture = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REFLECT)
+    if spec.get("flip"):
+        texture = texture[:, ::-1]
+    return np.clip(cv2.GaussianBlur(np.ascontiguousarray(texture), (0, 0), 0.8), 0.0, 1.0).astype(np.float32)
+
+
+def layer_texture(layer: dict, height: int, width: int) -> np.ndarray:
+    """A background's or sprite's texture (H, W, 3) float32 from its scene entry (procedural or image)."""
+    if layer["texture_kind"] == IMAGE_TEXTURE:
+        return image_texture(layer["texture_image"], height, width)
+    return make_texture(layer["texture_kind"], layer["texture_seed"], height, width)
+
+
+def _texture_entry(rng: np.random.Generator, config: SyntheticConfig, height: int, width: int) -> dict:
+    """texture_kind and texture_seed (and texture_image for a real texture) of one layer.
+
+    Without `texture_images` this draws exactly what it always drew, so procedural scenes stay
+    identical for a seed.
+    """
+    entry = {"texture_kind": str(rng.choice(TEXTURE_KINDS)), "texture_seed": int(rng.integers(2**31))}
+    if config.texture_images and rng.random() < config.image_texture_probability:
+        entry = {"texture_kind": IMAGE_TEXTURE, "texture_seed": entry["texture_seed"],
+                 "texture_image": draw_image_texture(rng, config, height, width)}
+    return entry
 
 
 def shape_vertices(shape: str, rng: np.random.Generator, size: int) -> list[list[float]]:
@@ -173,17 +286,13 @@ def _draw_camera(rng: np.random.Generator, config: SyntheticConfig, unit: float,
     }
 
 
-def _draw_background(rng: np.random.Generator, scene: dict, num_frames: int, height: int, width: int) -> dict:
+def _draw_background(rng: np.random.Generator, config: SyntheticConfig, scene: dict, num_frames: int, height: int, width: int) -> dict:
     """Background lattice: cover every world point the camera sees in [0, T-1] with a margin."""
     corners = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5], [width - 0.5, height - 0.5]])
     seen = np.concatenate([_frame_to_world(scene, t, corners) for t in np.linspace(0, max(num_frames - 1, 0), 4 * num_frames + 1)])
     low, high = np.floor(seen.min(0)) - 4, np.ceil(seen.max(0)) + 4
-    return {
-        "texture_kind": str(rng.choice(TEXTURE_KINDS)),
-        "texture_seed": int(rng.integers(2**31)),
-        "size": [int(high[1] - low[1]) + 1, int(high[0] - low[0]) + 1],
-        "origin": [float(-low[0]), float(-low[1])],
-    }
+    size = [int(high[1] - low[1]) + 1, int(high[0] - low[0]) + 1]
+    return {**_texture_entry(rng, config, *size), "size": size, "origin": [float(-low[0]), float(-low[1])]}
 
 
 def _draw_sprite(rng: np.random.Generator, config: SyntheticConfig, scene: dict, depth: int, unit: float, middle: float) -> dict:
@@ -199,12 +308,12 @@ def _draw_sprite(rng: np.random.Generator, config: SyntheticConfig, scene: dict,
     world_middle = _frame_to_world(scene, middle, seen_at[None])[0]
     position = world_middle - velocity * middle - 0.5 * acceleration * middle**2
     angular_velocity = rng.uniform(-1, 1) * config.rotation_speed
+    vertices = shape_vertices(shape, rng, size)
     return {
         "shape": shape,
-        "vertices": shape_vertices(shape, rng, size),
+        "vertices": vertices,
         "size": [size, size],
-        "texture_kind": str(rng.choice(TEXTURE_KINDS)),
-        "texture_seed": int(rng.integers(2**31)),
+        **_texture_entry(rng, config, size, size),
         "depth": depth,
         "position": position.tolist(),
         "velocity": velocity.tolist(),
@@ -242,7 +351,7 @@ def generate_scene(seed: int, num_frames: int, height: int, width: int, config: 
     zoom_rate = float(rng.uniform(-config.zoom_rate, config.zoom_rate)) if config.zoom_rate else 0.0
     scene = {"format": SCENE_FORMAT, "version": SCENE_VERSION, "seed": int(seed), "num_frames": int(num_frames), "height": int(height),
              "width": int(width), "camera": _draw_camera(rng, config, unit, zoom_rate)}
-    scene["background"] = _draw_background(rng, scene, num_frames, height, width)
+    scene["background"] = _draw_background(rng, config, scene, num_frames, height, width)
     middle = (num_frames - 1) / 2.0
     sprite_count = int(rng.integers(config.min_sprites, config.max_sprites + 1))
     scene["sprites"] = [_draw_sprite(rng, config, scene, depth, unit, middle) for depth in range(sprite_count)]
@@ -282,8 +391,14 @@ def check_scene(scene: dict, source: str = "scene") -> dict:
         if missing:
             raise ValueError(f"{source}: scene {where} is missing key(s) {missing}")
     for part, values in [("sprite", s) for s in scene["sprites"]] + [("background", scene["background"])]:
-        if values["texture_kind"] not in TEXTURE_KINDS:
-            raise ValueError(f"{source}: unknown texture_kind {values['texture_kind']!r} in {part}; expected one of {TEXTURE_KINDS}")
+        if values["texture_kind"] == IMAGE_TEXTURE:
+            image = values.get("texture_image")
+            if not isinstance(image, dict) or not {"path", "box"} <= set(image) or len(image["box"]) != 4:
+                raise ValueError(f"{source}: {part} texture_kind {IMAGE_TEXTURE!r} needs texture_image = "
+                                 f"{{'path', 'box': [x0, y0, x1, y1]}}, got {image!r}")
+        elif values["texture_kind"] not in TEXTURE_KINDS:
+            raise ValueError(f"{source}: unknown texture_kind {values['texture_kind']!r} in {part}; "
+                             f"expected one of {TEXTURE_KINDS + (IMAGE_TEXTURE,)}")
         if len(values["size"]) != 2 or min(values["size"]) < 2:
             raise ValueError(f"{source}: {part} size must be [height, width] >= 2, got {values['size']!r}")
     if scene["height"] < 2 or scene["width"] < 2 or scene["num_frames"] < 1:
@@ -291,5 +406,6 @@ def check_scene(scene: dict, source: str = "scene") -> dict:
     return scene
 
 
-__all__ = ["SCENE_FILE", "SCENE_FORMAT", "SCENE_VERSION", "SHAPES", "TEXTURE_KINDS", "SyntheticConfig", "camera_at", "check_scene",
-           "generate_scene", "make_texture", "rasterise_shape", "shape_vertices"]
+__all__ = ["IMAGE_TEXTURE", "SCENE_FILE", "SCENE_FORMAT", "SCENE_VERSION", "SHAPES", "TEXTURE_KINDS", "SyntheticConfig", "camera_at",
+           "check_scene", "draw_image_texture", "generate_scene", "image_files", "image_texture", "layer_texture", "make_texture",
+           "rasterise_shape", "shape_vertices"]

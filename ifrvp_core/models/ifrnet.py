@@ -11,8 +11,8 @@ The target time ``t`` is an input map of the coarsest decoder, so the same weigh
 (``0 < t < 1``) and extrapolate (``t > 1``). With K context frames the frames sit at times
 ``2-K, ..., 0, 1`` (see docs/architecture.md); K = 2 is exactly the published layout.
 
-``motion_prior="dis"`` (the extrapolation recipe; off by default, so the builders give the
-published network) starts every decoder from the constant-velocity flow of
+``motion_prior="dis"`` or ``"lucas_kanade"`` (the extrapolation recipe; off by default, so the
+builders give the published network) starts every decoder from the constant-velocity flow of
 `ifrvp_core.motion_prior`: decoder4 sees each frame's features warped by the prior, and every
 decoder's flow is a *correction* on top of the prior at its level (the prior's own detail is
 added back level by level, so the full-resolution flow starts exactly at the prior, not at a
@@ -148,6 +148,21 @@ def prior_pyramid(prior: torch.Tensor, net_size: tuple, size: tuple) -> list[tor
     return [F.avg_pool2d(prior, factor) / factor for factor in (16, 8, 4, 2)] + [prior]
 
 
+def prior_shift(prior: torch.Tensor) -> torch.Tensor:
+    """How the prior changes where the target pixel came from: (B, 2K, h, w) -> (B, 2K, h, w).
+
+    `prior(p + prior_newest(p)) - prior(p)` per frame, `prior_newest` the last frame's flow. The
+    constant-velocity prior is sampled at the target pixel; the motion that reaches it is the one at
+    the pixel it came from (the fixed point of `F(p) = v(p + F(p))`). The shift is that first
+    correction: zero for uniform motion, the displacement's size at motion boundaries.
+    """
+    b, channels, h, w = prior.shape
+    k = channels // 2
+    newest = prior[:, -2:].repeat(1, k, 1, 1)
+    resampled = backward_warp(prior.reshape(b * k, 2, h, w), newest.reshape(b * k, 2, h, w)).reshape(b, channels, h, w)
+    return resampled - prior
+
+
 def network_input(images: torch.Tensor, scale_factor: float) -> tuple[torch.Tensor, tuple[int, int]]:
     """(N, 3, H, W) -> the encoder's input: resized by `scale_factor`, replicate-padded to a multiple of 16.
 
@@ -192,8 +207,15 @@ class IFRNetModel(nn.Module):
         first_kernel: kernel of the very first conv (7 for IFRNet_L).
         context_frames: K >= 2 input frames.
         block: "resblock" (published) or "elan".
-        motion_prior: "none" (published) or "dis": the decoders refine a correction of the
-            constant-velocity DIS flow (same layers and parameter count).
+        motion_prior: "none" (published), "dis" or "lucas_kanade": the decoders refine a
+            correction of the constant-velocity flow of OpenCV DIS (CPU) or of the torch
+            Lucas–Kanade flow (on the frames' device) (same layers and parameter count).
+        prior_shift_input: with a motion prior, every decoder also sees the prior's *shift*
+            `prior_shift` (2K channels at its level): how the prior changes when sampled where the
+            target pixel came from. It is zero for uniform motion and large at motion boundaries,
+            where the constant-velocity flow is sampled one displacement off; it tells where and
+            by how much the prior is wrong without showing the motion itself. Adds 2K input
+            channels to each decoder's first conv; the untrained model still predicts the prior.
     """
 
     def __init__(
@@ -204,6 +226,7 @@ class IFRNetModel(nn.Module):
         context_frames: int = 2,
         block: str = "resblock",
         motion_prior: str = "none",
+        prior_shift_input: bool = False,
     ):
         super().__init__()
         if context_frames < 2:
@@ -212,6 +235,8 @@ class IFRNetModel(nn.Module):
             raise ValueError(f"block must be 'resblock' or 'elan', got {block!r}")
         if motion_prior not in MOTION_PRIORS:
             raise ValueError(f"motion_prior must be one of {MOTION_PRIORS}, got {motion_prior!r}")
+        if prior_shift_input and motion_prior == "none":
+            raise ValueError("prior_shift_input needs a motion prior (motion_prior='dis' or 'lucas_kanade'); the published network has none")
         c1, c2, c3, c4 = widths
         k = context_frames
         self.context_frames = k
@@ -224,11 +249,15 @@ class IFRNetModel(nn.Module):
         )
         if motion_prior != "none":  # published checkpoints keep their exact options
             self.model_options["motion_prior"] = motion_prior
+        self.prior_shift_input = bool(prior_shift_input)
+        if self.prior_shift_input:  # earlier checkpoints, without the key, load as False
+            self.model_options["prior_shift_input"] = True
+        shift = 2 * k if self.prior_shift_input else 0
         self.encoder = Encoder(widths, first_kernel)
-        self.decoder4 = Decoder(k * c4 + 1, k * c4, 2 * k + c3, side_channels, block)
-        self.decoder3 = Decoder((k + 1) * c3 + 2 * k, (k + 1) * c3, 2 * k + c2, side_channels, block)
-        self.decoder2 = Decoder((k + 1) * c2 + 2 * k, (k + 1) * c2, 2 * k + c1, side_channels, block)
-        self.decoder1 = Decoder((k + 1) * c1 + 2 * k, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
+        self.decoder4 = Decoder(k * c4 + 1 + shift, k * c4, 2 * k + c3, side_channels, block)
+        self.decoder3 = Decoder((k + 1) * c3 + 2 * k + shift, (k + 1) * c3, 2 * k + c2, side_channels, block)
+        self.decoder2 = Decoder((k + 1) * c2 + 2 * k + shift, (k + 1) * c2, 2 * k + c1, side_channels, block)
+        self.decoder1 = Decoder((k + 1) * c1 + 2 * k + shift, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
         if motion_prior != "none":
             self._start_at_prior()
 
@@ -267,19 +296,23 @@ class IFRNetModel(nn.Module):
         k = self.context_frames
         f4 = pyramids[3]
         b, _, _, h4, w4 = f4.shape
+        # the prior's shift at the input of decoders 4, 3, 2, 1 (levels 1/16 .. 1/2)
+        shifts = [prior_shift(prior[index]) for index in range(4)] if self.prior_shift_input else [None] * 4
         if prior is None:
             out = self.decoder4(torch.cat([f4.flatten(1, 2), time.expand(b, 1, h4, w4)], dim=1))
             flow = out[:, : 2 * k]
         else:
             aligned = warp_each(f4, prior[0]).flatten(1, 2)
-            out = self.decoder4(torch.cat([aligned, time.expand(b, 1, h4, w4)], dim=1))
+            extra = [] if shifts[0] is None else [shifts[0]]
+            out = self.decoder4(torch.cat([aligned, time.expand(b, 1, h4, w4)] + extra, dim=1))
             flow = out[:, : 2 * k] + prior[1]
         flows = [flow]
         refined = [out[:, 2 * k :]]
         for level, decoder in ((2, self.decoder3), (1, self.decoder2), (0, self.decoder1)):
             warped = warp_each(pyramids[level], flow)
             motion = flow if prior is None else flow - prior[3 - level]  # the correction, not the motion
-            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), motion], dim=1))
+            extra = [] if shifts[3 - level] is None else [shifts[3 - level]]
+            out = decoder(torch.cat([refined[-1], warped.flatten(1, 2), motion] + extra, dim=1))
             flow = out[:, : 2 * k] + 2.0 * upsample2x(flow)
             if prior is not None:  # add the prior's detail at this level: correction + prior, exactly
                 index = 4 - level
@@ -309,7 +342,8 @@ class IFRNetModel(nn.Module):
             scale_factor: run the network on frames resized by this factor (< 1 for large
                 inputs); flows, mask and residual are resized back.
             prior_flow: optional (B, 2K, H, W) motion-prior flows (target -> each frame, pixels);
-                with `motion_prior="dis"` and None they are computed here with OpenCV DIS.
+                with a motion prior and None they are computed here (`constant_velocity_prior`
+                with the model's method; "lucas_kanade" on the frames' device, in float32).
 
         Returns:
             dict with `prediction` (B,3,H,W), `merged` (B,3,H,W), `flows` [fine->coarse
@@ -336,7 +370,9 @@ class IFRNetModel(nn.Module):
 
         coarse_prior = None
         if self.motion_prior != "none":
-            prior_flow = constant_velocity_prior(frames, time.view(b)) if prior_flow is None else prior_flow
+            if prior_flow is None:
+                with torch.autocast(frames.device.type, enabled=False):  # float32 flow whatever the precision
+                    prior_flow = constant_velocity_prior(frames.float(), time.view(b).float(), self.motion_prior)
             coarse_prior = prior_pyramid(prior_flow.to(frames.dtype), (net_height, net_width), (height, width))
 
         features = self.encoder(net_input)
@@ -365,13 +401,14 @@ class IFRNetModel(nn.Module):
         """Predict the frame at time `t`: (B, K, 3, H, W) in [0, 1] -> (B, 3, H, W) float32 in [0, 1].
 
         Any H, W (replicate-padded to a multiple of 16 inside, cropped back). `precision`: "fp32",
-        "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the DIS prior stays float32).
+        "bf16" or "fp16" (autocast, `ifrvp_core.precision`; the motion prior stays float32).
         `prior_flow`: optional (B, 2K, H, W) motion prior, as in `forward`.
         """
-        if prior_flow is None and self.motion_prior != "none":
+        if prior_flow is None and self.motion_prior == "dis":
             # OpenCV DIS, here rather than in forward: float32 from the frames whatever the
-            # precision, and outside a torch.compile'd forward (DIS is not a torch op).
-            prior_flow = constant_velocity_prior(frames, t)
+            # precision, and outside a torch.compile'd forward (DIS is not a torch op). The
+            # lucas_kanade prior is a torch op: forward computes it on the device.
+            prior_flow = constant_velocity_prior(frames, t, self.motion_prior)
         with autocast_for(precision, frames.device):
             prediction = self.forward(frames, t, scale_factor=scale_factor, prior_flow=prior_flow)["prediction"]
         return prediction.float()

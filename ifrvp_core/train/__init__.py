@@ -10,7 +10,8 @@ The seed project's flags and defaults are kept (`--model_name IFRNet --epochs 30
 from lr_start to lr_end, Charbonnier + census + geometry + flow distillation.
 
 The extrapolation recipe adds (each a flag, see `TrainConfig`; measured in notebook 06_ablations):
-`--motion_prior dis` (the decoders refine a correction of the constant-velocity DIS flow),
+`--motion_prior dis` (the decoders refine a correction of the constant-velocity DIS flow; or
+`lucas_kanade`, the same with a torch Lucas–Kanade flow the model computes on its device),
 `--teacher_flow auto` (prepared teacher flow when present, else DIS from the real target to every
 context frame, computed on the fly: distillation never drops out silently); the distillation's
 robustness is a flag too (`--loss_distillation_beta`, IFRNet's 0.3 by default). Validation scores

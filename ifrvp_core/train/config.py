@@ -35,7 +35,7 @@ LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian",
 # tests/test_train_cli.py checks that they equal the originals (model and dataset names: `registry_names`).
 BAD_SAMPLE_CHOICES = ("skip", "fail")
 TASKS = ("extrapolate", "interpolate")
-MOTION_PRIORS = ("auto", "none", "dis")
+MOTION_PRIORS = ("auto", "none", "dis", "lucas_kanade")
 FLOW_REGIONS = ("crop", "frame")  # ifrvp_core.data.sample.FLOW_REGIONS
 IFRNET_CROP = 224  # IFRNet's training crop: the default for datasets on disk
 # What a run folder holds once a run has started in it (written by `RunLog` and the checkpoints).
@@ -100,8 +100,12 @@ class TrainConfig:
                                         "--protocol); may be another dataset's; checked at start, kept in summary.json")
     task: str = option("extrapolate", "predict the next frames, or interpolate between the context frames", choices=TASKS)
     context_frames: int = option(2, "input frames per sample")
-    motion_prior: str = option("auto", "flow the decoders refine: dis (constant-velocity DIS flow), none, or auto "
-                                       "(dis for extrapolation, none for interpolation)", choices=MOTION_PRIORS)
+    motion_prior: str = option("auto", "flow the decoders refine: dis (constant-velocity OpenCV DIS flow, computed in the "
+                                       "loader workers), lucas_kanade (constant-velocity torch Lucas-Kanade flow, computed "
+                                       "by the model on its device), none, or auto (dis for extrapolation, none for "
+                                       "interpolation)", choices=MOTION_PRIORS)
+    prior_shift_input: bool = option(False, "with a motion prior, the decoders also see how the prior changes where each "
+                                            "target pixel came from (zero for uniform motion; large at motion boundaries)")
     teacher_flow: str = option("auto", "teacher flow for the distillation loss: auto (prepared files, else DIS on the fly), "
                                        "disk (prepared files only), dis (on the fly), none", choices=tuple(TEACHER_FLOW_MODES))
     flow_region: str = option("crop", "where the training DIS prior and on-the-fly teacher flow are computed: crop (on "
@@ -231,7 +235,10 @@ class TrainConfig:
     def model_options(self) -> dict:
         """`build_model(model_name, **options)` keywords: context frames and, when one is used, the motion prior."""
         prior = self.resolved_motion_prior()
-        return {"context_frames": self.context_frames, **({} if prior == "none" else {"motion_prior": prior})}
+        options = {"context_frames": self.context_frames, **({} if prior == "none" else {"motion_prior": prior})}
+        if self.prior_shift_input:
+            options["prior_shift_input"] = True
+        return options
 
     def data_options(self) -> dict:
         """`build_dataset` keywords both splits share: the window layout, the task and the seed."""
@@ -242,7 +249,7 @@ class TrainConfig:
         """`build_dataset(dataset, data_root, "train", **options)` keywords: augmentation, teacher flow, bad samples."""
         return dict(augment=self.augment, crop_size=self.resolved_crop_size(), teacher_flow=TEACHER_FLOW_MODES[self.teacher_flow],
                     on_bad_sample=self.on_bad_sample, motion_strides=self.motion_strides, flow_region=self.flow_region,
-                    prior_flow=self.resolved_motion_prior() != "none",
+                    prior_flow=self.resolved_motion_prior() == "dis",  # lucas_kanade: the model computes it on the device
                     **{**self.data_options(), "future_frames": max(self.future_frames, self.rollout_steps)})
 
     @property

@@ -38,7 +38,8 @@ class Validation:
         """
         model.eval()
         context_frames = int(getattr(model, "context_frames", 2))  # prior_only: the twin of this model
-        baselines = (standard_methods(model=None, context_frames=context_frames)
+        prior = getattr(model, "motion_prior", "none")
+        baselines = (standard_methods(model=None, context_frames=context_frames, motion_prior=prior if prior != "none" else None)
                      if self.with_baselines and self.baselines is None else {})
         scores = MetricAccumulator()
         count = min(len(self.dataset), self.samples)

@@ -41,9 +41,12 @@ from ifrvp_core.workbook.profiles import read_json, synthetic_data_root
 ABLATION_VARIANTS: dict[str, tuple[str, dict]] = {
     "published IFRNet recipe": ("no motion prior: IFRNet as published (the network must find the motion itself)",
                                 dict(motion_prior="none")),
-    "default recipe": ("DIS motion prior; teacher flow for every context frame; IFRNet's robust distillation", {}),
-    "plain distillation": ("the default with a non-robust distillation (beta 0: large flow errors count fully)",
-                           dict(loss_distillation_beta=0.0)),
+    "default recipe": ("the profile's recipe: DIS motion prior, the decoders see the prior's shift, plain distillation "
+                       "to the exact flow (weight 0.1)", {}),
+    "- prior shift input": ("the default without the prior's shift as a decoder input",
+                            dict(prior_shift_input=False)),
+    "IFRNet's distillation": ("the default with IFRNet's robust distillation (weight 0.01, beta 0.3)",
+                              dict(loss_distillation=0.01, loss_distillation_beta=0.3)),
     "- distillation": ("the default without flow distillation (what a missing teacher used to do silently)",
                        dict(loss_distillation=0.0)),
     "+ Laplacian loss": ("the default plus the Laplacian-pyramid L1 term (weight 0.1)", dict(loss_laplacian=0.1)),
@@ -225,6 +228,7 @@ def base_config(settings: dict) -> dict:
         dataset="synthetic", model_name=settings["model_name"], max_steps=budget["max_steps"], epochs=settings["epochs"],
         batch_size=budget["batch_size"], crop_size=budget["crop_size"], lr_start=settings["lr_start"], lr_end=settings["lr_end"],
         num_workers=settings["num_workers"], val_samples=budget["val_samples"], log_interval=settings["log_interval"],
+        **(settings.get("train_options") or {}),
     )
 
 

@@ -33,6 +33,7 @@ PROFILES: dict[str, dict] = {
         dataset="synthetic", synthetic=dict(train_clips=4, test_clips=2, num_frames=8, height=48, width=64),
         model_name="IFRNet_T", nproc=2, max_steps=4, epochs=1000, batch_size=2, crop_size=32, num_workers=0,
         lr_start=5e-4, lr_end=1e-5, val_samples=4, log_interval=1, eval_steps=3, eval_max_samples=4,
+        train_options=dict(prior_shift_input=True, loss_distillation=0.1, loss_distillation_beta=0.0),
         latency_sizes=[(48, 64), (96, 128)], latency_repeats=1, show_samples=2, rollout_steps=3,
         ablation=dict(max_steps=3, batch_size=2, crop_size=32, val_samples=2, eval_steps=3, eval_max_samples=4),
         use_dataset_config=False,
@@ -41,6 +42,8 @@ PROFILES: dict[str, dict] = {
         dataset="synthetic", synthetic=dict(train_clips=48, test_clips=24, num_frames=12, height=128, width=192),
         model_name="IFRNet_T", nproc=2, max_steps=700, epochs=1000, batch_size=4, crop_size=96, num_workers=1,
         lr_start=5e-4, lr_end=1e-5, val_samples=48, log_interval=10, eval_steps=5, eval_max_samples=None,
+        # the synthetic recipe (docs/learning.md): the decoders see the prior's shift, and the exact flow teaches them
+        train_options=dict(prior_shift_input=True, loss_distillation=0.1, loss_distillation_beta=0.0),
         latency_sizes=[(128, 192), (256, 448)], latency_repeats=3, show_samples=3, rollout_steps=5,
         # notebook 06: every variant gets the same single-process budget on notebook 01's data
         ablation=dict(max_steps=300, batch_size=4, crop_size=96, val_samples=8, eval_steps=5, eval_max_samples=None),

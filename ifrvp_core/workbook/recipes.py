@@ -2,7 +2,8 @@
 
 Training (notebook 03) takes its values in this order, each over the one before:
 
-1. the profile's defaults (`PROFILES`: model, schedule, batch, crop, ...);
+1. the profile's defaults (`PROFILES`: model, schedule, batch, crop, ..., and its `train_options`: other
+   `TrainConfig` fields of its recipe, such as the quick profile's `prior_shift_input`);
 2. the `config` file (`configs/*.yaml` or JSON, read like `ifrvp train --config`); the `full`
    profile uses `configs/<dataset>.yaml` by default when that file exists (cityscapes, gopro,
    kitti, ucf101), so it trains the published recipe of the data it is given;
@@ -86,6 +87,7 @@ def training_values(settings: dict, work_dir, config=None, dataset=None, data_ro
     info = dataset_info(work_dir, dataset or recipe.get("dataset"), data_root or recipe.get("data_root"))
     path, recipe = training_recipe(settings, info["dataset"], given)
     values = {key: settings[key] for key in TRAINING_KEYS}
+    values.update(settings.get("train_options") or {})  # the profile's recipe flags (quick: the exact-flow recipe)
     values["run_name"] = DEFAULT_RUN_NAME
     values.update(recipe)
     values.update({key: value for key, value in explicit.items() if value is not None})
