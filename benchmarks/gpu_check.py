@@ -24,7 +24,9 @@ JSON is rewritten atomically after every section, so a killed run leaves what it
   and of one training step of the default recipe: the same batch stepped with its `prior_flow`
   (as the loader workers give it) and without (the model computes DIS in the step), interleaved.
   A torch prior such as "lucas_kanade" is timed too when `ifrvp_core.motion_prior.MOTION_PRIORS`
-  has it (its prior's time: its `predict` minus the network's).
+  has it: `constant_velocity_prior(..., method=)` alone and its model's `predict` (which computes
+  it on the GPU), and a training step of its recipe (no `prior_flow` in the batches: the step
+  computes it on the device).
 - `ddp_nccl`: one-process `init_process_group("nccl")` + DistributedDataParallel: an all-reduce,
   and 3 SGD steps equal to the same steps without DDP.
 - `export_parity`: `ifrvp_core.export`'s network (`PredictionNetwork`, the DIS prior as an input)
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import importlib.util
 import json
 import math
@@ -277,14 +280,13 @@ def prior_share_inference(device: torch.device, name: str, size: tuple[int, int]
     row["predict_ms"] = median_ms(lambda: model.predict(frames, 2.0), repeats, device, warmup)
     row["network_ms"] = median_ms(lambda: model.predict(frames, 2.0, prior_flow=prior), repeats, device, warmup)  # the prior given
     row["dis_share"] = row["dis_prior_ms"] / row["predict_ms"]
-    for other in other_priors():  # its model computes its own prior; the network is the same as with DIS's given
+    for other in other_priors():  # a torch prior: computed on the frames' device, by its model inside forward
         alternative = None
         try:
             alternative = prepare_for_inference(build_model(name, motion_prior=other), device=device)
-            total = median_ms(lambda: alternative.predict(frames, 2.0), repeats, device, warmup)
-            row[f"{other}_predict_ms"] = total
-            row[f"{other}_prior_ms"] = total - row["network_ms"]  # predict minus the network with a prior given
-            row[f"{other}_share"] = (total - row["network_ms"]) / total
+            row[f"{other}_prior_ms"] = median_ms(lambda: constant_velocity_prior(frames, 2.0, method=other), repeats, device, warmup)
+            row[f"{other}_predict_ms"] = median_ms(lambda: alternative.predict(frames, 2.0), repeats, device, warmup)
+            row[f"{other}_share"] = row[f"{other}_prior_ms"] / row[f"{other}_predict_ms"]
         except Exception as error:  # noqa: BLE001 - recorded in the row
             row[f"{other}_error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
         del alternative
@@ -321,10 +323,25 @@ def prior_share_training(device: torch.device, data_root: Path, workdir: Path, a
     context, target_times = given["context"], given["target_times"][:, 0]
     dis = time_call(lambda: constant_velocity_prior(context, target_times), max(2, rounds))
     given_ms, computed_ms = (1e3 * statistics.median(times[mode]) for mode in ("given", "computed"))
-    return {"model": args.train_model, "motion_prior": config.resolved_motion_prior(), "batch": args.train_batch,
-            "crop": args.train_crop, "rounds": rounds, "step_ms_prior_given": given_ms, "step_ms_prior_computed": computed_ms,
-            "prior_share_of_step": (computed_ms - given_ms) / computed_ms, "dis_prior_ms_per_batch": 1e3 * statistics.median(dis),
-            "steps_finite": finite}
+    result = {"model": args.train_model, "motion_prior": config.resolved_motion_prior(), "batch": args.train_batch,
+              "crop": args.train_crop, "rounds": rounds, "step_ms_prior_given": given_ms, "step_ms_prior_computed": computed_ms,
+              "prior_share_of_step": (computed_ms - given_ms) / computed_ms, "dis_prior_ms_per_batch": 1e3 * statistics.median(dis),
+              "steps_finite": finite}
+    for other in other_priors():  # its recipe: no prior_flow in the batches, the model computes it on the device in the step
+        try:
+            trainer = Trainer(dataclasses.replace(config, motion_prior=other, run_name=f"prior_share_{other}"), Dist(device=device))
+            trainer.model.train()
+            steps = []
+            for round_ in range(rounds + 1):
+                started = time.perf_counter()
+                _, terms, taken = trainer.train_step(computed)
+                if round_:
+                    steps.append(time.perf_counter() - started)
+                result["steps_finite"] = result["steps_finite"] and taken and math.isfinite(float(terms["loss"]))
+            result[f"step_ms_{other}_computed"] = 1e3 * statistics.median(steps)
+        except Exception as error:  # noqa: BLE001 - recorded
+            result[f"{other}_error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    return result
 
 
 def prior_share(device: torch.device, data_root: Path, workdir: Path, args, budget: Budget) -> dict:
@@ -349,7 +366,7 @@ def prior_share(device: torch.device, data_root: Path, workdir: Path, args, budg
         result["ok"] = False
     else:
         result["training"] = prior_share_training(device, data_root, workdir, args, args.prior_rounds)
-        result["ok"] = result["ok"] and result["training"]["steps_finite"]
+        result["ok"] = result["ok"] and result["training"]["steps_finite"] and not any(key.endswith("_error") for key in result["training"])
     return result
 
 
@@ -560,8 +577,11 @@ def print_summary(report: dict) -> None:
               f"predict ({100 * row['dis_share']:.0f} %{others}; network alone {row['network_ms']:.1f} ms)")
     step = shares.get("training", {})
     if "step_ms_prior_given" in step:
+        others = "".join(f"; {name} computed in the step {step[f'step_ms_{name}_computed']:.1f} ms"
+                         for name in shares.get("other_priors", []) if f"step_ms_{name}_computed" in step)
         print(f"  prior share of a training step (batch {step['batch']}, crop {step['crop']}): {step['step_ms_prior_given']:.1f} ms "
-              f"given (workers), {step['step_ms_prior_computed']:.1f} ms computed in the step ({100 * step['prior_share_of_step']:.0f} %)")
+              f"given (workers), {step['step_ms_prior_computed']:.1f} ms computed in the step ({100 * step['prior_share_of_step']:.0f} %)"
+              f"{others}")
     exported = sections.get("export_parity", {})
     for kind in ("torchscript", "torchscript_cpu_file", "onnx"):
         if kind in exported:
