@@ -48,4 +48,44 @@ def median_latency_ms(model, frames: torch.Tensor, repeats: int = 5, warmup: int
     return 1000.0 * statistics.median(time_predict(model, frames, repeats, warmup))
 
 
-__all__ = ["count_macs", "count_parameters", "median_latency_ms", "time_call", "time_predict"]
+CALIBRATION_UNIT = ("one calibration unit (cu) = the time of a fixed fp32 workload in the same process, threads and "
+                    "device: four 3x3 convolutions 64 -> 64 channels (bias, ReLU) on a (1, 64, 64, 128) input, "
+                    "fixed weights, no autograd (1.21 GMACs)")
+
+
+class CalibrationWorkload:
+    """The fixed fp32 workload whose time is the calibration unit (`CALIBRATION_UNIT`).
+
+    A latency divided by this workload's time (measured in the same process, with the same threads,
+    interleaved with the timed calls) compares across machines better than milliseconds: a machine
+    twice as fast, or half as loaded, shortens both. Call it to run the workload once.
+    """
+
+    def __init__(self, device="cpu"):
+        generator = torch.Generator().manual_seed(0)
+        layers = []
+        for _ in range(4):
+            conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2.0 / (9 * 64)) ** 0.5)
+                conv.bias.zero_()
+            layers += [conv, torch.nn.ReLU()]
+        self.network = torch.nn.Sequential(*layers).to(device).eval()
+        self.input = torch.rand(1, 64, 64, 128, generator=generator).to(device)
+        self.sync = torch.cuda.synchronize if self.input.is_cuda else (lambda: None)
+
+    def __call__(self) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self.network(self.input)
+        self.sync()
+        return out
+
+
+def calibration_unit_s(device="cpu", repeats: int = 11, warmup: int = 2) -> float:
+    """Median seconds of `CalibrationWorkload` on `device` (`repeats` timed runs after `warmup`)."""
+    workload = CalibrationWorkload(device)
+    return statistics.median(time_call(workload, repeats, warmup))
+
+
+__all__ = ["CALIBRATION_UNIT", "CalibrationWorkload", "calibration_unit_s", "count_macs", "count_parameters",
+           "median_latency_ms", "time_call", "time_predict"]

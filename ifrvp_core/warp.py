@@ -26,10 +26,13 @@ def base_grid(height: int, width: int, device, dtype) -> torch.Tensor:
     key = (height, width, str(device), dtype, torch.is_inference_mode_enabled())
     grid = _GRID_CACHE.get(key)
     if grid is None:
-        ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype)
-        xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype)
+        # computed in float32 (float64 for float64) and rounded once to `dtype`: a bf16 linspace
+        # accumulates its own rounding
+        exact = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=exact)
+        xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=exact)
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        grid = torch.stack([grid_x, grid_y], dim=-1).unsqueeze(0)
+        grid = torch.stack([grid_x, grid_y], dim=-1).unsqueeze(0).to(dtype)
         _GRID_CACHE[key] = grid
         if len(_GRID_CACHE) > _GRID_CACHE_SIZE:
             _GRID_CACHE.popitem(last=False)
@@ -59,7 +62,11 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
             f"backward_warp: image {tuple(image.shape)} and flow {tuple(flow.shape)} differ in batch or size"
         )
     _, _, height, width = flow.shape
+    # The grid in the wider of the two types (as the published warp): under bf16 autocast a bf16
+    # flow warping a float32 image gets a float32 grid, because a bf16 grid near +-1 is quantised
+    # to 2**-8, about a pixel at 448 wide. In float32 this is float32 throughout.
+    dtype = torch.promote_types(image.dtype, flow.dtype)
     # align_corners=True maps -1..1 onto pixel centres 0..W-1, hence the (W-1)/2 normalisation.
-    norm = flow.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)]).view(1, 1, 1, 2)
-    grid = base_grid(height, width, flow.device, flow.dtype) + flow.permute(0, 2, 3, 1) * norm
-    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    norm = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=dtype).view(1, 1, 1, 2)
+    grid = base_grid(height, width, flow.device, dtype) + flow.permute(0, 2, 3, 1).to(dtype) * norm
+    return F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)

@@ -268,6 +268,29 @@ def test_gpu_check_on_cpu_says_so_and_exits_0(tmp_path):
     assert report["torch"] == torch.__version__
 
 
+def test_gpu_check_dry_run_of_the_extrapolation_sections(tmp_path):
+    """--cpu-dry-run of the prior's share, the export parity and inference (fp16, the DIS model): recorded and passing."""
+    out = tmp_path / "dry.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--out", str(out), "--cpu-dry-run",
+                           "--sections", "prior_share,export_parity,inference"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    sections = json.loads(out.read_text())["sections"]
+    assert set(sections) == {"prior_share", "export_parity", "inference"}
+    assert all(result["ok"] for result in sections.values())
+    (row,) = sections["prior_share"]["inference"]
+    assert row["size"] == "64x96" and row["dis_share"] > 0 and row["network_ms"] > 0  # one repeat each: no bound above
+    step = sections["prior_share"]["training"]
+    assert step["motion_prior"] == "dis" and step["steps_finite"] and step["step_ms_prior_given"] > 0
+    exported = sections["export_parity"]
+    assert exported["torchscript"]["max_abs_diff"] < 1e-4 and exported["torchscript_cpu_file"]["cpu_device_in_graph"]
+    assert "skipped" in exported["onnx"] or exported["onnx"]["ok"]
+    rows = sections["inference"]["rows"]
+    assert {(r["prior"], r["precision"]) for r in rows} == {(p, q) for p in ("none", "dis") for q in ("fp32", "bf16", "fp16")}
+    assert all("frames_per_s" in r or "skipped" in r for r in rows)
+    assert "export torchscript" in done.stdout and "prior share of a training step" in done.stdout
+
+
 @pytest.mark.slow
 def test_two_ranks_skip_the_same_samples_and_count_them_globally(corrupt_data, skip_run, tmp_path):
     """2 DDP ranks x batch 1 see the samples of 1 rank x batch 2: the same replacements, counted over both ranks."""
