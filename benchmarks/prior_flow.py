@@ -1,7 +1,7 @@
 """The motion prior's flow methods side by side: OpenCV DIS against the torch Lucas–Kanade flow.
 
     python benchmarks/prior_flow.py                                        # EPE and times, reports/prior_flow.json
-    python benchmarks/prior_flow.py --real_root /work/data/real/heldout/bikes   # + t+1 PSNR of prior_prediction on a real clip
+    python benchmarks/prior_flow.py --real_root data/real/heldout/bikes   # + t+1 PSNR of prior_prediction on a real clip
 
 For each method (`motion_prior.FLOW_METHODS`: dis, lucas_kanade):
 
