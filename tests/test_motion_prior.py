@@ -380,6 +380,8 @@ def test_prior_shift_input_starts_at_the_prior_and_round_trips(tmp_path):
     assert load_model(tmp_path / "plain.pt").prior_shift_input is False
     config = TrainConfig(prior_shift_input=True)
     assert config.model_options() == {"context_frames": 2, "motion_prior": "dis", "prior_shift_input": True}
+    # a published-recipe variant of a profile that trains with the shift: no prior, no shift
+    assert TrainConfig(prior_shift_input=True, motion_prior="none").model_options() == {"context_frames": 2}
 
 
 def test_synthetic_headroom_scores_every_third_test_window(tiny_synthetic, capsys):

@@ -105,7 +105,8 @@ class TrainConfig:
                                        "by the model on its device), none, or auto (dis for extrapolation, none for "
                                        "interpolation)", choices=MOTION_PRIORS)
     prior_shift_input: bool = option(False, "with a motion prior, the decoders also see how the prior changes where each "
-                                            "target pixel came from (zero for uniform motion; large at motion boundaries)")
+                                            "target pixel came from (zero for uniform motion; large at motion boundaries); "
+                                            "ignored with --motion_prior none")
     teacher_flow: str = option("auto", "teacher flow for the distillation loss: auto (prepared files, else DIS on the fly), "
                                        "disk (prepared files only), dis (on the fly), none", choices=tuple(TEACHER_FLOW_MODES))
     flow_region: str = option("crop", "where the training DIS prior and on-the-fly teacher flow are computed: crop (on "
@@ -236,7 +237,7 @@ class TrainConfig:
         """`build_model(model_name, **options)` keywords: context frames and, when one is used, the motion prior."""
         prior = self.resolved_motion_prior()
         options = {"context_frames": self.context_frames, **({} if prior == "none" else {"motion_prior": prior})}
-        if self.prior_shift_input:
+        if self.prior_shift_input and prior != "none":  # the shift of no prior: nothing to add (e.g. a published-recipe variant)
             options["prior_shift_input"] = True
         return options
 
