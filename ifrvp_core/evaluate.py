@@ -396,8 +396,7 @@ class _Scores:
             for position, (index, name) in enumerate(zip(indices, names)):
                 self.images.write_inputs(index, name, context[position], target[position, : self.steps])
         for method, step_fn in self.methods.items():
-            prior = (priors or {}).get(getattr(step_fn, "prior_spec", None))
-            prior = None if prior is None else prior.to(self.device)
+            prior = (priors or {}).get(getattr(step_fn, "prior_spec", None))  # moved to the window's device by the step
             predictions = rollout(step_fn, context, self.steps, first_prior=prior)
             if self.images is not None:
                 for position, (index, name) in enumerate(zip(indices, names)):

@@ -82,6 +82,14 @@ def _newest_frames(context: torch.Tensor, count: int, who: str) -> torch.Tensor:
     return context[:, -count:]
 
 
+def _window_prior(prior_flow: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """A prior computed ahead, checked against the (B, K, 3, H, W) window it is for: (B, 2K, H, W) on its device."""
+    b, k, _, h, w = window.shape
+    if tuple(prior_flow.shape) != (b, 2 * k, h, w):
+        raise ValueError(f"prior_flow must be (B, 2K, H, W) = {(b, 2 * k, h, w)} for this window, got {tuple(prior_flow.shape)}")
+    return prior_flow.to(window.device)
+
+
 def iter_rollout(step_fn: StepFn, context: torch.Tensor, steps: int, first_prior: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Predict `steps` frames recursively, yielding them one at a time.
 
@@ -187,10 +195,7 @@ class ModelStep:
     def _checked_prior(self, prior_flow: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         if self.prior_spec is None:
             raise ValueError(f"{self!r} has no motion prior, but a prior_flow was given")
-        b, k, _, h, w = window.shape
-        if tuple(prior_flow.shape) != (b, 2 * k, h, w):
-            raise ValueError(f"prior_flow must be (B, 2K, H, W) = {(b, 2 * k, h, w)} for this window, got {tuple(prior_flow.shape)}")
-        return prior_flow.to(window.device)
+        return _window_prior(prior_flow, window)
 
     @torch.inference_mode()
     def flows(self, context: torch.Tensor, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
@@ -301,10 +306,7 @@ class PriorOnly:
         """The float32 prior of a float32 `window`: `prior_flow` (computed ahead on the same frames) or computed now."""
         if prior_flow is None or prior_flow.dtype != torch.float32:  # one of another dtype came from other frames' dtype
             return constant_velocity_prior(window, self.target_time, self.method)
-        b, k, _, h, w = window.shape
-        if tuple(prior_flow.shape) != (b, 2 * k, h, w):
-            raise ValueError(f"prior_flow must be (B, 2K, H, W) = {(b, 2 * k, h, w)} for this window, got {tuple(prior_flow.shape)}")
-        return prior_flow.to(window.device)
+        return _window_prior(prior_flow, window)
 
     def __call__(self, context: torch.Tensor, prior_flow: torch.Tensor | None = None) -> torch.Tensor:
         """(B, K>=context_frames, 3, H, W) -> (B, 3, H, W) the untrained prior model's next frame.

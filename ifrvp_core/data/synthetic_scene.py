@@ -90,10 +90,7 @@ class SyntheticConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown SyntheticConfig keys {unknown}; known: {sorted(known)}")
-        values = dict(values)
-        if "texture_images" in values:
-            values["texture_images"] = tuple(values["texture_images"])
-        return cls(**values)
+        return cls(**values)  # __post_init__ turns a JSON list of texture_images into a tuple
 
     def to_dict(self) -> dict:
         """JSON-ready fields; the real-texture fields only when `texture_images` is set, so records of
@@ -163,8 +160,9 @@ def make_texture(kind: str, seed: int, height: int, width: int) -> np.ndarray:
     return np.clip(cv2.GaussianBlur(texture, (0, 0), 0.8), 0.0, 1.0).astype(np.float32)
 
 
+@lru_cache(maxsize=1024)
 def image_size(path: str) -> tuple[int, int]:
-    """(height, width) of an image file."""
+    """(height, width) of an image file (read once per file: every layer of every scene draws from the same few)."""
     return _read_rgb(path).shape[:2]
 
 

@@ -58,11 +58,11 @@ def clear_run(run_dir) -> list[str]:
     return removed
 
 
-
 def csv_columns(path) -> list[str]:
     """The header of a CSV file ([] for an empty file)."""
     with open(path, newline="") as handle:
         return next(csv.reader(handle), [])
+
 
 class RunLog:
     """The text log (stdout, around the progress bar) and the records of one run (rank 0 only).

@@ -44,7 +44,7 @@ def claim_run_folder(config: TrainConfig, env: Dist) -> list[str]:
         RunFolderInUse: naming the folder, what it holds and the flags that would accept it.
     """
     present = existing_run_files(config.run_dir) if env.main else []
-    refuse = bool(present) and not config.continues_run() and not config.overwrite
+    refuse = config.run_folder_refusal(present) is not None
     decision = all_reduce_sum(torch.tensor([float(refuse)], device=env.device), env)
     if decision.item() > 0:
         raise RunFolderInUse(config.run_folder_refusal(present or ["files rank 0 found"]))
