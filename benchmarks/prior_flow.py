@@ -32,7 +32,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +45,7 @@ from ifrvp_core.data import build_dataset, collate, ensure_synthetic  # noqa: E4
 from ifrvp_core.data.synthetic import synthetic_flow  # noqa: E402
 from ifrvp_core.metrics import psnr  # noqa: E402
 from ifrvp_core.motion_prior import FLOW_METHODS, constant_velocity_prior, prior_flow_batch, prior_prediction  # noqa: E402
+from ifrvp_core.profiling import time_call  # noqa: E402
 from ifrvp_core.protocols import get_protocol  # noqa: E402
 
 
@@ -81,17 +81,8 @@ def synthetic_epe(data_root, methods) -> dict:
 
 def time_method(method: str, source: torch.Tensor, destination: torch.Tensor, repeats: int, warmup: int = 2) -> float:
     """Median ms per frame pair of `prior_flow_batch(source, destination, method)` (N pairs per call)."""
-    cuda = source.device.type == "cuda"
-    times = []
-    for index in range(warmup + repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        prior_flow_batch(source, destination, method)
-        if cuda:
-            torch.cuda.synchronize()
-        if index >= warmup:
-            times.append(time.perf_counter() - start)
+    sync = torch.cuda.synchronize if source.device.type == "cuda" else None
+    times = time_call(lambda: prior_flow_batch(source, destination, method), repeats, warmup, sync)
     return 1e3 * statistics.median(times) / source.shape[0]
 
 

@@ -23,12 +23,9 @@ import torch  # noqa: E402
 
 from ifrvp_core.data.io import read_image  # noqa: E402
 from ifrvp_core.data.synthetic import load_scene, synthetic_flow  # noqa: E402
+from ifrvp_core.metrics import psnr  # noqa: E402
 from ifrvp_core.motion_prior import dis_flow_batch, prior_prediction  # noqa: E402
 from ifrvp_core.warp import backward_warp  # noqa: E402
-
-
-def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    return float(-10 * torch.log10(((prediction.clamp(0, 1) - target) ** 2).mean()))
 
 
 def as_flow(flow) -> torch.Tensor:
@@ -64,7 +61,7 @@ def main(argv=None) -> dict:
                 ("newest frame along the exact velocity", backward_warp(context[:, 1], exact)),
                 ("newest frame along the exact flow from the target", backward_warp(context[:, 1], as_flow(synthetic_flow(scene, i + 1, i)[0]))),
             ):
-                scores.setdefault(name, []).append(psnr(prediction, target))
+                scores.setdefault(name, []).append(psnr(prediction.clamp(0, 1), target).item())
     means = {name: statistics.fmean(values) for name, values in scores.items()}
     for name, value in means.items():
         print(f"{name:52s} {value:.3f} dB  ({len(scores[name])} windows)")
