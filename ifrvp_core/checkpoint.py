@@ -97,7 +97,8 @@ def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source
         raise CheckpointError(
             f"{source} was trained with motion_prior={saved_prior!r} but the model has motion_prior={model_prior!r}; "
             "build the model to match (load_model does), e.g. published IFRNet weights with build_model(name) "
-            "or `ifrvp train --motion_prior none`"
+            "or `ifrvp train --motion_prior none`; to start a motion-prior model from them, `ifrvp train --init_from` "
+            "(checkpoint.init_from_weights)"
         )
     own = model.state_dict()
     missing = set(own) - set(state)
@@ -120,6 +121,74 @@ def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source
         raise CheckpointError(f"{source} does not fit {name} (K={k}): " + " | ".join(problems))
     model.load_state_dict(state, strict=strict)
     return model
+
+
+def init_from_weights(model: nn.Module, path) -> dict:
+    """Start `model` from another network's weights (`ifrvp train --init_from PATH`), before training.
+
+    `path` is an official IFRNet file, any IFRVP checkpoint or a packaged model's name, of the
+    same variant and context frames. Unlike `load_checkpoint` it may cross motion priors:
+
+    - every tensor of the same shape is copied;
+    - a decoder's first conv that has the 2K `prior_shift_input` channels in `model` but not in
+      the file gets the file's weights on its other inputs and zeros on the shift (the shift is
+      the last input, so the loaded network's function is unchanged);
+    - when `model` has a motion prior and the file has none (official IFRNet weights), the
+      output layers are zeroed again (`start_at_prior`): the encoder and decoder bodies are the
+      file's, and the prediction still starts exactly at the motion prior (`prior_only`).
+
+    From a checkpoint that has the model's prior, nothing is reset (fine-tuning a trained model).
+
+    Returns:
+        dict with `source`, `copied` (tensors copied whole), `widened` (first-conv keys given zero
+        shift channels) and `restarted_at_prior` (bool).
+    Raises:
+        CheckpointError: naming the file and every key that is missing, unexpected or of another
+            shape (another variant or context-frame count).
+    """
+    if is_packaged_name(path):
+        path = packaged_checkpoint_path(str(path))
+    source = str(path)
+    obj = load_file(path)
+    state = extract_state_dict(obj, source)
+    saved_prior = (obj.get("model_options") or {}).get("motion_prior", "none") if is_project_checkpoint(obj) else "none"
+    model_prior = getattr(model, "motion_prior", "none")
+    own = model.state_dict()
+    shift = 2 * int(getattr(model, "context_frames", 2)) if getattr(model, "prior_shift_input", False) else 0
+    missing = set(own) - set(state)
+    unexpected = set(state) - set(own)
+    merged, widened, mismatched = {}, [], []
+    for key, target in own.items():
+        if key not in state:
+            continue
+        value = state[key].to(target.dtype)
+        if value.shape == target.shape:
+            merged[key] = value
+        elif (shift and key.startswith("decoder") and key.endswith("convblock.0.0.weight") and value.dim() == 4
+              and target.shape[1] == value.shape[1] + shift and (target.shape[0], *target.shape[2:]) == (value.shape[0], *value.shape[2:])):
+            wide = torch.zeros_like(target)
+            wide[:, : value.shape[1]] = value
+            merged[key] = wide
+            widened.append(key)
+        else:
+            mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(target.shape)}")
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_summarise(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_summarise(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:8])}")
+    if problems:
+        name = getattr(model, "model_name", type(model).__name__)
+        k = getattr(model, "context_frames", "?")
+        raise CheckpointError(f"--init_from {source} does not fit {name} (K={k}; build the same variant and context frames "
+                              "as the file): " + " | ".join(problems))
+    model.load_state_dict(merged)
+    restart = model_prior != "none" and saved_prior == "none"
+    if restart:
+        model.start_at_prior()
+    return dict(source=source, copied=len(merged) - len(widened), widened=widened, restarted_at_prior=restart)
 
 
 def infer_model_config(state: dict) -> tuple[str, int]:

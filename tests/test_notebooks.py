@@ -156,6 +156,19 @@ def test_ablations_notebook_trains_every_variant_and_keeps_the_index(tiny_workbo
     for name, variant in saved["variants"].items():
         config = json.loads((Path(variant["run_dir"]) / "config.json").read_text())
         assert config["max_steps"] == 3 and config["seed"] == 0, name  # same budget and batches for every variant
+    # the real column: every variant trained on the real training clips, scored on the held-out clip's windows
+    real = saved["real"]
+    assert Path(real["heldout_root"]).name == "bikes" and real["meta"]["protocol"] == "frames_heldout"
+    assert real["test_samples"] == 2 and list(real["results"]["prior_only"])[:3] == ["t+1", "t+2", "t+3"]
+    assert [row["variant"] for row in real["rows"]] == names
+    for name, variant in real["variants"].items():
+        config = json.loads((Path(variant["run_dir"]) / "config.json").read_text())
+        assert (config["dataset"], config["max_steps"], Path(config["data_root"]).name) == ("frames", 2, "train"), name
+    gains = {row["variant"]: row for row in saved["gains"]}
+    assert gains["prior_only"]["real t+3 − prior_only"] == 0.0 and gains["prior_only"]["synthetic t+1 − prior_only"] == 0.0
+    default_gain = gains[DEFAULT_VARIANT + " (training default)"]
+    expected = real["results"][DEFAULT_VARIANT]["t+1"]["psnr"] - real["results"]["prior_only"]["t+1"]["psnr"]
+    assert default_gain["real t+1 − prior_only"] == pytest.approx(expected)
     html = (tiny_workbook.reports_dir / "06_ablations.html").read_text()
     assert _images(html) >= 2 and "training default" in html
     index = (tiny_workbook.reports_dir / "index.html").read_text()

@@ -259,15 +259,18 @@ class IFRNetModel(nn.Module):
         self.decoder2 = Decoder((k + 1) * c2 + 2 * k + shift, (k + 1) * c2, 2 * k + c1, side_channels, block)
         self.decoder1 = Decoder((k + 1) * c1 + 2 * k + shift, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
         if motion_prior != "none":
-            self._start_at_prior()
+            self.start_at_prior()
 
     @torch.no_grad()
-    def _start_at_prior(self) -> None:
+    def start_at_prior(self) -> None:
         """Zero every decoder's flow channels and decoder1's mask and residual; favour the newest frame.
 
         The untrained model then predicts sum_k m_k warp(frame_k, prior_k) with most weight on the
-        newest frame: the classical constant-velocity prediction, which training refines.
+        newest frame: the classical constant-velocity prediction, which training refines. Called at
+        construction, and by `checkpoint.init_from_weights` after other weights are loaded.
         """
+        if self.motion_prior == "none":
+            raise ValueError("start_at_prior needs a motion prior; the published network (motion_prior='none') has none")
         k = self.context_frames
         for decoder in (self.decoder4, self.decoder3, self.decoder2):
             last = decoder.convblock[-1]  # ConvTranspose2d: weight (in, out, 4, 4)

@@ -92,6 +92,11 @@ class TrainConfig:
     # additions
     resume: str | None = option(None, "continue the run in the run folder: 'auto' (its latest.pt, or a fresh start "
                                       "when there is none yet) or the path of a training checkpoint", metavar="auto|PATH")
+    init_from: str | None = option(None, "start from these weights instead of random ones: an official IFRNet file, an "
+                                         "IFRVP checkpoint or a packaged model's name, of the same variant and context "
+                                         "frames; from weights without a motion prior (official IFRNet) the output layers "
+                                         "restart at zero, so training still starts at the prior; a run continued with "
+                                         "--resume keeps its own weights", metavar="PATH")
     overwrite: bool = option(False, "start afresh in a run folder that already holds a run, deleting that run's "
                                     "logs and checkpoints (without it, or --resume, such a folder is refused)")
     dataset: str = option("synthetic", "training data layout; synthetic is generated on first use", choices=DATASET_NAMES)
@@ -187,6 +192,14 @@ class TrainConfig:
             raise ConfigError(f"{name('resume')} must be 'auto' or an existing checkpoint file; got {self.resume!r}{hint}")
         if self.resume_path is not None and not Path(self.resume_path).is_file():
             raise ConfigError(f"{name('resume_path')}: checkpoint not found: {self.resume_path}")
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            from ifrvp_core.checkpoint import packaged_models  # heavy (torch): only when --init_from is given
+
+            if self.init_from not in packaged_models():
+                raise ConfigError(f"{name('init_from')}: no such file, and no packaged model of that name "
+                                  f"(installed: {', '.join(packaged_models()) or 'none'}): {self.init_from}")
+        if self.init_from is not None and self.resume_path is not None:
+            raise ConfigError(f"{name('init_from')} and {name('resume_path')} both give the starting weights; pass one")
         if self.overwrite and (self.resume is not None or self.resume_path is not None):
             which = name("resume") if self.resume is not None else name("resume_path")
             raise ConfigError(f"{name('overwrite')} (start afresh) and {which} (continue) contradict each other; pass one")

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
+from ifrvp_core.checkpoint import init_from_weights
 from ifrvp_core.data.build import SYNTHETIC_DEFAULTS
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.models import build_model
@@ -121,7 +122,10 @@ class Trainer:
         self.val_set = (build_dataset(config.dataset, self.train_set.root, config.val_split, **config.val_data_options())
                         if config.val_samples > 0 else [])
         seed_everything(config.seed)  # right before the weights are drawn: the same weights as before the data was built
-        self.model = build_model(config.model_name, **config.model_options()).to(env.device)
+        self.model = build_model(config.model_name, **config.model_options())
+        if config.init_from is not None:  # before DDP and the optimiser; a continued run's checkpoint overrides it (_resume)
+            self._init_from(config.init_from)
+        self.model.to(env.device)
         self.ddp = wrap_ddp(self.model, env)
         self.validation = Validation(self.val_set, config.val_samples, config.val_batch_size, config.task, env)
         self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
@@ -156,6 +160,12 @@ class Trainer:
         return train_set
 
     # ------------------------------------------------------------------ checkpoints
+    def _init_from(self, path: str) -> None:
+        report = init_from_weights(self.model, path)
+        widened = f", {len(report['widened'])} first convs given zero prior-shift channels" if report["widened"] else ""
+        restart = "; output layers reset to zero: training starts at the motion prior" if report["restarted_at_prior"] else ""
+        self.log.text(f"--init_from: weights from {report['source']} ({report['copied']} tensors copied{widened}){restart}")
+
     def _resume(self) -> None:
         path = self.checkpoints.resume_source(self.config)
         if not path:

