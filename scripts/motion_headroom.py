@@ -7,8 +7,14 @@ a video, read as `--dataset frames` with all of it as the test part), t+1 PSNR o
 - `prior`: the untrained motion-prior model's prediction (`motion_prior.prior_prediction`);
 - `fixed point prior`: the same with the constant-velocity flow sampled where each target pixel
   came from (F = B(p + F), five iterations) instead of at the target pixel;
+- `fixed point prior, forward-backward flow`: the same with the newest frame's velocity averaged
+  from DIS in both directions (backward, and forward warped and negated), a less noisy velocity;
 - `oracle flow`: the newest frame warped by DIS from the *real* target, i.e. what a perfect
-  backward flow at the DIS level of detail gives: the room a learned flow correction has.
+  backward flow at the DIS level of detail gives: the room a learned flow correction has;
+- `|oracle - fixed point| (px)`: how far that oracle flow is from the best constant-velocity
+  flow, and `its camera part (px)`: the length of its per-window median (a global change of
+  velocity); the rest is local motion that changes between frames, which two context frames
+  cannot show.
 Then, on one random crop per window (`--crop`), the same oracle and prior computed on the crop
 against the full frame, scored on the crop's interior, and the mean DIS flow magnitude of each:
 a training crop sees less motion, and a worse flow, than the full frame it came from.
@@ -26,9 +32,16 @@ from ifrvp_core.motion_prior import dis_flow_batch, prior_prediction
 from ifrvp_core.warp import backward_warp
 
 
-def fixed_point_prior(context: torch.Tensor, iterations: int = 5) -> torch.Tensor:
-    """(1, 2, 3, H, W) -> (1, 4, H, W) constant-velocity flows sampled where the target pixel came from."""
+def fixed_point_prior(context: torch.Tensor, iterations: int = 5, forward_backward: bool = False) -> torch.Tensor:
+    """(1, 2, 3, H, W) -> (1, 4, H, W) constant-velocity flows sampled where the target pixel came from.
+
+    `forward_backward`: the newest frame's velocity is the mean of DIS newest -> older and of DIS
+    older -> newest warped to the newest frame and negated.
+    """
     backward = dis_flow_batch(context[:, 1], context[:, 0])
+    if forward_backward:
+        forward = dis_flow_batch(context[:, 0], context[:, 1])
+        backward = 0.5 * (backward - backward_warp(forward, backward))
     flow = backward.clone()
     for _ in range(iterations):
         flow = backward_warp(backward, flow)
@@ -46,8 +59,16 @@ def clip_headroom(root: str, crop: int, rng: np.random.Generator) -> dict:
         sample = collate([dataset[index]])
         context, target = sample["context"], sample["target"][:, 0]
         add("prior", prior_prediction(context, 2.0), target)
-        add("fixed point prior", prior_prediction(context, 2.0, fixed_point_prior(context)), target)
-        add("oracle flow", backward_warp(context[:, 1], dis_flow_batch(target, context[:, 1])), target)
+        fixed_point = fixed_point_prior(context)
+        add("fixed point prior", prior_prediction(context, 2.0, fixed_point), target)
+        add("fixed point prior, forward-backward flow",
+            prior_prediction(context, 2.0, fixed_point_prior(context, forward_backward=True)), target)
+        oracle = dis_flow_batch(target, context[:, 1])
+        add("oracle flow", backward_warp(context[:, 1], oracle), target)
+        change = oracle - fixed_point[:, 2:]  # what the velocity did between the context and the target
+        camera = change.flatten(2).median(dim=2).values
+        scores.setdefault("|oracle - fixed point| (px)", []).append(change.norm(dim=1).mean().item())
+        scores.setdefault("its camera part (px)", []).append(camera.norm(dim=1).mean().item())
         height, width = target.shape[-2:]
         if height < crop or width < crop:
             continue

@@ -339,6 +339,9 @@ def test_motion_headroom_on_a_translation(tmp_path, capsys):
     assert abs(result["fixed point prior"] - result["prior"]) < 0.5
     assert result["oracle flow"] > 25 and result["prior"] > 25
     assert result["crop: mean |flow| full frame (px)"] == pytest.approx(3.0, abs=0.5)
+    # constant velocity: the oracle is the prior, nothing changes between context and target, no camera part
+    assert result["|oracle - fixed point| (px)"] < 0.5 and result["its camera part (px)"] < 0.25
+    assert abs(result["fixed point prior, forward-backward flow"] - result["fixed point prior"]) < 0.5
     assert headroom.main([str(tmp_path / "clip"), "--crop", "40"]) == 0 and "oracle flow" in capsys.readouterr().out
 
 
