@@ -12,7 +12,8 @@ def test_the_packaged_model_ships_small_and_says_where_it_came_from():
     checkpoint = load_file(path)
     assert checkpoint["model_name"] == "IFRNet_S" and checkpoint["model_options"]["motion_prior"] == "dis"
     provenance = checkpoint["provenance"]
-    assert provenance["command"].startswith("ifrvp train --dataset frames --data_root data/real/train")
+    assert provenance["command"].startswith("ifrvp train --dataset frames --data_root data/mix --model_name IFRNet_S")
+    assert provenance["config"]["prior_shift_input"] and checkpoint["model_options"]["prior_shift_input"]
     assert provenance["config"]["max_steps"] == provenance["iteration"] == 1500
     assert all(value.dtype == torch.float16 for value in checkpoint["model"].values() if value.is_floating_point())
 

@@ -4,7 +4,7 @@ Each `bash` block command runs in README order in one working folder (later comm
 earlier ones wrote, as a user's would), with three kinds of change only:
 - dataset roots under `/data/` point at fake datasets with the real layout (`fake_datasets`);
 - size flags are appended (argparse keeps the last value): one training step of batch 1 on 32-pixel
-  crops, one evaluation sample, small shards;
+  crops, one evaluation sample, small shards, a synthetic set of two small clips;
 - process counts shrink: `--nproc_per_node` to 1 or 2 (gloo on the CPU), and the many-node command
   starts its two nodes here, as two torchrun agents meeting at a c10d rendezvous on 127.0.0.1.
 `make` targets are run by other tests at their tiny profile (`COVERED`). The `python` blocks run
@@ -42,6 +42,7 @@ TRAIN_TINY = ["--max_steps", "1", "--batch_size", "1", "--crop_size", "32", "--n
               "--val_batch_size", "1", "--log_interval", "1"]
 EVALUATE_TINY = ["--max_samples", "1", "--batch_size", "1"]
 PACK_TINY = ["--shard_size", "1KiB"]  # one sample per shard: enough shards for two nodes
+SYNTHETIC_TINY = ["--num_clips", "2", "--test_clips", "1", "--size", "64x48"]
 FAKE_DATA = {  # the README's dataset roots -> fake datasets of the same layout
     "/data/cityscapes": lambda root: fake.cityscapes(fake.cityscapes(root, "val", size=(16, 32)), "train",
                                                      snippets=(("aachen", "000000", 0, 4),), size=(16, 32)),
@@ -123,6 +124,8 @@ def tiny_argv(command: str, data: Path) -> tuple[list[list[str]], str]:
         return [program(name) + args + EVALUATE_TINY], "evaluate"
     if name == "ifrvp" and args[:2] == ["prep", "pack"]:
         return [program(name) + args + PACK_TINY], "pack"
+    if name == "ifrvp" and args[:2] == ["prep", "make_synthetic"]:
+        return [program(name) + args + SYNTHETIC_TINY], "make_synthetic"
     if name == "ifrvp":
         return [program(name) + args], args[0]
     if name == "torchrun":
