@@ -5,6 +5,7 @@ Kept so that notebooks written against `import ifrvp_core.ablations as ab` keep 
 from ifrvp_core.workbook.ablations import (
     ABLATION_VARIANTS,
     DEFAULT_VARIANT,
+    RealColumn,
     VariantRun,
     ablation_data,
     ablation_rows,
@@ -12,7 +13,11 @@ from ifrvp_core.workbook.ablations import (
     comparison_figure,
     evaluate_variants,
     evaluated_test_set,
+    gains_over_prior_only,
     largest_gain_sample,
+    real_ablation_data,
+    real_base_config,
+    run_real_column,
     step_curves_figure,
     step_functions,
     train_variants,
@@ -23,7 +28,8 @@ from ifrvp_core.workbook.ablations import (
 test_dataset = evaluated_test_set
 
 __all__ = [
-    "ABLATION_VARIANTS", "DEFAULT_VARIANT", "VariantRun", "ablation_data", "ablation_rows", "base_config", "comparison_figure",
-    "evaluate_variants", "evaluated_test_set", "largest_gain_sample", "step_curves_figure", "step_functions", "test_dataset",
+    "ABLATION_VARIANTS", "DEFAULT_VARIANT", "RealColumn", "VariantRun", "ablation_data", "ablation_rows", "base_config",
+    "comparison_figure", "evaluate_variants", "evaluated_test_set", "gains_over_prior_only", "largest_gain_sample",
+    "real_ablation_data", "real_base_config", "run_real_column", "step_curves_figure", "step_functions", "test_dataset",
     "train_variants", "write_ablation_results",
 ]
