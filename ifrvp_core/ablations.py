@@ -10,6 +10,7 @@ from ifrvp_core.workbook.ablations import (
     ablation_data,
     ablation_rows,
     base_config,
+    column_payload,
     comparison_figure,
     evaluate_variants,
     evaluated_test_set,
@@ -29,7 +30,7 @@ test_dataset = evaluated_test_set
 
 __all__ = [
     "ABLATION_VARIANTS", "DEFAULT_VARIANT", "RealColumn", "VariantRun", "ablation_data", "ablation_rows", "base_config",
-    "comparison_figure", "evaluate_variants", "evaluated_test_set", "gains_over_prior_only", "largest_gain_sample",
+    "column_payload", "comparison_figure", "evaluate_variants", "evaluated_test_set", "gains_over_prior_only", "largest_gain_sample",
     "real_ablation_data", "real_base_config", "run_real_column", "step_curves_figure", "step_functions", "test_dataset",
     "train_variants", "write_ablation_results",
 ]

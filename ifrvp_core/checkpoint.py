@@ -77,6 +77,33 @@ def _summarise(keys, limit=8) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def saved_motion_prior(obj) -> str:
+    """The motion prior a loaded checkpoint object was trained with ("none" for official/bare state_dicts)."""
+    return (obj.get("model_options") or {}).get("motion_prior", "none") if is_project_checkpoint(obj) else "none"
+
+
+def fit_problems(missing: set, unexpected: set, mismatched: list[str]) -> list[str]:
+    """The lines of a "does not fit" message: missing and unexpected keys, then the first shape mismatches."""
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_summarise(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_summarise(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:8])}")
+    return problems
+
+
+def model_label(model: nn.Module) -> str:
+    """"IFRNet_S (K=2)": how a message names the model weights do not fit."""
+    return f"{getattr(model, 'model_name', type(model).__name__)} (K={getattr(model, 'context_frames', '?')})"
+
+
+def resolve_checkpoint_path(path):
+    """`path`, or the packaged checkpoint when `path` is a packaged model's name (`is_packaged_name`)."""
+    return packaged_checkpoint_path(str(path)) if is_packaged_name(path) else path
+
+
 def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source: str | None = None) -> nn.Module:
     """Load weights into `model` from a file path or an already loaded object.
 
@@ -91,7 +118,7 @@ def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source
         source, obj = source or "checkpoint object", path_or_state
     state = extract_state_dict(obj, source)
     # Same shapes, different meaning: a prior model's decoders read aligned features and flow corrections.
-    saved_prior = (obj.get("model_options") or {}).get("motion_prior", "none") if is_project_checkpoint(obj) else "none"
+    saved_prior = saved_motion_prior(obj)
     model_prior = getattr(model, "motion_prior", "none")
     if saved_prior != model_prior:
         raise CheckpointError(
@@ -108,17 +135,9 @@ def load_checkpoint(model: nn.Module, path_or_state, strict: bool = True, source
         for key in own  # model order: the first mismatch shown is the first layer that differs
         if key in state and state[key].shape != own[key].shape
     ]
-    problems = []
-    if strict and missing:
-        problems.append(f"missing keys ({len(missing)}): {_summarise(missing)}")
-    if strict and unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_summarise(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:8])}")
+    problems = fit_problems(missing if strict else set(), unexpected if strict else set(), mismatched)
     if problems:
-        name = getattr(model, "model_name", type(model).__name__)
-        k = getattr(model, "context_frames", "?")
-        raise CheckpointError(f"{source} does not fit {name} (K={k}): " + " | ".join(problems))
+        raise CheckpointError(f"{source} does not fit {model_label(model)}: " + " | ".join(problems))
     model.load_state_dict(state, strict=strict)
     return model
 
@@ -146,12 +165,11 @@ def init_from_weights(model: nn.Module, path) -> dict:
         CheckpointError: naming the file and every key that is missing, unexpected or of another
             shape (another variant or context-frame count).
     """
-    if is_packaged_name(path):
-        path = packaged_checkpoint_path(str(path))
+    path = resolve_checkpoint_path(path)
     source = str(path)
     obj = load_file(path)
     state = extract_state_dict(obj, source)
-    saved_prior = (obj.get("model_options") or {}).get("motion_prior", "none") if is_project_checkpoint(obj) else "none"
+    saved_prior = saved_motion_prior(obj)
     model_prior = getattr(model, "motion_prior", "none")
     own = model.state_dict()
     shift = 2 * int(getattr(model, "context_frames", 2)) if getattr(model, "prior_shift_input", False) else 0
@@ -172,18 +190,10 @@ def init_from_weights(model: nn.Module, path) -> dict:
             widened.append(key)
         else:
             mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(target.shape)}")
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_summarise(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_summarise(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:8])}")
+    problems = fit_problems(missing, unexpected, mismatched)
     if problems:
-        name = getattr(model, "model_name", type(model).__name__)
-        k = getattr(model, "context_frames", "?")
-        raise CheckpointError(f"--init_from {source} does not fit {name} (K={k}; build the same variant and context frames "
-                              "as the file): " + " | ".join(problems))
+        raise CheckpointError(f"--init_from {source} does not fit {model_label(model)} (build the same variant and context "
+                              "frames as the file): " + " | ".join(problems))
     model.load_state_dict(merged)
     restart = model_prior != "none" and saved_prior == "none"
     if restart:
@@ -216,8 +226,7 @@ def load_model(path, model_name: str | None = None, device="cpu", eval_mode: boo
     state_dict the variant is inferred from its shapes unless `model_name` is given. `path` may
     also name a packaged model (`packaged_models()`, e.g. "ifrvp-s-real").
     """
-    if is_packaged_name(path):
-        path = packaged_checkpoint_path(str(path))
+    path = resolve_checkpoint_path(path)
     obj = load_file(path)
     if is_project_checkpoint(obj):
         name = model_name or obj["model_name"]

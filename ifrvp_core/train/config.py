@@ -195,9 +195,10 @@ class TrainConfig:
         if self.init_from is not None and not Path(self.init_from).is_file():
             from ifrvp_core.checkpoint import packaged_models  # heavy (torch): only when --init_from is given
 
-            if self.init_from not in packaged_models():
+            installed = packaged_models()
+            if self.init_from not in installed:
                 raise ConfigError(f"{name('init_from')}: no such file, and no packaged model of that name "
-                                  f"(installed: {', '.join(packaged_models()) or 'none'}): {self.init_from}")
+                                  f"(installed: {', '.join(installed) or 'none'}): {self.init_from}")
         if self.init_from is not None and self.resume_path is not None:
             raise ConfigError(f"{name('init_from')} and {name('resume_path')} both give the starting weights; pass one")
         if self.overwrite and (self.resume is not None or self.resume_path is not None):

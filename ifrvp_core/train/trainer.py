@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
 from ifrvp_core.checkpoint import init_from_weights
+from ifrvp_core.data import DataError, build_dataset, loader_batches_per_epoch, make_loader, set_loader_epoch
 from ifrvp_core.data.build import SYNTHETIC_DEFAULTS
 from ifrvp_core.losses import PredictionLoss
 from ifrvp_core.models import build_model

@@ -272,11 +272,9 @@ def run_real_column(variants: dict, work_dir, settings: dict, real_data_root=Non
     return RealColumn(train_root, heldout_root, runs, results, rows)
 
 
-def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dict], real: RealColumn | None = None,
-                           gains: list[dict] | None = None) -> Path:
-    """`ablations.json`: the rows, each variant's overrides and run folder, and the per-step table; with `real`, the
-    same for the real column under "real", and `gains` (`gains_over_prior_only`) under "gains"."""
-    payload = {
+def column_payload(results, runs: list[VariantRun], rows: list[dict]) -> dict:
+    """One column of `ablations.json`: the rows, each variant's overrides and run folder, and the per-step table."""
+    return {
         "variants": {run.name: {"change": run.change, "overrides": run.overrides, "run_dir": str(run.run_dir),
                                 "wall_time_s": run.summary.get("wall_time_s")} for run in runs},
         "rows": rows,
@@ -284,13 +282,16 @@ def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dic
         "test_samples": len(results.sample_names),
         "meta": dict(getattr(results, "meta", None) or {}),
     }
+
+
+def write_ablation_results(path, results, runs: list[VariantRun], rows: list[dict], real: RealColumn | None = None,
+                           gains: list[dict] | None = None) -> Path:
+    """`ablations.json`: the synthetic column (`column_payload`) at the top level; with `real`, the real column
+    under "real" (also with its `train_root` and `heldout_root`), and `gains` (`gains_over_prior_only`) under "gains"."""
+    payload = column_payload(results, runs, rows)
     if real is not None:
-        payload["real"] = {
-            "train_root": str(real.train_root), "heldout_root": str(real.heldout_root), "rows": real.rows,
-            "variants": {run.name: {"run_dir": str(run.run_dir), "wall_time_s": run.summary.get("wall_time_s")} for run in real.runs},
-            "results": {method: table for method, table in real.results.items()},
-            "test_samples": len(real.results.sample_names), "meta": dict(getattr(real.results, "meta", None) or {}),
-        }
+        payload["real"] = {"train_root": str(real.train_root), "heldout_root": str(real.heldout_root),
+                           **column_payload(real.results, real.runs, real.rows)}
     if gains is not None:
         payload["gains"] = gains
     return write_text_atomic(Path(path), json.dumps(payload, indent=1, default=float))
@@ -331,7 +332,7 @@ def evaluated_test_set(results, runs: list[VariantRun], data_root, protocol: str
 
 __all__ = [
     "ABLATION_VARIANTS", "DEFAULT_VARIANT", "RealColumn", "VariantRun", "ablation_data", "ablation_rows", "base_config",
-    "comparison_figure", "evaluate_variants", "evaluated_test_set", "gains_over_prior_only", "largest_gain_sample",
+    "column_payload", "comparison_figure", "evaluate_variants", "evaluated_test_set", "gains_over_prior_only", "largest_gain_sample",
     "real_ablation_data", "real_base_config", "run_real_column", "step_curves_figure", "step_functions", "train_variants",
     "write_ablation_results",
 ]
