@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     torch.set_grad_enabled(True)
     gradients = step0_gradients(config, args.batches)
     movement = weight_movement(config, args.run_dir / args.checkpoint)
-    print(f"{config.model_name} on {config.dataset}, motion prior {config.resolved_motion_prior()}, lr {config.lr_start} -> {config.lr_end}")
+    print(f"{config.model_name} on {config.dataset}, motion prior {config.resolved_motion_prior()}, lr {config.resolved_lr_start()} -> {config.lr_end}")
     print(f"{'part':16s} {'grad norm, step 0':>18s} {'|W - W0|':>10s} {'relative':>9s}")
     for part in gradients:
         moved, relative = movement.get(part, (float("nan"), float("nan")))

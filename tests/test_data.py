@@ -333,3 +333,37 @@ def test_collate_names_the_samples_whose_sizes_differ():
     assert same["context"].shape == (2, 2, 3, 4, 4) and same["name"] == ["a", "b"]
     with pytest.raises(ValueError, match=r"samples \['a', 'b'\] differ in 'context' shape.*batch_size=1"):
         collate([{"context": torch.zeros(2, 3, 4, 4), "name": "a"}, {"context": torch.zeros(2, 3, 4, 6), "name": "b"}])
+
+
+def test_synthetic_clips_inside_a_frames_folder_teach_with_their_exact_flow(tmp_path):
+    """A `frames` folder mixing real clips with synthetic ones (the packaged model's data): the
+    synthetic windows' teacher is their scene's exact flow, the real ones' DIS on the fly, and a
+    batch of both collates; `--teacher_flow dis` gives DIS everywhere."""
+    from ifrvp_core.data.synthetic import synthetic_flow, write_synthetic
+
+    (synthetic_clip,) = write_synthetic(tmp_path / "gen", "train", 1, num_frames=5, height=48, width=64, seed=3, progress=False)
+    root = tmp_path / "mix"
+    root.mkdir()
+    synthetic_clip.rename(root / synthetic_clip.name)
+    for i in range(5):
+        write_png(root / "real" / f"{i:05d}.png", frame(i, 48, 64))
+    mixed = build_dataset("frames", root, "train", teacher_flow="auto", test_fraction=0.0)
+    assert mixed.teacher_source.startswith("exact flow of the 1 synthetic clips") and "DIS on the fly" in mixed.teacher_source
+    names = [window.name for window in mixed.windows]
+    synthetic_index = names.index(f"{synthetic_clip.name}/00001")
+    real_index = names.index("real/00000")
+    sample = mixed[synthetic_index]
+    # window 00001 (context 1, 2; target 3): the exact flow from the target to each context frame
+    exact = np.concatenate([synthetic_flow(root / synthetic_clip.name, 3, c)[0] for c in (1, 2)], axis=2)
+    assert torch.equal(sample["teacher_flow"], torch.from_numpy(exact).permute(2, 0, 1))
+    assert "gt_flow" not in sample  # the teacher only, so that it batches with the real windows
+    dis_only = build_dataset("frames", root, "train", teacher_flow="dis", test_fraction=0.0)
+    assert not dis_only.scene_teacher and dis_only.teacher_source.startswith("DIS on the fly")
+    assert not torch.equal(dis_only[synthetic_index]["teacher_flow"], sample["teacher_flow"])
+    assert torch.equal(dis_only[real_index]["teacher_flow"], mixed[real_index]["teacher_flow"])
+    batch = collate([sample, mixed[real_index]])
+    assert batch["teacher_flow"].shape == (2, 4, 48, 64)
+    # resized frames get the flow at their size
+    half = build_dataset("frames", root, "train", teacher_flow="auto", test_fraction=0.0, resize=(32, 24))
+    assert half[synthetic_index]["teacher_flow"].shape == (4, 24, 32)
+    assert half[synthetic_index]["teacher_flow"].abs().mean() < sample["teacher_flow"].abs().mean()

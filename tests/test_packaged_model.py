@@ -12,9 +12,12 @@ def test_the_packaged_model_ships_small_and_says_where_it_came_from():
     checkpoint = load_file(path)
     assert checkpoint["model_name"] == "IFRNet_S" and checkpoint["model_options"]["motion_prior"] == "dis"
     provenance = checkpoint["provenance"]
-    assert provenance["command"].startswith("ifrvp train --dataset frames --data_root data/mix --model_name IFRNet_S")
+    assert provenance["command"].startswith("ifrvp train --dataset frames --data_root data/mix/train --model_name IFRNet_S")
     assert provenance["config"]["prior_shift_input"] and checkpoint["model_options"]["prior_shift_input"]
     assert provenance["config"]["max_steps"] == provenance["iteration"] == 1500
+    # 1500 steps of the README's real recipe, then 1500 more from its weights (--init_from)
+    assert provenance["config"]["init_from"] and " && ifrvp train " in provenance["command"]
+    assert "--init_from runs/real/latest.pt" in provenance["command"]
     assert all(value.dtype == torch.float16 for value in checkpoint["model"].values() if value.is_floating_point())
 
 

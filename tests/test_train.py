@@ -46,7 +46,16 @@ def assert_same_training_state(path_a, path_b):
 def test_config_keeps_seed_defaults_and_flags_win_over_file(tmp_path):
     defaults = TrainConfig.from_args([])
     assert (defaults.model_name, defaults.epochs, defaults.batch_size) == ("IFRNet", 300, 12)
-    assert (defaults.lr_start, defaults.lr_end, defaults.log_path) == (1e-4, 1e-5, "checkpoint")
+    assert (defaults.lr_start, defaults.lr_end, defaults.log_path) == (None, 1e-5, "checkpoint")
+    # lr_start auto: IFRNet's 1e-4 where the published recipe applies (interpolation, or no prior), 5e-4 with the prior
+    assert defaults.resolved_lr_start() == 5e-4 and defaults.prior_shift_input is True
+    assert TrainConfig.from_args(["--task", "interpolate"]).resolved_lr_start() == 1e-4
+    assert TrainConfig.from_args(["--motion_prior", "none"]).resolved_lr_start() == 1e-4
+    assert TrainConfig.from_args(["--lr_start", "2e-4"]).resolved_lr_start() == 2e-4
+    assert TrainConfig.from_args(["--lr_start", "auto"]).lr_start is None
+    assert "prior_shift_input" in defaults.model_options()
+    assert "prior_shift_input" not in TrainConfig.from_args(["--prior_shift_input", "false"]).model_options()
+    assert "prior_shift_input" not in TrainConfig.from_args(["--motion_prior", "none"]).model_options()
     assert (defaults.resume_epoch, defaults.resume_path, defaults.dataset, defaults.task) == (0, None, "synthetic", "extrapolate")
     config_file = tmp_path / "run.yaml"
     config_file.write_text("batch_size: 6\nlr_start: 0.0002\nloss_census: 0.5\naugment: false\n")
@@ -82,7 +91,7 @@ def test_training_writes_logs_checkpoints_and_summary(tiny_data, tmp_path):
     assert [r["iteration"] for r in train] == list(range(1, 11))
     # 16 windows / batch 2 = 8 steps per epoch: validation after epoch 1 and at the end (step 10)
     assert [(r["epoch"], r["iteration"]) for r in val] == [(1, 8), (1, 10)]
-    assert train[0]["lr"] == pytest.approx(1e-4) and train[-1]["lr"] == pytest.approx(cosine_lr(9, 10, 1e-4, 1e-5))
+    assert train[0]["lr"] == pytest.approx(5e-4) and train[-1]["lr"] == pytest.approx(cosine_lr(9, 10, 5e-4, 1e-5))  # lr_start auto, with the prior
     for record in train:
         assert math.isfinite(record["loss"]) and record["samples_per_s"] > 0 and 0 <= record["data_wait_share"] <= 1
         assert {"charbonnier", "census", "geometry", "distillation"} <= set(record["terms"])
@@ -91,6 +100,7 @@ def test_training_writes_logs_checkpoints_and_summary(tiny_data, tmp_path):
     assert (run_dir / "log.csv").read_text().splitlines()[0].startswith("kind,iteration,epoch,lr,loss")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["iterations"] == 10 and summary["final"]["psnr"] == pytest.approx(val[-1]["psnr"])
+    assert summary["lr_start"] == 5e-4  # what lr_start auto resolved to
     assert summary["best_psnr"] == pytest.approx(max(r["psnr"] for r in val))
     latest = load_file(run_dir / "latest.pt")  # weights_only=True
     assert latest["format"] == "ifrvp-checkpoint" and latest["model_name"] == "IFRNet_T"

@@ -268,3 +268,18 @@ def test_a_crop_larger_than_the_size_data_is_resized_to_fails_without_reading_fr
                                     "--log_path", str(tmp_path / "runs"), "--num_workers", "0"])
     with pytest.raises(ValueError, match=r"--crop_size 600 is larger than the training frames \(512x1024, .*resized at load"):
         Trainer(config, Dist())
+
+
+def test_learning_rates_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="^--lr_start must be a positive number or auto; got -0.001"):
+        TrainConfig.from_args(["--lr_start=-1e-3"])
+    with pytest.raises(ConfigError, match="^--lr_end must be a positive number; got 0.0"):
+        TrainConfig.from_args(["--lr_end", "0"])
+    path = tmp_path / "run.yaml"
+    path.write_text("lr_start: fast\n")
+    with pytest.raises(ConfigError, match=f"'lr_start' in {path} must be a positive number or auto; got 'fast'"):
+        TrainConfig.from_args(["--config", str(path)])
+    with pytest.raises(SystemExit):
+        TrainConfig.from_args(["--lr_start", "fast"])
+    path.write_text("lr_start: auto\n")
+    assert TrainConfig.from_args(["--config", str(path)]).resolved_lr_start() == 5e-4

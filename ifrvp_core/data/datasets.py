@@ -135,12 +135,19 @@ class WindowDataset(Dataset):
                             f"`ifrvp prep teacher_flow --dataset {self.source} --data_root {self.root}` or use teacher_flow='dis'")
         # DIS on the fly, computed on the final (augmented) sample from its real target
         self.teacher_on_the_fly = not self.synthetic and self.teacher_suffix is None and mode.dis
+        # synthetic clips inside a folder of clips (`frames`): their exact flow is the teacher, like prepared flow
+        self.scene_teacher = (not self.synthetic and mode.stored and self.teacher_suffix is None
+                              and any(window.clip_dir is not None for window in self.windows))
 
     @property
     def teacher_source(self) -> str:
         """Where `teacher_flow` comes from: ground truth, prepared files, DIS on the fly, or none."""
         stored = f"{self.root / TEACHER_DIR}/**/*{self.teacher_suffix}" if self.teacher_suffix is not None else None
-        return describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly, self.flow_region)
+        source = describe_teacher_source(self.synthetic, stored, self.teacher_on_the_fly, self.flow_region)
+        if self.scene_teacher:
+            clips = len({window.clip_dir for window in self.windows if window.clip_dir is not None})
+            return f"exact flow of the {clips} synthetic clips (their scene.json); elsewhere {source}"
+        return source
 
     @property
     def resize(self):
@@ -207,7 +214,8 @@ class WindowDataset(Dataset):
 
     def load_flows(self, index: int, reverse: bool = False, layout: tuple | None = None) -> dict:
         """The flows stored for window `index` (time-reversed on request), before augmentation:
-        synthetic `gt_flow` (2K,H,W) / `gt_valid` (K,H,W), or prepared `teacher_flow` (2K,H,W); {} when none.
+        synthetic `gt_flow` (2K,H,W) / `gt_valid` (K,H,W), or prepared `teacher_flow` (2K,H,W), or (a synthetic
+        clip inside a `frames` folder) its exact flow as `teacher_flow`; {} when none.
 
         `layout`: the window's `window_layout(index, reverse)` when the caller has it already.
         """
@@ -217,6 +225,9 @@ class WindowDataset(Dataset):
             return {"gt_flow": flows, "gt_valid": valid}
         if self.teacher_suffix is not None:
             return {"teacher_flow": stored_teacher_flow(self.root, frames, self.context_frames, self.teacher_suffix)}
+        if self.scene_teacher and self.windows[index].clip_dir is not None:
+            flows, _ = synthetic_window_flow(self.windows[index].clip_dir, positions, self.context_frames, self.resize)
+            return {"teacher_flow": flows}  # the teacher only: a batch mixes these windows with real footage's
         return {}
 
     def raw_sample(self, index: int, reverse: bool = False) -> dict:

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from ifrvp_core.data.io import VIDEO_SUFFIXES, DataError, SplitNotFoundError, VideoReader
+from ifrvp_core.data.synthetic_scene import SCENE_FILE
 from ifrvp_core.data.teacher import TEACHER_DIR
 from ifrvp_core.data.windows import (
     PROTOCOL_CLIP,
@@ -278,6 +279,9 @@ def frames_windows(root: Path, split: str, span: int, order, stride: int, step: 
                    motion_strides: int = 1):
     """Sliding windows; the last `test_fraction` of every clip is the test part (never trained on).
 
+    A clip folder with a `scene.json` (a synthetic clip, `data_prep make_synthetic`) gives its
+    windows a `clip_dir`, so that readers can use its exact flow as their teacher.
+
     `motion_strides` N > 1 (training split only) adds the windows at frame strides 2..N times
     `stride`: the same footage with N times its motion, so that a clip that barely moves still
     teaches the larger motions of other footage (names `<clip>/s<k>/<start>`).
@@ -301,7 +305,10 @@ def _frames_windows_at(root: Path, split: str, span: int, order, stride: int, st
         part = frames[:boundary] if split == "train" else frames[boundary:]
         name = (source.stem if source.is_file() else source.name) + suffix
         offset = 0 if split == "train" else boundary
-        found = sliding_windows(part, span, stride, step or (1 if split == "train" else span), name, order=order)
+        # a synthetic clip folder among the clips (its scene.json) keeps its exact flow: the teacher of its windows
+        scene_clip = source if source.is_dir() and (source / SCENE_FILE).is_file() else None
+        found = sliding_windows(part, span, stride, step or (1 if split == "train" else span), name, clip_dir=scene_clip,
+                                order=order)
         for window in found:
             window.frame_indices = [i + offset for i in window.frame_indices]
         windows.extend(found)

@@ -119,12 +119,17 @@ def stored_teacher_flow(root: Path, frames: list, context_frames: int, suffix: s
     return flows_to_tensor([read_flow(teacher_flow_path(root, frames[k], context, suffix)) for context in frames[:k]])
 
 
-def synthetic_window_flow(clip_dir: Path, positions: list, context_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact `gt_flow` (2K,H,W) from the first target to each context frame and `gt_valid` (K,H,W) of a synthetic clip."""
+def synthetic_window_flow(clip_dir: Path, positions: list, context_frames: int,
+                          size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact `gt_flow` (2K,H,W) from the first target to each context frame and `gt_valid` (K,H,W) of a synthetic clip.
+
+    `size` (W, H): the flow of the frames resized to it (default: the clip's own size).
+    """
     k = context_frames
+    width, height = size if size is not None else (None, None)
     flows, valid = [], []
     for context_position in positions[:k]:
-        flow, visible = synthetic_flow(clip_dir, positions[k], context_position)
+        flow, visible = synthetic_flow(clip_dir, positions[k], context_position, height, width)
         flows.append(flow)
         valid.append(visible)
     return flows_to_tensor(flows), torch.from_numpy(np.stack(valid)).float()
@@ -194,7 +199,7 @@ def sample_prior_flow(context: torch.Tensor, target_times: torch.Tensor) -> torc
 
 def add_dis_flows(sample: dict, teacher: bool, prior: bool) -> dict:
     """The sample with OpenCV DIS `teacher_flow` (target[0] -> each context frame) and/or `prior_flow`, both (2K,H,W)."""
-    if teacher:
+    if teacher and "teacher_flow" not in sample:  # a window's exact or prepared flow comes first
         sample["teacher_flow"] = dis_teacher_flow(sample["context"], sample["target"][0])
     if prior:
         sample["prior_flow"] = sample_prior_flow(sample["context"], sample["target_times"])

@@ -38,6 +38,8 @@ TASKS = ("extrapolate", "interpolate")
 MOTION_PRIORS = ("auto", "none", "dis", "lucas_kanade")
 FLOW_REGIONS = ("crop", "frame")  # ifrvp_core.data.sample.FLOW_REGIONS
 IFRNET_CROP = 224  # IFRNet's training crop: the default for datasets on disk
+IFRNET_LR_START = 1e-4  # IFRNet's published learning rate (300 GPU epochs of interpolation)
+PRIOR_LR_START = 5e-4  # with a motion prior: the rate at which its corrections learn in a CPU budget (docs/learning.md)
 # What a run folder holds once a run has started in it (written by `RunLog` and the checkpoints).
 RUN_FILES = ("config.json", "log.jsonl", "log.csv", "summary.json", "latest.pt", "best.pt", "tensorboard")
 
@@ -68,6 +70,16 @@ def parse_crop_size(text: str):
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
+def parse_lr(text: str):
+    """`--lr_start`: a positive number, or "auto" for the task's default (None)."""
+    if text.lower() in ("auto", "none", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a learning rate such as 5e-4, or 'auto'; got {text!r}") from None
+
+
 def choice_error(label: str, value, choices) -> str:
     """"<label> must be one of a, b, c; got 'x'", with a "did you mean" for a near miss."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
@@ -83,7 +95,9 @@ class TrainConfig:
     model_name: str = option("IFRNet", "the network (case does not matter)", choices=MODEL_NAMES)
     epochs: int = option(300, "passes over the training set (the run also stops at --max_steps)")
     batch_size: int = option(12, "samples per step and per process")
-    lr_start: float = option(1e-4, "learning rate at step 0 (cosine decay per step to --lr_end)")
+    lr_start: float | None = option(None, "learning rate at step 0 (cosine decay per step to --lr_end); auto: 5e-4 for "
+                                          "extrapolation with a motion prior (docs/learning.md), IFRNet's 1e-4 otherwise",
+                                    metavar="LR|auto", parse=parse_lr)
     lr_end: float = option(1e-5, "learning rate at the last step")
     log_path: str = option("checkpoint", "folder that holds the run folders (<log_path>/<run_name>)")
     resume_epoch: int = option(0, "epoch to start at when --resume_path holds weights only (the seed project's flag)")
@@ -109,10 +123,12 @@ class TrainConfig:
                                        "loader workers), lucas_kanade (constant-velocity torch Lucas-Kanade flow, computed "
                                        "by the model on its device), none, or auto (dis for extrapolation, none for "
                                        "interpolation)", choices=MOTION_PRIORS)
-    prior_shift_input: bool = option(False, "with a motion prior, the decoders also see how the prior changes where each "
-                                            "target pixel came from (zero for uniform motion; large at motion boundaries); "
-                                            "ignored with --motion_prior none")
-    teacher_flow: str = option("auto", "teacher flow for the distillation loss: auto (prepared files, else DIS on the fly), "
+    prior_shift_input: bool = option(True, "with a motion prior, the decoders also see how the prior changes where each "
+                                           "target pixel came from (zero for uniform motion; large at motion boundaries); "
+                                           "ignored with --motion_prior none; false: the decoders see only the aligned "
+                                           "features, as before 2026-12")
+    teacher_flow: str = option("auto", "teacher flow for the distillation loss: auto (a synthetic clip's exact flow, "
+                                       "else prepared files, else DIS on the fly), "
                                        "disk (prepared files only), dis (on the fly), none", choices=tuple(TEACHER_FLOW_MODES))
     flow_region: str = option("crop", "where the training DIS prior and on-the-fly teacher flow are computed: crop (on "
                                       "the final training crop) or frame (on the whole frame, before the augmentations, "
@@ -159,6 +175,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.crop_size == "auto":  # a config file's `crop_size: auto` is the default
             self.crop_size = None
+        if self.lr_start == "auto":  # likewise `lr_start: auto`
+            self.lr_start = None
 
     @property
     def run_dir(self) -> Path:
@@ -206,6 +224,10 @@ class TrainConfig:
             raise ConfigError(f"{name('overwrite')} (start afresh) and {which} (continue) contradict each other; pass one")
         if self.crop_size is not None and (not isinstance(self.crop_size, int) or self.crop_size < 1):
             raise ConfigError(f"{name('crop_size')} must be a positive integer or 'auto'; got {self.crop_size!r}")
+        for key in ("lr_start", "lr_end"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ConfigError(f"{name(key)} must be a positive number{' or auto' if key == 'lr_start' else ''}; got {value!r}")
         if self.rollout_steps < 1 or (self.rollout_steps > 1 and self.task != "extrapolate"):
             raise ConfigError(f"{name('rollout_steps')} must be >= 1, and 1 unless --task is extrapolate; "
                               f"got {self.rollout_steps} with --task {self.task}")
@@ -225,6 +247,13 @@ class TrainConfig:
         if self.motion_prior == "auto":
             return "dis" if self.task == "extrapolate" else "none"
         return self.motion_prior
+
+    def resolved_lr_start(self) -> float:
+        """The learning rate at step 0: `lr_start`, or by default 5e-4 with a motion prior (extrapolation), where the
+        prior's corrections learn (docs/learning.md), and IFRNet's published 1e-4 otherwise (interpolation)."""
+        if self.lr_start is not None:
+            return float(self.lr_start)
+        return PRIOR_LR_START if self.resolved_motion_prior() != "none" else IFRNET_LR_START
 
     def resolved_crop_size(self) -> int:
         """The training crop: `crop_size`, or by default IFRNet's 224, capped to the generated synthetic set's frames."""
@@ -330,7 +359,7 @@ def field_help(item: dataclasses.Field) -> str:
     if choices is not None:
         text += f"; one of {', '.join(str(c) for c in choices)}"
     default = item.default
-    shown = "auto" if item.name == "crop_size" and default is None else ("none" if default is None else default)
+    shown = "auto" if item.name in ("crop_size", "lr_start") and default is None else ("none" if default is None else default)
     text += f" (default: {str(shown).lower() if isinstance(shown, bool) else shown})"
     return text.replace("%", "%%")
 

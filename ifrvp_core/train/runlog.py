@@ -138,8 +138,10 @@ class RunLog:
 
         config: the run's `TrainConfig`; teacher_flow: the training set's `teacher_source`; losses: its `LossConfig`.
         """
-        self.text(f"motion prior: {config.resolved_motion_prior()}; teacher flow: {teacher_flow}; "
-                  f"distillation weight {losses.distillation}, beta {losses.distillation_beta}")
+        shift = "; prior shift input" if config.model_options().get("prior_shift_input") else ""
+        self.text(f"motion prior: {config.resolved_motion_prior()}{shift}; teacher flow: {teacher_flow}; "
+                  f"distillation weight {losses.distillation}, beta {losses.distillation_beta}; "
+                  f"lr {config.resolved_lr_start():g} -> {config.lr_end:g}")
         if teacher_flow == "none" and losses.distillation > 0:
             self.text("warning: no teacher flow, so the distillation term is off "
                       f"(--teacher_flow {config.teacher_flow}); use --teacher_flow auto or prepare it with data_prep teacher_flow")
@@ -218,6 +220,7 @@ def run_summary(config, *, run_dir: Path, iterations: int, epochs: int, world_si
         "iterations": iterations, "epochs": epochs, "world_size": world_size,
         "wall_time_s": wall_time_s, "final": final, "best_psnr": best_psnr if math.isfinite(best_psnr) else None,
         "motion_prior": config.resolved_motion_prior(), "teacher_flow": teacher_flow, "protocol": config.protocol,
+        "lr_start": config.resolved_lr_start(),
         "baselines": baselines or {}, "beats_baselines": beats_baselines(final, baselines), **bad_input,
     }
 

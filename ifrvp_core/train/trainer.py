@@ -131,7 +131,7 @@ class Trainer:
         self.loader = make_loader(self.train_set, config.batch_size, True, config.num_workers, config.seed, env.rank, env.world_size)
         self.steps_per_epoch = loader_batches_per_epoch(self.loader)
         self.total_steps = config.total_steps(self.steps_per_epoch)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr_start, weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.resolved_lr_start(), weight_decay=0.0)
         self.loss_fn = PredictionLoss(config.loss_config())
         self.iteration, self.epoch, self.best_psnr = 0, config.resume_epoch, -math.inf
         self.guard = BadInputGuard(config.max_bad_samples, config.max_bad_steps, env, self.log)
@@ -212,7 +212,7 @@ class Trainer:
         teacher = batch["teacher_flow"].to(device) if "teacher_flow" in batch else None
         # the motion prior, computed in the loader workers: no OpenCV in the training step
         prior = batch["prior_flow"].to(device, non_blocking=True) if "prior_flow" in batch else None
-        lr = cosine_lr(self.iteration, self.total_steps, self.config.lr_start, self.config.lr_end)
+        lr = cosine_lr(self.iteration, self.total_steps, self.config.resolved_lr_start(), self.config.lr_end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
