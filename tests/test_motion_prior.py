@@ -394,3 +394,30 @@ def test_synthetic_headroom_scores_every_third_test_window(tiny_synthetic, capsy
     # the oracle knows the target: on moving scenes it beats the prior
     assert means["newest frame along the exact flow from the target"] > means["prior (prior_only)"]
     assert "(4 windows)" in capsys.readouterr().out
+
+
+def test_error_regions_split_the_error_and_credit_the_model_only_with_what_it_changed(tmp_path, capsys):
+    """An untrained twin removes nothing anywhere; a model whose only change is a constant residual of
+    +0.2 (brighter everywhere) adds error in every region; the regions partition the frame, and a
+    3 px/frame translation has its border strip where content enters the view."""
+    write_translating_frames(tmp_path / "clip", count=12, dx=3)
+    regions = load_script("error_regions")
+    torch.manual_seed(0)
+    model = build_model("IFRNet_T", motion_prior="dis").eval()
+    result = regions.clip_error_regions(model, str(tmp_path / "clip"))
+    assert result["windows"] == 4
+    assert sum(result[f"{r} pixels"] for r in regions.REGIONS) == pytest.approx(1.0, abs=1e-6)
+    assert sum(result[f"{r} prior error"] for r in regions.REGIONS) == pytest.approx(1.0, abs=1e-6)
+    assert result["border pixels"] == pytest.approx(3 / 64, abs=0.02)  # the 3 columns entering from the left
+    assert result["boundary pixels"] < 0.02  # uniform motion: no motion boundaries
+    for region in regions.REGIONS:
+        assert abs(result[f"{region} removed (%)"]) < 1e-3
+    assert result["model psnr"] == pytest.approx(result["prior_only psnr"], abs=1e-4)
+    assert result["flow change (px)"] < 1e-6 and result["older weight"] == pytest.approx(0.1192, abs=1e-3)
+    with torch.no_grad():
+        model.decoder1.convblock[-1].bias[-3:] = 0.2  # the residual's channels: a brighter prediction
+    brighter = regions.clip_error_regions(model, str(tmp_path / "clip"))
+    assert brighter["rest removed (%)"] < -100 and brighter["model psnr"] < result["model psnr"] - 5
+    save_atomic(model_checkpoint(model), tmp_path / "model.pt")
+    assert regions.main([str(tmp_path / "model.pt"), str(tmp_path / "clip")]) == 0
+    assert "rest removed (%)" in capsys.readouterr().out

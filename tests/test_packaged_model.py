@@ -15,9 +15,9 @@ def test_the_packaged_model_ships_small_and_says_where_it_came_from():
     assert provenance["command"].startswith("ifrvp train --dataset frames --data_root data/mix/train --model_name IFRNet_S")
     assert provenance["config"]["prior_shift_input"] and checkpoint["model_options"]["prior_shift_input"]
     assert provenance["config"]["max_steps"] == provenance["iteration"] == 1500
-    # 1500 steps of the README's real recipe, then 1500 more from its weights (--init_from)
-    assert provenance["config"]["init_from"] and " && ifrvp train " in provenance["command"]
-    assert "--init_from runs/real/latest.pt" in provenance["command"]
+    # 1500 steps of the README's real recipe, then twice 1500 more, each from the last one's weights (--init_from)
+    assert provenance["config"]["init_from"] and provenance["command"].count(" && ifrvp train ") == 2
+    assert "--init_from runs/real/latest.pt" in provenance["command"] and "--init_from runs/packaged/latest.pt" in provenance["command"]
     assert all(value.dtype == torch.float16 for value in checkpoint["model"].values() if value.is_floating_point())
 
 
