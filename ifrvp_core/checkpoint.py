@@ -152,6 +152,9 @@ def init_from_weights(model: nn.Module, path) -> dict:
     - a decoder's first conv that has the 2K `prior_shift_input` channels in `model` but not in
       the file gets the file's weights on its other inputs and zeros on the shift (the shift is
       the last input, so the loaded network's function is unchanged);
+    - decoder1's output layer, when `model` has the `prior_shift_gate` channel and the file has
+      not, gets the file's weights on its other outputs and zeros on the gate (g = 0: again the
+      loaded network's function, unchanged);
     - when `model` has a motion prior and the file has none (official IFRNet weights), the
       output layers are zeroed again (`start_at_prior`): the encoder and decoder bodies are the
       file's, and the prediction still starts exactly at the motion prior (`prior_only`).
@@ -160,7 +163,8 @@ def init_from_weights(model: nn.Module, path) -> dict:
 
     Returns:
         dict with `source`, `copied` (tensors copied whole), `widened` (first-conv keys given zero
-        shift channels) and `restarted_at_prior` (bool).
+        shift channels), `gate_added` (bool: decoder1's output layer given a zero gate channel) and
+        `restarted_at_prior` (bool).
     Raises:
         CheckpointError: naming the file and every key that is missing, unexpected or of another
             shape (another variant or context-frame count).
@@ -173,9 +177,13 @@ def init_from_weights(model: nn.Module, path) -> dict:
     model_prior = getattr(model, "motion_prior", "none")
     own = model.state_dict()
     shift = 2 * int(getattr(model, "context_frames", 2)) if getattr(model, "prior_shift_input", False) else 0
+    gate_keys = ()
+    if getattr(model, "prior_shift_gate", False):  # decoder1's output layer (its last module) carries the gate
+        gate_layer = f"decoder1.convblock.{len(model.decoder1.convblock) - 1}"
+        gate_keys = (gate_layer + ".weight", gate_layer + ".bias")
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
-    merged, widened, mismatched = {}, [], []
+    merged, widened, gated, mismatched = {}, [], [], []
     for key, target in own.items():
         if key not in state:
             continue
@@ -188,6 +196,14 @@ def init_from_weights(model: nn.Module, path) -> dict:
             wide[:, : value.shape[1]] = value
             merged[key] = wide
             widened.append(key)
+        elif key in gate_keys and value.dim() == target.dim() and _one_more_output(value.shape, target.shape, key):
+            wide = torch.zeros_like(target)
+            if value.dim() == 1:
+                wide[: value.shape[0]] = value
+            else:
+                wide[:, : value.shape[1]] = value
+            merged[key] = wide
+            gated.append(key)
         else:
             mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(target.shape)}")
     problems = fit_problems(missing, unexpected, mismatched)
@@ -198,7 +214,15 @@ def init_from_weights(model: nn.Module, path) -> dict:
     restart = model_prior != "none" and saved_prior == "none"
     if restart:
         model.start_at_prior()
-    return dict(source=source, copied=len(merged) - len(widened), widened=widened, restarted_at_prior=restart)
+    return dict(source=source, copied=len(merged) - len(widened) - len(gated), widened=widened, gate_added=bool(gated),
+                restarted_at_prior=restart)
+
+
+def _one_more_output(file_shape, model_shape, key: str) -> bool:
+    """Whether a ConvTranspose2d weight (in, out, kh, kw) or bias (out,) of the model has one output more than the file's."""
+    axis = 0 if key.endswith(".bias") else 1
+    return (model_shape[axis] == file_shape[axis] + 1
+            and all(a == b for index, (a, b) in enumerate(zip(file_shape, model_shape)) if index != axis))
 
 
 def infer_model_config(state: dict) -> tuple[str, int]:

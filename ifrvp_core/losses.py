@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ifrvp_core.models.ifrnet import prior_shift
 from ifrvp_core.weights import VGG19, load_pretrained_state
 
 
@@ -23,6 +24,22 @@ def charbonnier_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float 
     prediction, target: (B, C, H, W).
     """
     return (torch.sqrt((prediction - target) ** 2 + eps) - math.sqrt(eps)).mean()
+
+
+def boundary_loss(prediction: torch.Tensor, target: torch.Tensor, prior_flow: torch.Tensor, shift_px: float = 1.0,
+                  eps: float = 1e-6) -> torch.Tensor:
+    """Charbonnier where the motion prior is sampled off: at motion boundaries, where a correction can be learned.
+
+    The weight of a pixel is min(|shift| / shift_px, 1), `shift` the newest frame's `prior_shift`
+    (zero where the motion is uniform, the displacement at motion boundaries). Where the motion is
+    uniform the prior's error is the velocity changing between frames, which two context frames do
+    not show; the plain Charbonnier's gradient there is mostly that unpredictable part.
+    prediction, target (B, 3, H, W); prior_flow (B, 2K, H, W) in pixels. Mean over all pixels.
+    """
+    with torch.no_grad():  # the prior is data, not a parameter
+        shift = prior_shift(prior_flow.float())[:, -2:]
+        weight = (shift.norm(dim=1, keepdim=True) / shift_px).clamp(max=1.0).to(prediction.dtype)
+    return (weight * (torch.sqrt((prediction - target) ** 2 + eps) - math.sqrt(eps))).mean()
 
 
 def _patch_transform(image: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -213,6 +230,7 @@ class LossConfig:
     laplacian: float = 0.0
     perceptual: float = 0.0
     frequency: float = 0.0
+    boundary: float = 0.0  # Charbonnier at motion boundaries (needs a motion prior)
     perceptual_weights: str | None = None
 
     @classmethod
@@ -258,6 +276,8 @@ class PredictionLoss(nn.Module):
             terms["laplacian"] = (config.laplacian, laplacian_loss(prediction, target))
         if config.frequency:
             terms["frequency"] = (config.frequency, frequency_loss(prediction, target))
+        if config.boundary and "prior_flow" in output:
+            terms["boundary"] = (config.boundary, boundary_loss(prediction, target, output["prior_flow"]))
         if config.perceptual:
             if self.perceptual_net is None:
                 self.perceptual_net = VGGPerceptual(config.perceptual_weights, download=self.download_weights).to(prediction.device)

@@ -4,6 +4,7 @@ import torch
 from ifrvp_core import build_model
 from ifrvp_core.losses import (
     LossConfig,
+    boundary_loss,
     PredictionLoss,
     VGGPerceptual,
     census_loss,
@@ -101,6 +102,28 @@ def test_prediction_loss_total_is_weighted_sum_and_skips_inactive_terms(seeded_v
     _, default_terms = PredictionLoss()(out, target)  # no teacher flow: no distillation
     assert set(default_terms) == {"charbonnier", "census", "geometry"}
     total.backward()
+
+
+def test_boundary_loss_weighs_only_where_the_prior_is_sampled_off():
+    prediction, target = images(4, (1, 3, 24, 32))
+    uniform = torch.zeros(1, 4, 24, 32)
+    uniform[:, 0::2] = 3.0  # every pixel moves 3 px: the prior's shift is zero everywhere
+    assert boundary_loss(prediction, target, uniform).item() == 0.0
+    step = uniform.clone()
+    step[:, :, :, 16:] = 0.0  # the left half moves, the right half does not: a boundary at x = 16
+    value = boundary_loss(prediction.clone().requires_grad_(), target, step)
+    assert value.item() > 0
+    # the weight is min(|shift| / 1 px, 1): 1 on the three columns fetched across the boundary, 0 elsewhere
+    charbonnier = torch.sqrt((prediction - target) ** 2 + 1e-6) - 1e-3
+    columns = charbonnier.mean(dim=(0, 1, 2))
+    assert value.item() == pytest.approx(columns[13:16].sum().item() / 32, rel=1e-4)
+    model = build_model("IFRNet_T", motion_prior="dis")
+    frames = torch.rand(1, 2, 3, 24, 32)
+    out = model(frames, 2.0, prior_flow=step)
+    _, terms = PredictionLoss(LossConfig(boundary=2.0))(out, target)
+    assert "boundary" in terms and terms["boundary"].item() == pytest.approx(boundary_loss(out["prediction"], target, step).item())
+    _, terms = PredictionLoss(LossConfig(boundary=2.0))(build_model("IFRNet_T")(frames, 2.0), target)
+    assert "boundary" not in terms  # no prior, no boundaries (the trainer refuses this combination)
 
 
 def test_missing_vgg_weights_name_the_path(tmp_path):

@@ -387,6 +387,52 @@ def test_prior_shift_input_starts_at_the_prior_and_round_trips(tmp_path):
     assert TrainConfig(prior_shift_input=True, motion_prior="none").model_options() == {"context_frames": 2}
 
 
+def test_prior_shift_gate_starts_closed_learns_from_step_0_and_loads_older_weights(tmp_path):
+    from ifrvp_core.checkpoint import init_from_weights  # only this test fine-tunes
+    from ifrvp_core.models.ifrnet import prior_shift
+    torch.manual_seed(0)
+    base = torch.rand(2, 3, 48, 80)
+    # a square moving 3 px per frame over a background moving 1 px: motion boundaries, where the shift is not zero
+    frames = torch.stack([base[..., 8:72], base[..., 7:71]], dim=1).clone()
+    frames[:, 0, :, 16:32, 20:36] = 0.9
+    frames[:, 1, :, 16:32, 23:39] = 0.9
+    with pytest.raises(ValueError, match="prior_shift_gate needs a motion prior"):
+        build_model("IFRNet_T", prior_shift_gate=True)
+    model = build_model("IFRNet_T", motion_prior="dis", prior_shift_input=True, prior_shift_gate=True)
+    gate = model.decoder1.convblock[-1]
+    assert gate.out_channels == build_model("IFRNet_T", motion_prior="dis").decoder1.convblock[-1].out_channels + 1
+    model.eval()
+    assert torch.allclose(model.predict(frames, 2.0), prior_prediction(frames, 2.0), atol=1e-4)  # closed: the prior
+    # the gate's gradient at step 0 is the loss's agreement with the shift: not zero where the prior is wrong
+    output = model(frames, 2.0)
+    prior = output["prior_flow"]
+    assert prior_shift(prior).abs().max() > 0.5
+    (output["prediction"] - torch.rand_like(output["prediction"])).abs().mean().backward()
+    assert gate.bias.grad[-1].abs() > 0 and gate.bias.grad[: 4].abs().max() > 0
+    with torch.no_grad():  # g = 1 everywhere: the flow is the prior sampled where the target pixel came from
+        gate.bias[-1] = 1.0
+        opened = model(frames, 2.0, prior_flow=prior)
+    torch.testing.assert_close(opened["flows"][0], prior + prior_shift(prior), rtol=0, atol=1e-5)
+    assert not torch.equal(opened["prediction"], output["prediction"])
+    save_atomic(model_checkpoint(model), tmp_path / "gate.pt")
+    loaded = load_model(tmp_path / "gate.pt")
+    assert loaded.prior_shift_gate and loaded.model_options["prior_shift_gate"] is True
+    assert torch.equal(loaded.predict(frames, 2.0), model.predict(frames, 2.0))
+    # a trained model without the gate starts a gated one with the same function (the gate at 0)
+    older = build_model("IFRNet_T", motion_prior="dis", prior_shift_input=True)
+    with torch.no_grad():
+        older.decoder1.convblock[-1].weight.normal_(0, 1e-3)
+    save_atomic(model_checkpoint(older), tmp_path / "older.pt")
+    widened = build_model("IFRNet_T", motion_prior="dis", prior_shift_input=True, prior_shift_gate=True)
+    report = init_from_weights(widened, tmp_path / "older.pt")
+    assert report["gate_added"] and report["widened"] == [] and not report["restarted_at_prior"]
+    assert not widened.decoder1.convblock[-1].weight[:, -1].any() and widened.decoder1.convblock[-1].bias[-1] == 0
+    torch.testing.assert_close(widened.eval().predict(frames, 2.0), older.eval().predict(frames, 2.0), rtol=0, atol=1e-6)
+    assert load_model(tmp_path / "older.pt").prior_shift_gate is False
+    assert TrainConfig(prior_shift_gate=True).model_options()["prior_shift_gate"] is True
+    assert "prior_shift_gate" not in TrainConfig(prior_shift_gate=True, motion_prior="none").model_options()
+
+
 def test_synthetic_headroom_scores_every_third_test_window(tiny_synthetic, capsys):
     headroom = load_script("synthetic_headroom")
     means = headroom.main([str(tiny_synthetic)])

@@ -216,6 +216,13 @@ class IFRNetModel(nn.Module):
             where the constant-velocity flow is sampled one displacement off; it tells where and
             by how much the prior is wrong without showing the motion itself. Adds 2K input
             channels to each decoder's first conv; the untrained model still predicts the prior.
+        prior_shift_gate: with a motion prior, decoder1 also emits a gate `g` (one channel), and
+            the full-resolution flow gets `g * prior_shift(prior)`: g = 1 samples the prior where
+            the target pixel came from (one fixed-point step), g = 0 keeps it where it is. The
+            gate starts at 0 (the untrained model predicts the prior), and its gradient is the
+            loss's agreement with that correction, so the network learns early where it applies
+            instead of building the displacement from its input through every layer. One more
+            output channel of decoder1.
     """
 
     def __init__(
@@ -227,6 +234,7 @@ class IFRNetModel(nn.Module):
         block: str = "resblock",
         motion_prior: str = "none",
         prior_shift_input: bool = False,
+        prior_shift_gate: bool = False,
     ):
         super().__init__()
         if context_frames < 2:
@@ -237,6 +245,8 @@ class IFRNetModel(nn.Module):
             raise ValueError(f"motion_prior must be one of {MOTION_PRIORS}, got {motion_prior!r}")
         if prior_shift_input and motion_prior == "none":
             raise ValueError("prior_shift_input needs a motion prior (motion_prior='dis' or 'lucas_kanade'); the published network has none")
+        if prior_shift_gate and motion_prior == "none":
+            raise ValueError("prior_shift_gate needs a motion prior (motion_prior='dis' or 'lucas_kanade'); the published network has none")
         c1, c2, c3, c4 = widths
         k = context_frames
         self.context_frames = k
@@ -253,11 +263,15 @@ class IFRNetModel(nn.Module):
         if self.prior_shift_input:  # earlier checkpoints, without the key, load as False
             self.model_options["prior_shift_input"] = True
         shift = 2 * k if self.prior_shift_input else 0
+        self.prior_shift_gate = bool(prior_shift_gate)
+        if self.prior_shift_gate:  # earlier checkpoints, without the key, load as False
+            self.model_options["prior_shift_gate"] = True
+        gate = 1 if self.prior_shift_gate else 0
         self.encoder = Encoder(widths, first_kernel)
         self.decoder4 = Decoder(k * c4 + 1 + shift, k * c4, 2 * k + c3, side_channels, block)
         self.decoder3 = Decoder((k + 1) * c3 + 2 * k + shift, (k + 1) * c3, 2 * k + c2, side_channels, block)
         self.decoder2 = Decoder((k + 1) * c2 + 2 * k + shift, (k + 1) * c2, 2 * k + c1, side_channels, block)
-        self.decoder1 = Decoder((k + 1) * c1 + 2 * k + shift, (k + 1) * c1, 2 * k + self.mask_channels + 3, side_channels, block)
+        self.decoder1 = Decoder((k + 1) * c1 + 2 * k + shift, (k + 1) * c1, 2 * k + self.mask_channels + 3 + gate, side_channels, block)
         if motion_prior != "none":
             self.start_at_prior()
 
@@ -324,7 +338,9 @@ class IFRNetModel(nn.Module):
             if level > 0:
                 refined.append(out[:, 2 * k :])
         mask_logits = out[:, 2 * k : 2 * k + self.mask_channels]
-        residual = out[:, 2 * k + self.mask_channels :]
+        residual = out[:, 2 * k + self.mask_channels : 2 * k + self.mask_channels + 3]
+        if self.prior_shift_gate:  # decoder1's last channel: how much of the fixed-point step to take
+            flows[-1] = flows[-1] + out[:, -1:] * prior_shift(prior[4])
         return flows[::-1], refined[::-1], mask_logits, residual
 
     def _blend_weights(self, mask_logits: torch.Tensor) -> torch.Tensor:

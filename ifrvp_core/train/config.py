@@ -30,7 +30,7 @@ from ifrvp_core.registry_names import DATASET_NAMES, MODEL_NAMES
 TEACHER_FLOW_MODES = {"auto": "auto_dis", "disk": "disk", "dis": "dis", "none": False}
 VAL_SPLITS = {"cityscapes": "val", "davis17": "val"}  # validation split per dataset (default "test")
 AMP_MODES = ("none", "bf16", "fp16")  # the trainer maps bf16 / fp16 to autocast dtypes (on a GPU); "none": float32
-LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency")
+LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency", "boundary")
 # These mirror lists of modules that import torch, so that `--help` shows them without torch;
 # tests/test_train_cli.py checks that they equal the originals (model and dataset names: `registry_names`).
 BAD_SAMPLE_CHOICES = ("skip", "fail")
@@ -127,6 +127,10 @@ class TrainConfig:
                                            "target pixel came from (zero for uniform motion; large at motion boundaries); "
                                            "ignored with --motion_prior none; false: the decoders see only the aligned "
                                            "features, as before 2026-12")
+    prior_shift_gate: bool = option(False, "with a motion prior, decoder1 also learns a gate g per pixel and the flow gets "
+                                           "g times the prior's shift (g = 1: the prior sampled where the target pixel came "
+                                           "from); g starts at 0, so training starts at the prior; ignored with "
+                                           "--motion_prior none")
     teacher_flow: str = option("auto", "teacher flow for the distillation loss: auto (a synthetic clip's exact flow, "
                                        "else prepared files, else DIS on the fly), "
                                        "disk (prepared files only), dis (on the fly), none", choices=tuple(TEACHER_FLOW_MODES))
@@ -165,6 +169,8 @@ class TrainConfig:
     loss_laplacian: float = option(0.0, "weight of the Laplacian pyramid loss")
     loss_perceptual: float = option(0.0, "weight of the VGG perceptual loss (needs --perceptual_weights)")
     loss_frequency: float = option(0.0, "weight of the frequency (FFT) loss")
+    loss_boundary: float = option(0.0, "weight of a Charbonnier loss at motion boundaries, where the motion prior is "
+                                       "sampled off (weight min(|prior shift| / 1 px, 1) per pixel); needs a motion prior")
     perceptual_weights: str | None = option(None, "VGG weights file for the perceptual loss")
     # robustness for long runs
     on_bad_sample: str = option("skip", "an unreadable training sample: skip (replace it; logged, counted) or fail "
@@ -231,6 +237,10 @@ class TrainConfig:
         if self.rollout_steps < 1 or (self.rollout_steps > 1 and self.task != "extrapolate"):
             raise ConfigError(f"{name('rollout_steps')} must be >= 1, and 1 unless --task is extrapolate; "
                               f"got {self.rollout_steps} with --task {self.task}")
+        if self.loss_boundary and self.resolved_motion_prior() == "none":
+            raise ConfigError(f"{name('loss_boundary')} {self.loss_boundary:g} needs a motion prior (the boundaries are where "
+                              f"the prior is sampled off), but --motion_prior resolves to none; use --motion_prior dis or "
+                              f"{name('loss_boundary')} 0")
         if self.max_bad_samples < 0 or self.max_bad_steps < 1:
             raise ConfigError(f"{name('max_bad_samples')} must be >= 0 and {name('max_bad_steps')} >= 1, "
                               f"got {self.max_bad_samples} and {self.max_bad_steps}")
@@ -282,6 +292,8 @@ class TrainConfig:
         options = {"context_frames": self.context_frames, **({} if prior == "none" else {"motion_prior": prior})}
         if self.prior_shift_input and prior != "none":  # the shift of no prior: nothing to add (e.g. a published-recipe variant)
             options["prior_shift_input"] = True
+        if self.prior_shift_gate and prior != "none":
+            options["prior_shift_gate"] = True
         return options
 
     def data_options(self) -> dict:

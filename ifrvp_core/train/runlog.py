@@ -138,7 +138,9 @@ class RunLog:
 
         config: the run's `TrainConfig`; teacher_flow: the training set's `teacher_source`; losses: its `LossConfig`.
         """
-        shift = "; prior shift input" if config.model_options().get("prior_shift_input") else ""
+        options = config.model_options()
+        shift = "; prior shift input" if options.get("prior_shift_input") else ""
+        shift += "; prior shift gate" if options.get("prior_shift_gate") else ""
         self.text(f"motion prior: {config.resolved_motion_prior()}{shift}; teacher flow: {teacher_flow}; "
                   f"distillation weight {losses.distillation}, beta {losses.distillation_beta}; "
                   f"lr {config.resolved_lr_start():g} -> {config.lr_end:g}")

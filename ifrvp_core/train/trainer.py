@@ -163,6 +163,7 @@ class Trainer:
     def _init_from(self, path: str) -> None:
         report = init_from_weights(self.model, path)
         widened = f", {len(report['widened'])} first convs given zero prior-shift channels" if report["widened"] else ""
+        widened += ", decoder1's output given a zero prior-shift gate" if report["gate_added"] else ""
         restart = "; output layers reset to zero: training starts at the motion prior" if report["restarted_at_prior"] else ""
         self.log.text(f"--init_from: weights from {report['source']} ({report['copied']} tensors copied{widened}){restart}")
 
