@@ -190,18 +190,11 @@ def init_from_weights(model: nn.Module, path) -> dict:
         value = state[key].to(target.dtype)
         if value.shape == target.shape:
             merged[key] = value
-        elif (shift and key.startswith("decoder") and key.endswith("convblock.0.0.weight") and value.dim() == 4
-              and target.shape[1] == value.shape[1] + shift and (target.shape[0], *target.shape[2:]) == (value.shape[0], *value.shape[2:])):
-            wide = torch.zeros_like(target)
-            wide[:, : value.shape[1]] = value
+        elif shift and key.startswith("decoder") and key.endswith("convblock.0.0.weight") and (
+                wide := zero_padded(value, target, axis=1, extra=shift)) is not None:
             merged[key] = wide
             widened.append(key)
-        elif key in gate_keys and value.dim() == target.dim() and _one_more_output(value.shape, target.shape, key):
-            wide = torch.zeros_like(target)
-            if value.dim() == 1:
-                wide[: value.shape[0]] = value
-            else:
-                wide[:, : value.shape[1]] = value
+        elif key in gate_keys and (wide := zero_padded(value, target, axis=0 if key.endswith(".bias") else 1, extra=1)) is not None:
             merged[key] = wide
             gated.append(key)
         else:
@@ -218,11 +211,22 @@ def init_from_weights(model: nn.Module, path) -> dict:
                 restarted_at_prior=restart)
 
 
-def _one_more_output(file_shape, model_shape, key: str) -> bool:
-    """Whether a ConvTranspose2d weight (in, out, kh, kw) or bias (out,) of the model has one output more than the file's."""
-    axis = 0 if key.endswith(".bias") else 1
-    return (model_shape[axis] == file_shape[axis] + 1
-            and all(a == b for index, (a, b) in enumerate(zip(file_shape, model_shape)) if index != axis))
+def zero_padded(value: torch.Tensor, target: torch.Tensor, axis: int, extra: int) -> torch.Tensor | None:
+    """`value` with `extra` zero entries appended along `axis`, when that gives `target`'s shape; else None.
+
+    Loads a smaller layer into one with more inputs (a first conv's shift channels, axis 1) or more
+    outputs (a ConvTranspose2d's gate: weight axis 1, bias axis 0); the new entries are zeros, so the
+    loaded network's function is unchanged.
+    """
+    expected = list(value.shape)
+    if axis >= len(expected):
+        return None
+    expected[axis] += extra
+    if tuple(expected) != tuple(target.shape):
+        return None
+    wide = torch.zeros_like(target)
+    wide.narrow(axis, 0, value.shape[axis]).copy_(value)
+    return wide
 
 
 def infer_model_config(state: dict) -> tuple[str, int]:

@@ -23,7 +23,12 @@ def charbonnier_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float 
 
     prediction, target: (B, C, H, W).
     """
-    return (torch.sqrt((prediction - target) ** 2 + eps) - math.sqrt(eps)).mean()
+    return charbonnier_map(prediction, target, eps).mean()
+
+
+def charbonnier_map(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The per-element Charbonnier penalty sqrt(d^2 + eps) - sqrt(eps), same shape as the inputs."""
+    return torch.sqrt((prediction - target) ** 2 + eps) - math.sqrt(eps)
 
 
 def boundary_loss(prediction: torch.Tensor, target: torch.Tensor, prior_flow: torch.Tensor, shift_px: float = 1.0,
@@ -39,7 +44,7 @@ def boundary_loss(prediction: torch.Tensor, target: torch.Tensor, prior_flow: to
     with torch.no_grad():  # the prior is data, not a parameter
         shift = prior_shift(prior_flow.float())[:, -2:]
         weight = (shift.norm(dim=1, keepdim=True) / shift_px).clamp(max=1.0).to(prediction.dtype)
-    return (weight * (torch.sqrt((prediction - target) ** 2 + eps) - math.sqrt(eps))).mean()
+    return (weight * charbonnier_map(prediction, target, eps)).mean()
 
 
 def _patch_transform(image: torch.Tensor, patch_size: int) -> torch.Tensor:
