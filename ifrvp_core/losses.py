@@ -31,6 +31,20 @@ def charbonnier_map(prediction: torch.Tensor, target: torch.Tensor, eps: float =
     return torch.sqrt((prediction - target) ** 2 + eps) - math.sqrt(eps)
 
 
+def rmse_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over samples of each sample's root-mean-square error, sqrt(mean(d^2) + eps) - sqrt(eps).
+
+    Inside a sample the pixel errors are squared before they are averaged, as in PSNR (a per-frame
+    MSE): where a pixel's future is uncertain it is minimised by the mean of what it may be, while
+    Charbonnier, a smooth L1, settles on their median. The square root keeps the gradient's size
+    that of an L1 term, so it needs no re-weighting against the other terms.
+    prediction, target: (B, C, H, W).
+    """
+    per_sample = (prediction - target).pow(2).flatten(1).mean(1)
+    floor = torch.sqrt(per_sample.new_tensor(eps))  # in the inputs' precision, so identical inputs give exactly 0
+    return (torch.sqrt(per_sample + eps) - floor).mean()
+
+
 def boundary_loss(prediction: torch.Tensor, target: torch.Tensor, prior_flow: torch.Tensor, shift_px: float = 1.0,
                   eps: float = 1e-6) -> torch.Tensor:
     """Charbonnier where the motion prior is sampled off: at motion boundaries, where a correction can be learned.
@@ -236,6 +250,7 @@ class LossConfig:
     perceptual: float = 0.0
     frequency: float = 0.0
     boundary: float = 0.0  # Charbonnier at motion boundaries (needs a motion prior)
+    rmse: float = 0.0  # per-sample RMSE: the mean-seeking reconstruction term PSNR rewards
     perceptual_weights: str | None = None
 
     @classmethod
@@ -271,6 +286,8 @@ class PredictionLoss(nn.Module):
         terms = {}
         if config.charbonnier:
             terms["charbonnier"] = (config.charbonnier, charbonnier_loss(prediction, target))
+        if config.rmse:
+            terms["rmse"] = (config.rmse, rmse_loss(prediction, target))
         if config.census:
             terms["census"] = (config.census, census_loss(prediction, target))
         if config.geometry and "target_features" in output:

@@ -13,6 +13,7 @@ from ifrvp_core.losses import (
     frequency_loss,
     geometry_loss,
     laplacian_loss,
+    rmse_loss,
 )
 
 IMAGE_LOSSES = {
@@ -147,3 +148,22 @@ def test_loss_config_round_trip_and_unknown_keys():
     assert LossConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown loss config keys: \\['censsus'\\]"):
         LossConfig.from_dict({"censsus": 1.0})
+
+
+def test_rmse_loss_is_each_samples_root_mean_square_error_and_seeks_the_mean():
+    prediction, target = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    assert rmse_loss(prediction, target).item() == 0.0
+    target[0] = 0.3  # sample 0 is off by 0.3 everywhere, sample 1 by 0.1 on half of its pixels
+    target[1, :, :2] = 0.1
+    expected = ((0.3 ** 2 + 1e-8) ** 0.5 + (0.1 ** 2 / 2 + 1e-8) ** 0.5) / 2 - 1e-4  # sqrt(mse + eps) - sqrt(eps)
+    assert rmse_loss(prediction, target).item() == pytest.approx(expected, abs=1e-6)
+    # a target whose pixels are 0 or 1 half and half, predicted by one grey level c: inside a sample the
+    # errors are squared before they are averaged, so RMSE is lowest at the mean (0.5); Charbonnier is flat
+    half = torch.zeros(1, 3, 4, 4)
+    half[..., :2] = 1.0
+    rmse = {c: rmse_loss(torch.full_like(half, c), half).item() for c in (0.0, 0.25, 0.5)}
+    assert rmse[0.5] < rmse[0.25] < rmse[0.0] and rmse[0.5] == pytest.approx(0.5, abs=1e-3)
+    charbonnier = {c: charbonnier_loss(torch.full_like(half, c), half).item() for c in (0.0, 0.25, 0.5)}
+    assert max(charbonnier.values()) - min(charbonnier.values()) < 1e-3
+    _, terms = PredictionLoss(LossConfig(charbonnier=0.0, rmse=1.0))({"prediction": prediction}, target)
+    assert set(terms) == {"rmse", "census"} and terms["rmse"].item() == pytest.approx(expected, abs=1e-6)

@@ -102,6 +102,8 @@ def test_a_bool_flag_alone_means_true_and_takes_a_value():
     ("--dataset", "vimeo", "--dataset must be one of synthetic, vimeo90k,"),
     ("--model_name", "IFRNet_XS", "--model_name must be one of IFRNet, IFRNet_L, IFRNet_S, IFRNet_T, IFRNet_ELAN; got 'IFRNet_XS' (did you mean"),
     ("--crop_size", "0", "--crop_size must be a positive integer or 'auto'; got 0"),
+    ("--loss_rmse", "-1", "--loss_rmse must be a finite weight >= 0 (0 switches the term off); got -1.0"),
+    ("--loss_census", "nan", "--loss_census must be a finite weight >= 0 (0 switches the term off); got nan"),
 ])
 def test_bad_values_name_the_flag_and_the_valid_values(flag, value, expected, capsys):
     with pytest.raises(ConfigError) as raised:
@@ -109,6 +111,13 @@ def test_bad_values_name_the_flag_and_the_valid_values(flag, value, expected, ca
     assert str(raised.value).startswith(expected), str(raised.value)
     assert main([flag, value]) == 2
     assert f"ifrvp train: error: {expected}" in capsys.readouterr().err
+
+
+def test_all_loss_weights_zero_is_refused():
+    zeros = [value for term in ("charbonnier", "census", "geometry", "distillation") for value in (f"--loss_{term}", "0")]
+    with pytest.raises(ConfigError, match="every loss weight is 0 .*loss_rmse.*nothing to train"):
+        TrainConfig.from_args(zeros)
+    assert TrainConfig.from_args(zeros + ["--loss_rmse", "1"]).loss_config().rmse == 1.0
 
 
 def test_a_far_miss_gets_no_did_you_mean():

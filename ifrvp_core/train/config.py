@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from ifrvp_core.registry_names import DATASET_NAMES, MODEL_NAMES
 TEACHER_FLOW_MODES = {"auto": "auto_dis", "disk": "disk", "dis": "dis", "none": False}
 VAL_SPLITS = {"cityscapes": "val", "davis17": "val"}  # validation split per dataset (default "test")
 AMP_MODES = ("none", "bf16", "fp16")  # the trainer maps bf16 / fp16 to autocast dtypes (on a GPU); "none": float32
-LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency", "boundary")
+LOSS_FIELDS = ("charbonnier", "census", "geometry", "distillation", "laplacian", "perceptual", "frequency", "boundary", "rmse")
 # These mirror lists of modules that import torch, so that `--help` shows them without torch;
 # tests/test_train_cli.py checks that they equal the originals (model and dataset names: `registry_names`).
 BAD_SAMPLE_CHOICES = ("skip", "fail")
@@ -171,6 +172,9 @@ class TrainConfig:
     loss_frequency: float = option(0.0, "weight of the frequency (FFT) loss")
     loss_boundary: float = option(0.0, "weight of a Charbonnier loss at motion boundaries, where the motion prior is "
                                        "sampled off (weight min(|prior shift| / 1 px, 1) per pixel); needs a motion prior")
+    loss_rmse: float = option(0.0, "weight of a per-sample RMSE reconstruction loss (minimised by the mean of the "
+                                    "possible targets, as PSNR is; Charbonnier's smooth L1 by their median); "
+                                    "docs/learning.md: --loss_charbonnier 0 --loss_rmse 1 on real footage")
     perceptual_weights: str | None = option(None, "VGG weights file for the perceptual loss")
     # robustness for long runs
     on_bad_sample: str = option("skip", "an unreadable training sample: skip (replace it; logged, counted) or fail "
@@ -237,6 +241,13 @@ class TrainConfig:
         if self.rollout_steps < 1 or (self.rollout_steps > 1 and self.task != "extrapolate"):
             raise ConfigError(f"{name('rollout_steps')} must be >= 1, and 1 unless --task is extrapolate; "
                               f"got {self.rollout_steps} with --task {self.task}")
+        for key in (f"loss_{term}" for term in LOSS_FIELDS):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ConfigError(f"{name(key)} must be a finite weight >= 0 (0 switches the term off); got {value!r}")
+        if not any(getattr(self, f"loss_{term}") for term in LOSS_FIELDS):
+            raise ConfigError(f"every loss weight is 0 (loss_{', loss_'.join(LOSS_FIELDS)}): nothing to train; "
+                              "give one a positive weight")
         if self.loss_boundary and self.resolved_motion_prior() == "none":
             raise ConfigError(f"{name('loss_boundary')} {self.loss_boundary:g} needs a motion prior (the boundaries are where "
                               f"the prior is sampled off), but --motion_prior resolves to none; use --motion_prior dis or "
