@@ -322,7 +322,7 @@ def test_learning_diagnostics_explain_a_run(tmp_path, capsys):
     movement = diagnostics.weight_movement(config, tmp_path / "runs" / "d" / "latest.pt")
     assert all(moved > 0 for moved, _ in movement.values()) and 0 < movement["encoder"][1] < 0.5  # 3 steps: a small move
     shares = diagnostics.loss_shares(config, tmp_path / "runs" / "d")
-    assert shares[0]["steps"].startswith("first tenth") and "charbonnier" in shares[0] and "%" in shares[0]["census"]
+    assert shares[0]["steps"].startswith("first tenth") and "rmse" in shares[0] and "charbonnier" not in shares[0] and "%" in shares[0]["census"]
     changes = diagnostics.prediction_changes(tmp_path / "runs" / "d" / "latest.pt", "frames", tmp_path / "clips", samples=2)
     assert changes["prior |flow| (px)"] > 1.0 and changes["flow correction (px)"] < changes["prior |flow| (px)"]
     assert 0.0 < changes["older frame weight"] < 0.2  # 3 steps from its start at 0.119

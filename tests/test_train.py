@@ -94,7 +94,7 @@ def test_training_writes_logs_checkpoints_and_summary(tiny_data, tmp_path):
     assert train[0]["lr"] == pytest.approx(5e-4) and train[-1]["lr"] == pytest.approx(cosine_lr(9, 10, 5e-4, 1e-5))  # lr_start auto, with the prior
     for record in train:
         assert math.isfinite(record["loss"]) and record["samples_per_s"] > 0 and 0 <= record["data_wait_share"] <= 1
-        assert {"charbonnier", "census", "geometry", "distillation"} <= set(record["terms"])
+        assert {"rmse", "census", "geometry", "distillation"} <= set(record["terms"]) and "charbonnier" not in record["terms"]  # the prior recipe's reconstruction term
     for record in val:
         assert 5 < record["psnr"] < 60 and 0 < record["ssim"] <= 1 and record["samples"] == 2
     assert (run_dir / "log.csv").read_text().splitlines()[0].startswith("kind,iteration,epoch,lr,loss")

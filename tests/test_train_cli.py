@@ -102,7 +102,7 @@ def test_a_bool_flag_alone_means_true_and_takes_a_value():
     ("--dataset", "vimeo", "--dataset must be one of synthetic, vimeo90k,"),
     ("--model_name", "IFRNet_XS", "--model_name must be one of IFRNet, IFRNet_L, IFRNet_S, IFRNet_T, IFRNet_ELAN; got 'IFRNet_XS' (did you mean"),
     ("--crop_size", "0", "--crop_size must be a positive integer or 'auto'; got 0"),
-    ("--loss_rmse", "-1", "--loss_rmse must be a finite weight >= 0 (0 switches the term off); got -1.0"),
+    ("--loss_rmse", "-1", "--loss_rmse must be a finite weight >= 0 (0 switches the term off) or auto; got -1.0"),
     ("--loss_census", "nan", "--loss_census must be a finite weight >= 0 (0 switches the term off); got nan"),
 ])
 def test_bad_values_name_the_flag_and_the_valid_values(flag, value, expected, capsys):
@@ -114,10 +114,46 @@ def test_bad_values_name_the_flag_and_the_valid_values(flag, value, expected, ca
 
 
 def test_all_loss_weights_zero_is_refused():
-    zeros = [value for term in ("charbonnier", "census", "geometry", "distillation") for value in (f"--loss_{term}", "0")]
+    zeros = [value for term in ("charbonnier", "census", "geometry", "distillation", "rmse") for value in (f"--loss_{term}", "0")]
     with pytest.raises(ConfigError, match="every loss weight is 0 .*loss_rmse.*nothing to train"):
         TrainConfig.from_args(zeros)
-    assert TrainConfig.from_args(zeros + ["--loss_rmse", "1"]).loss_config().rmse == 1.0
+    assert TrainConfig.from_args(zeros[:-2] + ["--loss_rmse", "1"]).loss_config().rmse == 1.0
+    # --loss_charbonnier 0 alone leaves RMSE's auto at 1: one reconstruction term stays
+    assert TrainConfig.from_args(zeros[:-2]).loss_config().rmse == 1.0
+
+
+@pytest.mark.parametrize("argv, charbonnier, rmse", [
+    ([], 0.0, 1.0),                                               # extrapolation with the DIS prior: RMSE
+    (["--motion_prior", "none"], 1.0, 0.0),                       # the published network: IFRNet's Charbonnier
+    (["--task", "interpolate"], 1.0, 0.0),
+    (["--loss_rmse", "0"], 1.0, 0.0),                             # switching RMSE off brings Charbonnier back
+    (["--loss_charbonnier", "1"], 1.0, 0.0),                      # naming Charbonnier makes it the one term
+    (["--loss_charbonnier", "0", "--motion_prior", "none"], 0.0, 1.0),
+    (["--loss_rmse", "2", "--task", "interpolate"], 0.0, 2.0),
+    (["--loss_charbonnier", "0.5", "--loss_rmse", "1"], 0.5, 1.0),  # both given: both used
+    (["--loss_charbonnier", "auto", "--loss_rmse", "auto"], 0.0, 1.0),
+])
+def test_the_reconstruction_term_auto(argv, charbonnier, rmse):
+    weights = TrainConfig.from_args(argv).loss_config()
+    assert (weights.charbonnier, weights.rmse) == (charbonnier, rmse)
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--loss_charbonnier", "much", "expected a loss weight such as 1 or 0, or 'auto'; got 'much'"),
+    ("--lr_start", "fast", "expected a learning rate such as 5e-4, or 'auto'; got 'fast'"),
+])
+def test_unparsable_auto_values_name_the_flag(flag, value, expected, capsys):
+    with pytest.raises(SystemExit):
+        TrainConfig.from_args([flag, value])
+    assert f"argument {flag}/--{flag[2:].replace('_', '-')}: {expected}" in capsys.readouterr().err
+
+
+def test_a_config_file_may_spell_the_reconstruction_weights_auto(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("loss_charbonnier: auto\nloss_rmse: auto\nmotion_prior: none\n")
+    config = TrainConfig.from_args(["--config", str(path)])
+    assert (config.loss_charbonnier, config.loss_rmse) == (None, None)
+    assert config.loss_weights()["charbonnier"] == 1.0 and config.loss_weights()["rmse"] == 0.0
 
 
 def test_a_far_miss_gets_no_did_you_mean():

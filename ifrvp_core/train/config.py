@@ -41,6 +41,8 @@ FLOW_REGIONS = ("crop", "frame")  # ifrvp_core.data.sample.FLOW_REGIONS
 IFRNET_CROP = 224  # IFRNet's training crop: the default for datasets on disk
 IFRNET_LR_START = 1e-4  # IFRNet's published learning rate (300 GPU epochs of interpolation)
 PRIOR_LR_START = 5e-4  # with a motion prior: the rate at which its corrections learn in a CPU budget (docs/learning.md)
+# Fields whose None means "auto" (the task's default); a config file may spell it `auto`.
+AUTO_FIELDS = ("crop_size", "lr_start", "loss_charbonnier", "loss_rmse")
 # What a run folder holds once a run has started in it (written by `RunLog` and the checkpoints).
 RUN_FILES = ("config.json", "log.jsonl", "log.csv", "summary.json", "latest.pt", "best.pt", "tensorboard")
 
@@ -79,6 +81,21 @@ def parse_lr(text: str):
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a learning rate such as 5e-4, or 'auto'; got {text!r}") from None
+
+
+def parse_weight(text: str):
+    """`--loss_charbonnier` / `--loss_rmse`: a weight such as 1 or 0, or "auto" for the recipe's choice (None)."""
+    if text.lower() in ("auto", "none", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a loss weight such as 1 or 0, or 'auto'; got {text!r}") from None
+
+
+def is_real_number(value) -> bool:
+    """An int or float, not a bool (YAML's `yes` reads as True, which Python counts as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def choice_error(label: str, value, choices) -> str:
@@ -161,7 +178,9 @@ class TrainConfig:
     save_interval_steps: int = option(0, "also save latest.pt every N steps (0: at each epoch end only)")
     log_interval: int = option(10, "write a train record every N steps")
     dist_timeout_min: float = option(30.0, "minutes a collective may wait for the other ranks (torchrun)")
-    loss_charbonnier: float = option(1.0, "weight of the Charbonnier reconstruction loss")
+    loss_charbonnier: float | None = option(None, "weight of the Charbonnier reconstruction loss (a smooth L1: minimised "
+                                                  "by the median of the possible targets); auto: see --loss_rmse",
+                                            metavar="W|auto", parse=parse_weight)
     loss_census: float = option(1.0, "weight of the census loss")
     loss_geometry: float = option(0.01, "weight of IFRNet's feature geometry loss")
     loss_distillation: float = option(0.01, "weight of the flow distillation loss (needs a teacher flow)")
@@ -172,9 +191,11 @@ class TrainConfig:
     loss_frequency: float = option(0.0, "weight of the frequency (FFT) loss")
     loss_boundary: float = option(0.0, "weight of a Charbonnier loss at motion boundaries, where the motion prior is "
                                        "sampled off (weight min(|prior shift| / 1 px, 1) per pixel); needs a motion prior")
-    loss_rmse: float = option(0.0, "weight of a per-sample RMSE reconstruction loss (minimised by the mean of the "
-                                    "possible targets, as PSNR is; Charbonnier's smooth L1 by their median); "
-                                    "docs/learning.md: --loss_charbonnier 0 --loss_rmse 1 on real footage")
+    loss_rmse: float | None = option(None, "weight of a per-sample RMSE reconstruction loss (minimised by the mean of "
+                                           "the possible targets, as PSNR is). auto: one reconstruction term, RMSE with "
+                                           "a motion prior (docs/learning.md), IFRNet's Charbonnier without; where only "
+                                           "one of --loss_charbonnier / --loss_rmse is given, the other is 1 if that one "
+                                           "is 0, else 0", metavar="W|auto", parse=parse_weight)
     perceptual_weights: str | None = option(None, "VGG weights file for the perceptual loss")
     # robustness for long runs
     on_bad_sample: str = option("skip", "an unreadable training sample: skip (replace it; logged, counted) or fail "
@@ -183,10 +204,9 @@ class TrainConfig:
     max_bad_steps: int = option(20, "consecutive non-finite steps (loss or gradient norm) that stop the run")
 
     def __post_init__(self):
-        if self.crop_size == "auto":  # a config file's `crop_size: auto` is the default
-            self.crop_size = None
-        if self.lr_start == "auto":  # likewise `lr_start: auto`
-            self.lr_start = None
+        for key in AUTO_FIELDS:  # a config file's `crop_size: auto` (and so on) is the default
+            if getattr(self, key) == "auto":
+                setattr(self, key, None)
 
     @property
     def run_dir(self) -> Path:
@@ -236,16 +256,19 @@ class TrainConfig:
             raise ConfigError(f"{name('crop_size')} must be a positive integer or 'auto'; got {self.crop_size!r}")
         for key in ("lr_start", "lr_end"):
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            if value is not None and not (is_real_number(value) and value > 0):
                 raise ConfigError(f"{name(key)} must be a positive number{' or auto' if key == 'lr_start' else ''}; got {value!r}")
         if self.rollout_steps < 1 or (self.rollout_steps > 1 and self.task != "extrapolate"):
             raise ConfigError(f"{name('rollout_steps')} must be >= 1, and 1 unless --task is extrapolate; "
                               f"got {self.rollout_steps} with --task {self.task}")
         for key in (f"loss_{term}" for term in LOSS_FIELDS):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-                raise ConfigError(f"{name(key)} must be a finite weight >= 0 (0 switches the term off); got {value!r}")
-        if not any(getattr(self, f"loss_{term}") for term in LOSS_FIELDS):
+            if value is None and key in AUTO_FIELDS:
+                continue
+            if not (is_real_number(value) and 0 <= value < math.inf):
+                auto = " or auto" if key in AUTO_FIELDS else ""
+                raise ConfigError(f"{name(key)} must be a finite weight >= 0 (0 switches the term off){auto}; got {value!r}")
+        if not any(self.loss_weights().values()):
             raise ConfigError(f"every loss weight is 0 (loss_{', loss_'.join(LOSS_FIELDS)}): nothing to train; "
                               "give one a positive weight")
         if self.loss_boundary and self.resolved_motion_prior() == "none":
@@ -275,6 +298,25 @@ class TrainConfig:
         if self.lr_start is not None:
             return float(self.lr_start)
         return PRIOR_LR_START if self.resolved_motion_prior() != "none" else IFRNET_LR_START
+
+    def loss_weights(self) -> dict:
+        """Each loss term's weight (`LOSS_FIELDS`), the reconstruction term's auto resolved.
+
+        There is one reconstruction term unless both weights are given: by default RMSE with a motion
+        prior (it seeks the mean of what a pixel may become, as PSNR rewards; docs/learning.md) and
+        IFRNet's Charbonnier without one (interpolation, `--motion_prior none`, the published recipes,
+        which name `loss_charbonnier`). Where only one of the two is given, the other is 1 when that one is
+        0 (so `--loss_rmse 0` brings Charbonnier back) and 0 otherwise.
+        """
+        weights = {term: getattr(self, f"loss_{term}") for term in LOSS_FIELDS}
+        charbonnier, rmse = weights["charbonnier"], weights["rmse"]
+        if charbonnier is None and rmse is None:
+            charbonnier, rmse = (0.0, 1.0) if self.resolved_motion_prior() != "none" else (1.0, 0.0)
+        elif charbonnier is None:
+            charbonnier = 0.0 if rmse else 1.0
+        elif rmse is None:
+            rmse = 0.0 if charbonnier else 1.0
+        return {**weights, "charbonnier": float(charbonnier), "rmse": float(rmse)}
 
     def resolved_crop_size(self) -> int:
         """The training crop: `crop_size`, or by default IFRNet's 224, capped to the generated synthetic set's frames."""
@@ -331,7 +373,7 @@ class TrainConfig:
         """The `LossConfig` of the loss weights."""
         from ifrvp_core.losses import LossConfig  # heavy (torch, torchvision): see the module docstring
 
-        return LossConfig(**{name: getattr(self, f"loss_{name}") for name in LOSS_FIELDS},
+        return LossConfig(**self.loss_weights(),
                           distillation_beta=self.loss_distillation_beta, perceptual_weights=self.perceptual_weights)
 
     def total_steps(self, steps_per_epoch: int) -> int:
@@ -382,7 +424,7 @@ def field_help(item: dataclasses.Field) -> str:
     if choices is not None:
         text += f"; one of {', '.join(str(c) for c in choices)}"
     default = item.default
-    shown = "auto" if item.name in ("crop_size", "lr_start") and default is None else ("none" if default is None else default)
+    shown = "auto" if item.name in AUTO_FIELDS and default is None else ("none" if default is None else default)
     text += f" (default: {str(shown).lower() if isinstance(shown, bool) else shown})"
     return text.replace("%", "%%")
 

@@ -43,13 +43,16 @@ ABLATION_VARIANTS: dict[str, tuple[str, dict]] = {
     "published IFRNet recipe": ("no motion prior: IFRNet as published (the network must find the motion itself)",
                                 dict(motion_prior="none")),
     "default recipe": ("the profile's recipe: DIS motion prior, the decoders see the prior's shift; teacher flow for "
-                       "every context frame; IFRNet's robust distillation", {}),
+                       "every context frame; IFRNet's robust distillation; per-sample RMSE + census", {}),
     "- prior shift input": ("the default without the prior's shift as a decoder input",
                             dict(prior_shift_input=False)),
     "plain distillation": ("the default with a non-robust distillation (beta 0: large flow errors count fully)",
                            dict(loss_distillation_beta=0.0)),
     "- distillation": ("the default without flow distillation (what a missing teacher used to do silently)",
                        dict(loss_distillation=0.0)),
+    "Charbonnier reconstruction": ("the default with IFRNet's Charbonnier (a smooth L1: the median of what a pixel may "
+                                   "become) in place of the per-sample RMSE (their mean, as PSNR rewards)",
+                                   dict(loss_charbonnier=1.0)),
     "+ Laplacian loss": ("the default plus the Laplacian-pyramid L1 term (weight 0.1)", dict(loss_laplacian=0.1)),
     "K = 3 context frames": ("the default with three context frames (acceleration observable)", dict(context_frames=3)),
 }
