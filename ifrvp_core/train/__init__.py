@@ -7,7 +7,8 @@
 The seed project's flags and defaults are kept (`--model_name IFRNet --epochs 300
 --batch_size 12 --lr_start 1e-4 --lr_end 1e-5 --log_path checkpoint --resume_epoch 0
 --resume_path None`). The recipe is IFRNet's: AdamW (no weight decay), cosine LR per iteration
-from lr_start to lr_end, Charbonnier + census + geometry + flow distillation.
+from lr_start to lr_end, Charbonnier + census + geometry + flow distillation (with a motion prior the
+per-sample RMSE replaces Charbonnier: `--loss_rmse auto`).
 
 The extrapolation recipe adds (each a flag, see `TrainConfig`; measured in notebook 06_ablations):
 `--motion_prior dis` (the decoders refine a correction of the constant-velocity DIS flow; or

@@ -1,7 +1,7 @@
 """The Trainer: setup from a `TrainConfig`, the training loop, one optimiser step, checkpoints.
 
 The recipe is IFRNet's: AdamW (no weight decay), cosine LR per iteration from lr_start to lr_end,
-Charbonnier + census + geometry + flow distillation (`PredictionLoss`). One process or many
+Charbonnier (with a motion prior: per-sample RMSE) + census + geometry + flow distillation (`PredictionLoss`). One process or many
 (`Dist`, DDP); only rank 0 writes. A run resumed from `latest.pt` continues bit-exactly.
 """
 from __future__ import annotations
