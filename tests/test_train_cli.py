@@ -328,3 +328,13 @@ def test_learning_rates_must_be_positive(tmp_path):
         TrainConfig.from_args(["--lr_start", "fast"])
     path.write_text("lr_start: auto\n")
     assert TrainConfig.from_args(["--config", str(path)]).resolved_lr_start() == 5e-4
+
+
+def test_an_auto_flag_wins_over_the_config_file(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("lr_start: 2.0e-4\nloss_charbonnier: 1.0\ncrop_size: 64\n")
+    from_file = TrainConfig.from_args(["--config", str(path)])
+    assert (from_file.resolved_lr_start(), from_file.loss_weights()["rmse"], from_file.resolved_crop_size()) == (2e-4, 0.0, 64)
+    flags = TrainConfig.from_args(["--config", str(path), "--lr_start", "auto", "--loss_charbonnier", "auto", "--crop_size", "auto"])
+    assert (flags.lr_start, flags.loss_charbonnier, flags.crop_size) == (None, None, None)
+    assert flags.resolved_lr_start() == 5e-4 and flags.loss_weights()["rmse"] == 1.0 and flags.resolved_crop_size() == TrainConfig().resolved_crop_size()

@@ -64,9 +64,9 @@ def option(default, help: str, choices=None, parse=None, metavar=None):
 
 
 def parse_crop_size(text: str):
-    """`--crop_size`: a positive integer, or "auto" / "none" for the per-dataset default (None)."""
+    """`--crop_size`: a positive integer, or "auto" / "none" for the per-dataset default ("auto": `TrainConfig` makes it None)."""
     if text.lower() in ("auto", "none", ""):
-        return None
+        return "auto"  # not None: a flag's None means "not given", and a given auto must win over a config file
     try:
         return int(text)
     except ValueError:
@@ -74,9 +74,9 @@ def parse_crop_size(text: str):
 
 
 def parse_lr(text: str):
-    """`--lr_start`: a positive number, or "auto" for the task's default (None)."""
+    """`--lr_start`: a positive number, or "auto" for the task's default ("auto": `TrainConfig` makes it None)."""
     if text.lower() in ("auto", "none", ""):
-        return None
+        return "auto"  # as parse_crop_size
     try:
         return float(text)
     except ValueError:
@@ -84,9 +84,9 @@ def parse_lr(text: str):
 
 
 def parse_weight(text: str):
-    """`--loss_charbonnier` / `--loss_rmse`: a weight such as 1 or 0, or "auto" for the recipe's choice (None)."""
+    """`--loss_charbonnier` / `--loss_rmse`: a weight such as 1 or 0, or "auto" for the recipe's choice ("auto": None)."""
     if text.lower() in ("auto", "none", ""):
-        return None
+        return "auto"  # as parse_crop_size
     try:
         return float(text)
     except ValueError:
