@@ -63,34 +63,29 @@ def option(default, help: str, choices=None, parse=None, metavar=None):
     return field(default=default, metadata=metadata)
 
 
-def parse_crop_size(text: str):
-    """`--crop_size`: a positive integer, or "auto" / "none" for the per-dataset default ("auto": `TrainConfig` makes it None)."""
-    if text.lower() in ("auto", "none", ""):
-        return "auto"  # not None: a flag's None means "not given", and a given auto must win over a config file
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+def auto_or(convert, error: str):
+    """An argparse type for a flag that takes a value or "auto" / "none" / "" (the default).
+
+    It returns "auto", not None, for those: a flag's None means "not given", and a given auto must
+    win over a config file (`TrainConfig` then makes it None). `error` names the valid values, with
+    `{!r}` where the text goes.
+    """
+    def parse(text: str):
+        if text.lower() in ("auto", "none", ""):
+            return "auto"
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(error.format(text)) from None
+    return parse
 
 
-def parse_lr(text: str):
-    """`--lr_start`: a positive number, or "auto" for the task's default ("auto": `TrainConfig` makes it None)."""
-    if text.lower() in ("auto", "none", ""):
-        return "auto"  # as parse_crop_size
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a learning rate such as 5e-4, or 'auto'; got {text!r}") from None
-
-
-def parse_weight(text: str):
-    """`--loss_charbonnier` / `--loss_rmse`: a weight such as 1 or 0, or "auto" for the recipe's choice ("auto": None)."""
-    if text.lower() in ("auto", "none", ""):
-        return "auto"  # as parse_crop_size
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a loss weight such as 1 or 0, or 'auto'; got {text!r}") from None
+# `--crop_size`: a positive integer, or auto for the per-dataset default
+parse_crop_size = auto_or(int, "expected a positive integer or 'auto', got {!r}")
+# `--lr_start`: a positive number, or auto for the task's default
+parse_lr = auto_or(float, "expected a learning rate such as 5e-4, or 'auto'; got {!r}")
+# `--loss_charbonnier` / `--loss_rmse`: a weight, or auto for the recipe's reconstruction term
+parse_weight = auto_or(float, "expected a loss weight such as 1 or 0, or 'auto'; got {!r}")
 
 
 def is_real_number(value) -> bool:
